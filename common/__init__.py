@@ -1,0 +1,1 @@
+"""Code shared by the four models: NPU/CPU session set-up, Ascend flags, step timing, errors."""

@@ -1,0 +1,142 @@
+# Shared logic of the Ascend-style wrappers (<model>/test/train_*.sh). Source it, do not run it.
+#
+# A wrapper sets Network, BatchSize (per device), RankSize and its flag defaults, then:
+#   source "<repo>/common/ascend_wrapper.sh"
+#   wrapper_flag data_path "source data of training"   # each --key=value flag the wrapper accepts
+#   wrapper_parse "$@"                                 # --help, flag parsing, output dir, log, timer
+#   extract_losses()   { ...prints one loss per line from the log file "$1"... }
+#   extract_accuracy() { ...prints the final accuracy from "$1" (optional; None if undefined)... }
+#   wrapper_run "$PYTHON" train.py --data_dir="$data_path" $(ascend_args)
+#   wrapper_summary acc        # or perf
+#
+# Outputs: $OUTPUT_DIR = ${OUTPUT_ROOT:-<model>/test/output}/$ASCEND_DEVICE_ID with the full log
+# train_$ASCEND_DEVICE_ID.log, checkpoints under ckpt*/, ${CaseName}.log and train_${CaseName}_loss.txt.
+# The step time comes from the `step_time_summary:` line of common/step_timer.py (warm-up excluded).
+
+WRAPPER_SCRIPT="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)/$(basename "${BASH_SOURCE[1]}")"
+MODEL_DIR="$(cd "$(dirname "$WRAPPER_SCRIPT")/.." && pwd)"
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$REPO_DIR/.venv/bin/python" ]; then PYTHON="$REPO_DIR/.venv/bin/python"; else PYTHON=python3; fi
+fi
+export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
+ASCEND_DEVICE_ID="${ASCEND_DEVICE_ID:-0}"
+export ASCEND_DEVICE_ID
+RankSize="${RankSize:-${RANK_SIZE:-1}}"
+FPS_UNIT="${FPS_UNIT:-images}"
+
+WRAPPER_FLAGS=()
+WRAPPER_HELP=()
+
+wrapper_flag() {  # name "help text": declare a --name=value flag stored in the shell variable $name
+  WRAPPER_FLAGS+=("$1")
+  WRAPPER_HELP+=("$(printf '    --%-22s %s (default: %s)' "$1" "$2" "${!1:-none}")")
+}
+
+# Ascend flags every wrapper passes through to its script (empty: the script's own default).
+for _flag in precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling; do
+  printf -v "$_flag" '%s' "${!_flag:-}"
+done
+unset _flag
+
+wrapper_usage() {
+  echo "usage: $(basename "$WRAPPER_SCRIPT") [--flag=value ...]"
+  echo "parameter explain:"
+  printf '%s\n' "${WRAPPER_HELP[@]}"
+  echo "    --precision_mode         precision mode (allow_fp32_to_fp16/force_fp16/must_keep_origin_dtype/allow_mix_precision)"
+  echo "    --loss_scale             off, dynamic or a fixed scale such as 1024"
+  echo "    --iterations_per_loop    steps per NPU loop"
+  echo "    --over_dump              if or not over detection, default is False"
+  echo "    --data_dump_flag         data dump flag, default is False"
+  echo "    --data_dump_step         data dump step, default is 10"
+  echo "    --profiling              if or not profiling for performance debug, default is False"
+  echo "    -h/--help                show help message"
+  echo "Environment: ASCEND_DEVICE_ID (default 0), OUTPUT_ROOT (default <model>/test/output), PYTHON."
+}
+
+wrapper_parse() {
+  local arg key value known
+  for arg in "$@"; do
+    case "$arg" in
+      -h|--help) wrapper_usage; exit 0 ;;
+      --*=*) key="${arg%%=*}"; key="${key#--}"; value="${arg#*=}" ;;
+      --*) key="${arg#--}"; value=True ;;
+      *) echo "$(basename "$WRAPPER_SCRIPT"): unexpected argument '$arg' (flags are --key=value; see --help)" >&2
+         exit 2 ;;
+    esac
+    known=no
+    case " ${WRAPPER_FLAGS[*]} precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling " in
+      *" $key "*) known=yes ;;
+    esac
+    if [ "$known" != yes ]; then
+      echo "$(basename "$WRAPPER_SCRIPT"): unknown flag --$key (see --help)" >&2
+      exit 2
+    fi
+    printf -v "$key" '%s' "$value"
+  done
+  OUTPUT_DIR="${OUTPUT_ROOT:-$MODEL_DIR/test/output}/$ASCEND_DEVICE_ID"
+  mkdir -p "$OUTPUT_DIR"
+  OUTPUT_DIR="$(cd "$OUTPUT_DIR" && pwd)"
+  LOG="$OUTPUT_DIR/train_$ASCEND_DEVICE_ID.log"
+  : > "$LOG"
+  WRAPPER_START=$(date +%s.%N)
+  echo "log: $LOG"
+}
+
+ascend_args() {  # the Ascend flags the user set, as --key=value words for the Python script
+  local flag
+  for flag in precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling; do
+    if [ -n "${!flag}" ]; then printf -- '--%s=%s ' "$flag" "${!flag}"; fi
+  done
+  if [ -n "$over_dump$data_dump_flag$profiling" ]; then printf -- '--dump_path=%s ' "$OUTPUT_DIR/dump"; fi
+}
+
+wrapper_run() {  # run one training/eval command from the model directory, log tee'd; its failure is ours
+  local status=0
+  echo "+ $*" | tee -a "$LOG"
+  (cd "$MODEL_DIR" && "$@") 2>&1 | tee -a "$LOG" || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
+    exit "$status"
+  fi
+}
+
+wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.log
+  local kind="$1" mean_dt e2e
+  e2e=$(awk -v s="$WRAPPER_START" -v e="$(date +%s.%N)" 'BEGIN{printf "%d", e - s + 0.5}')
+  mean_dt=$(grep -a 'step_time_summary:' "$LOG" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
+  if [ -z "$mean_dt" ] || [ "$mean_dt" = nan ]; then
+    echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in $LOG" >&2
+    exit 1
+  fi
+  CaseName="${Network}_bs${BatchSize}_${RankSize}p_${kind}"
+  ActualFPS=$(awk -v b="$BatchSize" -v r="$RankSize" -v t="$mean_dt" 'BEGIN{printf "%.2f", b * r / t}')
+  TrainingTime=$(awk -v t="$mean_dt" 'BEGIN{printf "%.2f", t * 1000}')
+  local loss_file="$OUTPUT_DIR/train_${CaseName}_loss.txt"
+  if declare -F extract_losses >/dev/null; then extract_losses "$LOG" > "$loss_file" || true; else : > "$loss_file"; fi
+  ActualLoss=$(awk 'NF {last=$0} END {print (last == "" ? "None" : last)}' "$loss_file")
+  TrainAccuracy=None
+  if [ "$kind" = acc ] && declare -F extract_accuracy >/dev/null; then
+    TrainAccuracy=$(extract_accuracy "$LOG" | tail -n 1)
+    TrainAccuracy="${TrainAccuracy:-None}"
+  fi
+  DeviceType=$(uname -m)
+  {
+    echo "------------------ Final result ------------------"
+    echo "Final Performance ${FPS_UNIT}/sec : $ActualFPS"
+    echo "Final Train Accuracy : $TrainAccuracy"
+    echo "E2E Training Duration sec : $e2e"
+  } | tee -a "$LOG"
+  {
+    echo "Network = $Network"
+    echo "RankSize = $RankSize"
+    echo "BatchSize = $BatchSize"
+    echo "DeviceType = $DeviceType"
+    echo "CaseName = $CaseName"
+    echo "ActualFPS = $ActualFPS"
+    echo "TrainingTime = $TrainingTime"
+    echo "TrainAccuracy = $TrainAccuracy"
+    echo "ActualLoss = $ActualLoss"
+    echo "E2ETrainingTime = $e2e"
+  } | tee "$OUTPUT_DIR/$CaseName.log" >> "$LOG"
+}

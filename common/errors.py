@@ -1,0 +1,38 @@
+"""One-line errors for users: bad flags, missing or malformed data, bad checkpoints, NaN losses."""
+import functools
+import math
+import sys
+
+
+class UserError(Exception):
+    """A problem the user can fix (flag, file, data); reported as one line, without a traceback."""
+
+
+class NonFiniteLossError(UserError):
+    """Training produced a NaN or infinite loss."""
+
+
+def check_finite(value, step, name="loss"):
+    """Raise NonFiniteLossError if a fetched scalar is NaN or infinite."""
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        raise NonFiniteLossError("%s is %s at step %d: training diverged (lower the learning rate, or enable "
+                                 "loss scaling with --loss_scale)" % (name, value, step))
+    return value
+
+
+def require(condition, message):
+    if not condition:
+        raise UserError(message)
+
+
+def main_guard(main):
+    """Decorate an entry point: a UserError prints 'error: ...' on one line and exits with status 2."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            print("error: %s" % err, file=sys.stderr, flush=True)
+            sys.exit(2)
+    return wrapped

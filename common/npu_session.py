@@ -1,0 +1,297 @@
+"""Session, run configuration and optimizer wrapping for Ascend NPUs, with a plain TensorFlow fallback.
+
+Every train script asks this module, and only this module, for its device configuration. When
+`npu_bridge` imports (an Ascend machine with the CANN TensorFlow adapter) the NPU route is used;
+otherwise the same calls return ordinary TensorFlow objects, so model code has one path.
+Set NPU_FALLBACK=1 to use the fallback even where npu_bridge is installed.
+"""
+import importlib
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+from common.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
+FALLBACK_ENV = "NPU_FALLBACK"
+# Dynamic loss scaling as the Ascend model zoo configures it.
+DYNAMIC_LOSS_SCALE = dict(init_loss_scale=2 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
+                          decr_ratio=0.5)
+
+
+class NpuOptions(object):
+    """Ascend-specific run options, validated on construction.
+
+    loss_scale: None (off), 'dynamic', or a positive number (fixed scale).
+    dump_path: directory for data/overflow dumps; profiling_options: the JSON string CANN expects.
+    """
+
+    def __init__(self, precision_mode="allow_fp32_to_fp16", loss_scale=None, iterations_per_loop=1,
+                 over_dump=False, data_dump_flag=False, data_dump_step="10", dump_path="",
+                 profiling=False, profiling_options="", enable_data_pre_proc=True):
+        self.precision_mode = precision_mode
+        self.loss_scale = parse_loss_scale(loss_scale)
+        self.iterations_per_loop = iterations_per_loop
+        self.over_dump = bool(over_dump)
+        self.data_dump_flag = bool(data_dump_flag)
+        self.data_dump_step = str(data_dump_step)
+        self.dump_path = os.path.abspath(dump_path or os.path.join(os.getcwd(), "npu_dump"))
+        self.profiling = bool(profiling)
+        self.profiling_options = profiling_options or json.dumps(
+            {"output": os.path.join(self.dump_path, "profiling"), "training_trace": "on", "task_trace": "on"})
+        self.enable_data_pre_proc = bool(enable_data_pre_proc)
+        self._validate()
+
+    def _validate(self):
+        if self.precision_mode not in PRECISION_MODES:
+            raise UserError("unknown precision_mode %r: choose one of %s"
+                            % (self.precision_mode, ", ".join(PRECISION_MODES)))
+        if isinstance(self.iterations_per_loop, bool) or not isinstance(self.iterations_per_loop, int) \
+                or self.iterations_per_loop < 1:
+            raise UserError("iterations_per_loop must be a positive integer, got %r" % (self.iterations_per_loop,))
+        if self.profiling:
+            try:
+                json.loads(self.profiling_options)
+            except ValueError:
+                raise UserError("profiling_options must be a JSON object, got %r" % self.profiling_options)
+
+    def __repr__(self):
+        return "NpuOptions(%s)" % ", ".join("%s=%r" % kv for kv in sorted(vars(self).items()))
+
+
+def parse_loss_scale(value):
+    """'off'/'false'/None -> None, 'dynamic'/'true' -> 'dynamic', a positive number -> float."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "dynamic"
+    text = str(value).strip().lower()
+    if text in ("", "off", "false", "none", "no"):
+        return None
+    if text in ("dynamic", "true", "on", "yes"):
+        return "dynamic"
+    try:
+        scale = float(text)
+    except ValueError:
+        raise UserError("loss_scale must be 'off', 'dynamic' or a positive number, got %r" % (value,))
+    if not scale > 0 or scale == float("inf"):
+        raise UserError("loss_scale must be a positive finite number, got %r" % (value,))
+    return scale
+
+
+_npu = None  # cached result of the npu_bridge probe: a dict of modules, or False
+_announced = False
+
+
+def npu_modules():
+    """The npu_bridge modules this project uses, or None when running on the fallback."""
+    global _npu
+    if os.environ.get(FALLBACK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    if _npu is None:
+        try:
+            importlib.import_module("npu_bridge")
+            _npu = {name: importlib.import_module("npu_bridge.estimator." + name) for name in (
+                "npu.npu_config", "npu.npu_optimizer", "npu.npu_loss_scale_optimizer",
+                "npu.npu_loss_scale_manager", "npu.util", "npu_ops")}
+        except ImportError:
+            _npu = False
+    return _npu or None
+
+
+def on_npu():
+    return npu_modules() is not None
+
+
+def reset_probe():
+    """Forget the cached npu_bridge probe (tests swap fake packages in and out)."""
+    global _npu, _announced
+    _npu = None
+    _announced = False
+
+
+def describe(options):
+    """One line saying which device route runs and what precision is really used."""
+    scale = options.loss_scale if options.loss_scale in (None, "dynamic") else "fixed %g" % options.loss_scale
+    scale = scale or "off"
+    if on_npu():
+        return ("device: Ascend NPU (npu_bridge); precision_mode=%s; loss scale: %s; iterations_per_loop=%d"
+                % (options.precision_mode, scale, options.iterations_per_loop))
+    gpus = tf.test.is_built_with_cuda() and tf.test.is_gpu_available()
+    extras = [name for name, on in (("data dump", options.data_dump_flag), ("overflow dump", options.over_dump),
+                                    ("profiling", options.profiling)) if on]
+    return ("device: %s fallback (npu_bridge not in use); compute precision: fp32 (precision_mode=%s applies "
+            "on Ascend only); loss scale: %s%s%s"
+            % ("GPU" if gpus else "CPU", options.precision_mode, scale,
+               "; iterations_per_loop=%d is Ascend-only, one step per run here" % options.iterations_per_loop
+               if options.iterations_per_loop > 1 else "",
+               "; ignored off Ascend: " + ", ".join(extras) if extras else ""))
+
+
+def announce(options):
+    """Log describe() once per process."""
+    global _announced
+    if not _announced:
+        _announced = True
+        line = describe(options)
+        log.info(line)
+        print(line, flush=True)
+
+
+def _fallback_threads(config):
+    # Intra-op threads do the math; a couple of inter-op threads keep the input pipeline moving.
+    config.intra_op_parallelism_threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", os.cpu_count() or 1))
+    config.inter_op_parallelism_threads = int(os.environ.get("TF_NUM_INTEROP_THREADS", 2))
+
+
+def _base_config():
+    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    config.gpu_options.allow_growth = True
+    return config
+
+
+def session_config(options):
+    """A tf.ConfigProto for tf.Session / MonitoredSession; carries the NpuOptimizer settings on Ascend."""
+    announce(options)
+    config = _base_config()
+    if not on_npu():
+        _fallback_threads(config)
+        return config
+    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+    custom_op = config.graph_options.rewrite_options.custom_optimizers.add()
+    custom_op.name = "NpuOptimizer"
+    params = custom_op.parameter_map
+    params["use_off_line"].b = True
+    params["precision_mode"].s = tf.compat.as_bytes(options.precision_mode)
+    params["iterations_per_loop"].i = options.iterations_per_loop
+    params["enable_data_pre_proc"].b = options.enable_data_pre_proc
+    params["mix_compile_mode"].b = False
+    if options.data_dump_flag:
+        params["enable_dump"].b = True
+        params["dump_path"].s = tf.compat.as_bytes(options.dump_path)
+        params["dump_step"].s = tf.compat.as_bytes(options.data_dump_step)
+        params["dump_mode"].s = tf.compat.as_bytes("all")
+    if options.over_dump:
+        params["enable_dump_debug"].b = True
+        params["dump_path"].s = tf.compat.as_bytes(options.dump_path)
+        params["dump_debug_mode"].s = tf.compat.as_bytes("all")
+    if options.profiling:
+        params["profiling_mode"].b = True
+        params["profiling_options"].s = tf.compat.as_bytes(options.profiling_options)
+    # The NPU graph compiler does its own fusion; TF's remapper and memory optimizer interfere with it.
+    config.graph_options.rewrite_options.remapping = RewriterConfig.OFF
+    config.graph_options.rewrite_options.memory_optimization = RewriterConfig.OFF
+    return config
+
+
+def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_max=5,
+               log_step_count_steps=100, save_summary_steps=100, distributed=False):
+    """NPURunConfig on Ascend, tf.estimator.RunConfig elsewhere, with the same checkpoint settings."""
+    announce(options)
+    common = dict(model_dir=model_dir, save_checkpoints_steps=save_checkpoints_steps,
+                  keep_checkpoint_max=keep_checkpoint_max, log_step_count_steps=log_step_count_steps,
+                  save_summary_steps=save_summary_steps)
+    npu = npu_modules()
+    if npu is None:
+        config = _base_config()
+        _fallback_threads(config)
+        return tf.estimator.RunConfig(session_config=config, **common)
+    cfg = npu["npu.npu_config"]
+    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+    # NPURunConfig adds the NpuOptimizer itself; the session config only switches off TF's rewrites.
+    config = _base_config()
+    config.graph_options.rewrite_options.remapping = RewriterConfig.OFF
+    config.graph_options.rewrite_options.memory_optimization = RewriterConfig.OFF
+    extra = {}
+    if options.data_dump_flag or options.over_dump:
+        extra["dump_config"] = cfg.DumpConfig(
+            enable_dump=options.data_dump_flag, dump_path=options.dump_path, dump_step=options.data_dump_step,
+            dump_mode="all", enable_dump_debug=options.over_dump, dump_debug_mode="all")
+    if options.profiling:
+        extra["profiling_config"] = cfg.ProfilingConfig(enable_profiling=True,
+                                                        profiling_options=options.profiling_options)
+    if distributed:
+        extra["hcom_parallel"] = True
+    return cfg.NPURunConfig(session_config=config, precision_mode=options.precision_mode,
+                            iterations_per_loop=options.iterations_per_loop,
+                            enable_data_pre_proc=options.enable_data_pre_proc, **dict(common, **extra))
+
+
+def estimator_class():
+    """NPUEstimator on Ascend (it compiles the graph for the device), tf.estimator.Estimator elsewhere."""
+    npu = npu_modules()
+    if npu is None:
+        return tf.estimator.Estimator
+    return importlib.import_module("npu_bridge.estimator.npu.npu_estimator").NPUEstimator
+
+
+def new_session(options, graph=None, target=""):
+    """A tf.compat.v1.Session configured for the current device route."""
+    return tf.compat.v1.Session(target=target, graph=graph, config=session_config(options))
+
+
+def keras_session(options, backend=None):
+    """Create a session with session_config() and install it as the Keras backend session.
+
+    backend: `tf.keras.backend` (default) or standalone `keras.backend`.
+    """
+    backend = backend or tf.keras.backend
+    sess = new_session(options)
+    backend.set_session(sess)
+    return sess
+
+
+def loss_scale_manager(options):
+    """The loss-scale manager for options.loss_scale, or None when loss scaling is off."""
+    if options.loss_scale is None:
+        return None
+    npu = npu_modules()
+    module = npu["npu.npu_loss_scale_manager"] if npu else tf.contrib.mixed_precision
+    if options.loss_scale == "dynamic":
+        return module.ExponentialUpdateLossScaleManager(**DYNAMIC_LOSS_SCALE)
+    return module.FixedLossScaleManager(options.loss_scale)
+
+
+def wrap_optimizer(optimizer, options, distributed=False):
+    """Add the NPU all-reduce (distributed Ascend runs) and loss scaling (when options ask for it).
+
+    Off Ascend, distribution is tf.distribute's business, so only loss scaling is added, with TF 1.15's
+    own LossScaleOptimizer; it skips the update and lowers a dynamic scale when gradients overflow.
+    """
+    npu = npu_modules()
+    if npu is not None and distributed:
+        optimizer = npu["npu.npu_optimizer"].NPUDistributedOptimizer(optimizer)
+    manager = loss_scale_manager(options)
+    if manager is None:
+        return optimizer
+    if npu is not None:
+        npu_lso = npu["npu.npu_loss_scale_optimizer"]
+        return npu_lso.NPULossScaleOptimizer(optimizer, manager, is_distributed=distributed)
+    return tf.contrib.mixed_precision.LossScaleOptimizer(optimizer, manager)
+
+
+def set_iterations_per_loop(sess, train_op, options):
+    """On Ascend, run `iterations_per_loop` steps on the device per sess.run; elsewhere return train_op."""
+    npu = npu_modules()
+    if npu is None or options.iterations_per_loop == 1:
+        return train_op
+    return npu["npu.util"].set_iteration_per_loop(sess, train_op, options.iterations_per_loop)
+
+
+def steps_per_run(options):
+    """How many training steps one sess.run of the (possibly looped) train op performs."""
+    return options.iterations_per_loop if on_npu() else 1
+
+
+def dropout(x, keep_prob, training=True):
+    """Dropout with the NPU's own kernel on Ascend; keep_prob is the probability of keeping a unit."""
+    if not training:
+        return x
+    npu = npu_modules()
+    if npu is not None:
+        return npu["npu_ops"].dropout(x, keep_prob)
+    return tf.nn.dropout(x, rate=1.0 - keep_prob)

@@ -1,0 +1,86 @@
+"""common/ascend_wrapper.sh driven by a tiny fake model: summary lines, case log, FPS, exit status."""
+import os
+import stat
+import textwrap
+
+import pytest
+
+from conftest import REPO, run
+
+FAKE_TRAIN = textwrap.dedent("""\
+    import sys
+    args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+    print("args:", sorted(args.items()))
+    for step, loss in enumerate([2.5, 1.5, 0.75], 1):
+        print("step %d loss : %.2f" % (step, loss))
+    print("accuracy_sources: 0.875")
+    print("step_time_summary: mean_dt=0.250000 steps=40 warmup=5 throughput=128.00 images/s")
+    sys.exit(int(args.get("exit_code", "0")))
+""")
+
+WRAPPER = textwrap.dedent("""\
+    #!/usr/bin/env bash
+    set -euo pipefail
+    Network=FakeNet_for_TensorFlow
+    BatchSize=32
+    data_path=""
+    exit_code=0
+    source "{repo}/common/ascend_wrapper.sh"
+    wrapper_flag data_path "source data of training"
+    wrapper_flag exit_code "exit status of the fake training"
+    wrapper_parse "$@"
+    extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
+    extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
+    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" $(ascend_args)
+    wrapper_summary acc
+""")
+
+
+@pytest.fixture
+def fake_model(tmp_path):
+    model = tmp_path / "fakemodel"
+    (model / "test").mkdir(parents=True)
+    (model / "fake_train.py").write_text(FAKE_TRAIN)
+    script = model / "test" / "train_full_1p.sh"
+    script.write_text(WRAPPER.format(repo=REPO))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return model
+
+
+def test_summary_lines_case_log_and_fps(fake_model, tmp_path):
+    out_root = tmp_path / "out"
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--data_path=/data/x",
+                "--precision_mode=allow_mix_precision"], cwd=tmp_path, OUTPUT_ROOT=out_root, ASCEND_DEVICE_ID=3)
+    out = proc.stdout
+    assert "Final Performance images/sec : 128.00" in out   # 32 images / 0.25 s
+    assert "Final Train Accuracy : 0.875" in out
+    assert "E2E Training Duration sec : " in out
+    assert "('data_dir', '/data/x')" in out and "('precision_mode', 'allow_mix_precision')" in out
+    device_dir = out_root / "3"
+    case = "FakeNet_for_TensorFlow_bs32_1p_acc"
+    keys = dict(line.split(" = ", 1) for line in (device_dir / (case + ".log")).read_text().splitlines())
+    assert keys["Network"] == "FakeNet_for_TensorFlow" and keys["RankSize"] == "1"
+    assert keys["BatchSize"] == "32" and keys["CaseName"] == case
+    assert keys["ActualFPS"] == "128.00" and keys["TrainingTime"] == "250.00"
+    assert keys["TrainAccuracy"] == "0.875" and keys["ActualLoss"] == "0.75"
+    assert set(keys) >= {"DeviceType", "E2ETrainingTime"}
+    assert (device_dir / ("train_%s_loss.txt" % case)).read_text().split() == ["2.50", "1.50", "0.75"]
+    log = (device_dir / "train_3.log").read_text()
+    assert "step 3 loss : 0.75" in log and "Final Performance images/sec : 128.00" in log
+
+
+def test_failing_command_fails_the_wrapper(fake_model, tmp_path):
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--exit_code=3"], cwd=fake_model / "test",
+               check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 3
+    assert "command failed with exit status 3" in proc.stdout
+    assert "Final Performance" not in proc.stdout
+
+
+def test_unknown_flag_and_help(fake_model, tmp_path):
+    script = str(fake_model / "test" / "train_full_1p.sh")
+    proc = run(["bash", script, "--bogus=1"], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 2 and "unknown flag --bogus" in proc.stdout
+    proc = run(["bash", script, "--help"], OUTPUT_ROOT=tmp_path / "out")
+    assert "--data_path" in proc.stdout and "--precision_mode" in proc.stdout
+    assert not os.path.exists(str(tmp_path / "out"))
