@@ -295,3 +295,20 @@ def dropout(x, keep_prob, training=True):
     if npu is not None:
         return npu["npu_ops"].dropout(x, keep_prob)
     return tf.nn.dropout(x, rate=1.0 - keep_prob)
+
+
+def broadcast_variables_op(variables=None, root_rank=0):
+    """An op copying rank root_rank's values of `variables` (default: all float globals) to every NPU.
+
+    Only the Ascend route needs it: MultiWorkerMirroredStrategy already starts replicas from the chief's values.
+    """
+    if npu_modules() is None:
+        return tf.no_op(name="broadcast_variables_noop")
+    hccl_ops = importlib.import_module("npu_bridge.hccl.hccl_ops")
+    variables = variables if variables is not None else tf.compat.v1.global_variables()
+    assigns = []
+    for var in variables:
+        if var.dtype.base_dtype.is_floating:
+            (value,) = hccl_ops.broadcast(tensor=[var], root_rank=root_rank)
+            assigns.append(tf.compat.v1.assign(var, value))
+    return tf.group(*assigns, name="broadcast_variables")

@@ -1,0 +1,66 @@
+"""A tiny data-parallel training job for the distributed tests (run by common.launch, one per rank).
+
+Trains a linear model with tf.keras under common.distributed's strategy on this rank's shard of a fixed
+data set, saves the final weights to <out>/weights_<rank>.npy, and (rank 0 only) a checkpoint.
+--combine K trains one process on the batches that K workers would see together.
+"""
+import argparse
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from common import distributed
+from common.errors import main_guard
+
+DATA = np.random.RandomState(0).randn(256, 4).astype(np.float32)
+TARGET = (DATA @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)).astype(np.float32)
+
+
+def dataset(rank, size, batch):
+    ds = tf.data.Dataset.from_tensor_slices((DATA, TARGET)).shard(size, rank)
+    return ds.batch(batch, drop_remainder=True).repeat()
+
+
+@main_guard
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=8, help="per-worker batch")
+    parser.add_argument("--combine", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--die_at_step", type=int, default=-1, help="rank 1 exits abruptly at this step")
+    args = parser.parse_args()
+    cluster = distributed.cluster_from_env()
+    print(cluster.describe(), flush=True)
+    if args.combine:
+        parts = [dataset(r, args.combine, args.batch) for r in range(args.combine)]
+        ds = tf.data.Dataset.zip(tuple(parts)).map(
+            lambda *pairs: (tf.concat([p[0] for p in pairs], 0), tf.concat([p[1] for p in pairs], 0)))
+    else:
+        ds = dataset(cluster.rank, cluster.size, cluster.dataset_batch_size(args.batch))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard = False   # sharded explicitly above
+        ds = ds.with_options(options)
+    strategy = cluster.strategy()
+    scope = strategy.scope() if strategy else tf.name_scope("")
+    with scope:
+        model = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(4,), kernel_initializer="zeros")])
+        model.compile(tf.keras.optimizers.SGD(args.lr), "mse")
+    callbacks = []
+    if cluster.rank == 1 and args.die_at_step >= 0:
+        callbacks.append(tf.keras.callbacks.LambdaCallback(
+            on_batch_end=lambda batch, logs: os._exit(3) if batch >= args.die_at_step else None))
+    model.fit(ds, epochs=1, steps_per_epoch=args.steps, verbose=0, callbacks=callbacks)
+    os.makedirs(args.out, exist_ok=True)
+    np.save(os.path.join(args.out, "weights_%d.npy" % cluster.rank), model.get_weights()[0])
+    ckpt_dir = distributed.checkpoint_dir(cluster, os.path.join(args.out, "ckpt"))
+    if ckpt_dir:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        model.save_weights(os.path.join(ckpt_dir, "model.ckpt"))
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
