@@ -1,0 +1,520 @@
+"""Stochastic weight averaging (Izmailov et al., arXiv 1803.05407) as a Keras callback: one implementation.
+
+`swa.keras` and `swa.tfkeras` call `make_flavour` with their own backend and Callback base class, so the
+standalone-Keras and tf.keras callbacks share every line of behaviour. The learning-rate schedules are
+plain functions (testable without a model); `BatchNormStatistics` computes exact batch-norm statistics
+for the averaged weights with a forward pass over the training data.
+"""
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from common.errors import UserError
+
+SCHEDULES = ("manual", "constant", "cyclic")
+
+
+class SWAError(UserError, ValueError):
+    """Bad SWA arguments or a model/fit configuration SWA cannot work with (raised before training)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Learning-rate schedules. Epochs and batches are 0-indexed here; `start` is the 0-indexed first SWA epoch.
+
+def constant_lr(epoch, start, init_lr, swa_lr):
+    """The paper's schedule: init_lr for the first half of the pre-SWA epochs, then a linear decay to swa_lr
+    that ends at 90% of them, then swa_lr (also for every SWA epoch)."""
+    if epoch >= start:
+        return swa_lr
+    t = epoch / float(start)
+    if t <= 0.5:
+        return init_lr
+    if t <= 0.9:
+        return init_lr + (swa_lr - init_lr) * (t - 0.5) / 0.4
+    return swa_lr
+
+
+def cyclic_lr(epoch, batch, start, freq, steps, init_lr, swa_lr, swa_lr2):
+    """Before `start` as constant_lr; then cycles of `freq` epochs (freq * steps batches) in which the rate
+    falls linearly per batch from swa_lr2 to swa_lr, reaching swa_lr exactly on the cycle's last batch."""
+    if epoch < start:
+        return constant_lr(epoch, start, init_lr, swa_lr)
+    cycle_len = freq * steps
+    i = ((epoch - start) % freq) * steps + min(batch, steps - 1) + 1    # 1 .. cycle_len within the cycle
+    t = i / float(cycle_len)
+    return (1.0 - t) * swa_lr2 + t * swa_lr
+
+
+def is_cycle_end(epoch, start, freq):
+    """True for the epochs whose end weights are folded into the average: the last epoch of each cycle."""
+    return epoch >= start and (epoch - start + 1) % freq == 0
+
+
+def first_average_epoch(start, freq):
+    """0-indexed epoch at whose end the first model is averaged."""
+    return start + freq - 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batch normalisation statistics.
+
+def batch_norm_layers(model):
+    """The model's batch-normalisation layers (also inside nested models), found by their moving statistics."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance") and hasattr(layer, "axis"):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(batch_norm_layers(layer))
+    return found
+
+
+def _depends_on(tensor, sources):
+    """Whether `tensor` is computed from any of the `sources` tensors (walks the graph backwards)."""
+    targets = {s.name for s in sources}
+    seen, stack = set(), [tensor.op]
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if any(out.name in targets for out in op.outputs):
+            return True
+        stack.extend(t.op for t in op.inputs)
+    return False
+
+
+def _layer_input(layer, model_inputs):
+    """The input tensor of `layer` in the graph of the model fed by `model_inputs`."""
+    candidates = []
+    for node in getattr(layer, "_inbound_nodes", []):
+        tensors = node.input_tensors
+        tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
+        if len(tensors) == 1:
+            candidates.append(tensors[0])
+    for tensor in reversed(candidates):
+        if _depends_on(tensor, model_inputs):
+            return tensor
+    raise SWAError("cannot find the input of batch normalization layer %r in the model's graph (subclassed "
+                   "models are not supported: build the model with the Sequential or functional API)" % layer.name)
+
+
+class BatchNormStatistics(object):
+    """Exact per-channel mean and variance of every BN layer's input over a pass, for new moving statistics.
+
+    Each batch contributes its count, mean and sum of squared deviations, combined in float64 (Chan et al.'s
+    pairwise update), so the result is the mean and variance (divisor N) over all samples of the pass, a
+    partial last batch weighted by its size. As in the paper's BN update, the pass runs in training mode:
+    a BN layer's input is computed with the layers before it normalising by their batch statistics.
+    """
+
+    def __init__(self, model, layers=None):
+        self.layers = list(layers if layers is not None else batch_norm_layers(model))
+        self.tensors = []
+        model_inputs = list(model.inputs)
+        for layer in self.layers:
+            x = _layer_input(layer, model_inputs)
+            ndim = len(x.shape)
+            axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+            axis = sorted(a % ndim for a in axis)
+            reduce_axes = [a for a in range(ndim) if a not in axis]
+            with x.graph.as_default(), tf.name_scope("swa_bn_statistics"):
+                xf = tf.cast(x, tf.float32)
+                mean, var = tf.nn.moments(xf, reduce_axes)
+                count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(xf), reduce_axes)), tf.float32)
+                self.tensors.extend([count, mean, var * count])
+        self.reset()
+
+    def reset(self):
+        self.count = [0.0] * len(self.layers)
+        self.mean = [0.0] * len(self.layers)
+        self.m2 = [0.0] * len(self.layers)
+
+    def add(self, values):
+        """Accumulate the fetched values of `self.tensors` for one batch."""
+        for i in range(len(self.layers)):
+            n_b, mean_b, m2_b = values[3 * i:3 * i + 3]
+            n_b = float(n_b)
+            if n_b == 0:
+                continue
+            mean_b = np.asarray(mean_b, np.float64)
+            m2_b = np.asarray(m2_b, np.float64)
+            n_a = self.count[i]
+            n = n_a + n_b
+            delta = mean_b - self.mean[i]
+            self.mean[i] = self.mean[i] + delta * (n_b / n)
+            self.m2[i] = self.m2[i] + m2_b + delta * delta * (n_a * n_b / n)
+            self.count[i] = n
+
+    @property
+    def samples(self):
+        return int(self.count[0]) if self.count else 0
+
+    def assign(self, backend):
+        """Write the accumulated statistics into the layers' moving mean and variance."""
+        pairs = []
+        for layer, n, mean, m2 in zip(self.layers, self.count, self.mean, self.m2):
+            if n == 0:
+                raise SWAError("no data reached batch normalization layer %r during the statistics pass"
+                               % layer.name)
+            shape = backend.int_shape(layer.moving_mean)
+            pairs.append((layer.moving_mean, np.reshape(mean, shape)))
+            pairs.append((layer.moving_variance, np.reshape(m2 / n, shape)))
+        backend.batch_set_value(pairs)
+
+
+def _learning_phase_feed(backend):
+    """[(placeholder, 1)] when the learning phase is a graph input, [] when it is fixed."""
+    phase = backend.learning_phase()
+    return [] if isinstance(phase, int) else [(phase, 1)]
+
+
+def _batches(x, batch_size, steps):
+    """Yield lists of input arrays from numpy input(s) or from an iterable of batches."""
+    if isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], np.ndarray)):
+        arrays = [x] if isinstance(x, np.ndarray) else list(x)
+        total = len(arrays[0])
+        if batch_size is None or batch_size < 1:
+            raise SWAError("batch_size must be a positive integer, got %r" % (batch_size,))
+        for begin in range(0, total, batch_size):
+            yield [a[begin:begin + batch_size] for a in arrays]
+        return
+    if hasattr(x, "__getitem__") and hasattr(x, "__len__"):     # keras.utils.Sequence
+        source = (x[i] for i in range(len(x)))
+    else:
+        source = iter(x)
+    for i, item in enumerate(source):
+        if steps is not None and i >= steps:
+            return
+        inputs = item[0] if isinstance(item, tuple) else item
+        yield [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+
+
+def recompute_bn_statistics(model, x, backend, batch_size=32, steps=None):
+    """Set every BN layer's moving mean/variance to the exact statistics of its input over `x`.
+
+    x: numpy array (or list of arrays for several inputs), or a generator / keras Sequence yielding inputs
+    or (inputs, targets[, weights]) tuples; `steps` limits how many batches are taken from a generator.
+    Returns the number of samples seen. Use after setting averaged weights outside of `fit`.
+    """
+    stats = BatchNormStatistics(model)
+    if not stats.layers:
+        return 0
+    feeds = list(model.inputs)
+    phase = _learning_phase_feed(backend)
+    fn = backend.function(feeds + [p for p, _ in phase], stats.tensors)
+    for batch in _batches(x, batch_size, steps):
+        if len(batch) != len(feeds):
+            raise SWAError("the model has %d input(s) but the data gives %d" % (len(feeds), len(batch)))
+        stats.add(fn(batch + [v for _, v in phase]))
+    stats.assign(backend)
+    return stats.samples
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The callback.
+
+def _check_rate(name, value):
+    if value in ("auto", None):
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+        raise SWAError("%s must be 'auto' or a positive number, got %r" % (name, value))
+    return float(value)
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise SWAError("%s must be an integer >= %d, got %r" % (name, minimum, value))
+    return int(value)
+
+
+def make_flavour(backend, callback_base, flavour):
+    """Build the SWA callback class and the BN helper for one Keras API (`backend`, `callback_base`)."""
+
+    class SWA(callback_base):
+        """Stochastic weight averaging callback.
+
+        start_epoch: first SWA epoch, counted from 1 (SWA(start_epoch=75) starts in the 75th epoch).
+        lr_schedule: 'manual' (leave the rate alone), 'constant' (decay to swa_lr, then hold) or 'cyclic'
+            (per batch, from swa_lr2 down to swa_lr in cycles of swa_freq epochs).
+        swa_lr: rate during SWA; 'auto' = 0.1 x the optimizer's initial rate.
+        swa_lr2: top of the cyclic rate; 'auto' = swa_lr + 0.25 x (initial rate - swa_lr).
+        swa_freq: the weights are averaged at the end of every swa_freq-th epoch from start_epoch on
+            (for 'cyclic': the end of each cycle, where the rate has come down to swa_lr).
+        batch_size: batch size of fit, used only when Keras does not report the batches per epoch.
+        verbose: 0 or 1.
+        With batch normalisation the last epoch trains nothing: it sets the averaged weights and passes once
+        over the training data to set each BN layer's moving statistics to the exact statistics of its input.
+        """
+
+        def __init__(self, start_epoch, lr_schedule="manual", swa_lr="auto", swa_lr2="auto", swa_freq=1,
+                     batch_size=None, verbose=0):
+            super(SWA, self).__init__()
+            self.start_epoch = _check_int("start_epoch", start_epoch, 1)
+            if lr_schedule not in SCHEDULES:
+                raise SWAError("lr_schedule must be one of %s, got %r" % (", ".join(map(repr, SCHEDULES)),
+                                                                          lr_schedule))
+            self.lr_schedule = lr_schedule
+            self.swa_lr = _check_rate("swa_lr", swa_lr)
+            self.swa_lr2 = _check_rate("swa_lr2", swa_lr2)
+            self.swa_freq = _check_int("swa_freq", swa_freq, 1)
+            self.batch_size = None if batch_size is None else _check_int("batch_size", batch_size, 1)
+            self.verbose = verbose
+            if self.swa_lr == "auto" and self.swa_lr2 != "auto":
+                raise SWAError("swa_lr2 cannot be set while swa_lr is 'auto': set swa_lr too")
+            if self.lr_schedule == "cyclic" and "auto" not in (self.swa_lr, self.swa_lr2) \
+                    and self.swa_lr > self.swa_lr2:
+                raise SWAError("swa_lr (%g) must not exceed swa_lr2 (%g): the cyclic rate falls from swa_lr2 to "
+                               "swa_lr" % (self.swa_lr, self.swa_lr2))
+            self.start = self.start_epoch - 1          # 0-indexed first SWA epoch
+            self._resumed = False
+            self._reset_state()
+
+        # -- state (checkpoint / resume) ---------------------------------------------------------------
+        def _reset_state(self):
+            self.swa_weights = None       # running average (float64 arrays), None before the first cycle end
+            self.n_averaged = 0
+            self.init_lr = None
+            self.lr_history = []
+
+        def get_state(self):
+            """Everything needed to resume: the running average, its count, the resolved rates, lr history."""
+            return {"swa_weights": None if self.swa_weights is None else [w.copy() for w in self.swa_weights],
+                    "n_averaged": self.n_averaged, "init_lr": self.init_lr, "lr_history": list(self.lr_history)}
+
+        def set_state(self, state):
+            """Restore get_state()'s result; the next fit (with initial_epoch) continues the average."""
+            weights = state["swa_weights"]
+            self.swa_weights = None if weights is None else [np.asarray(w, np.float64) for w in weights]
+            self.n_averaged = int(state["n_averaged"])
+            self.init_lr = None if state["init_lr"] is None else float(state["init_lr"])
+            self.lr_history = list(state.get("lr_history", []))
+            self._resumed = True
+
+        def save_state(self, path):
+            """Write get_state() to `path` (.npz), atomically."""
+            state = self.get_state()
+            weights = state.pop("swa_weights") or []
+            arrays = {"w%05d" % i: w for i, w in enumerate(weights)}
+            state["n_weights"] = len(weights) if self.swa_weights is not None else -1
+            tmp = path + ".tmp.npz"
+            np.savez(tmp, meta=np.array(json.dumps(state)), **arrays)
+            os.replace(tmp, path)
+
+        def load_state(self, path):
+            try:
+                with np.load(path) as data:
+                    state = json.loads(str(data["meta"]))
+                    n = state.pop("n_weights")
+                    state["swa_weights"] = None if n < 0 else [data["w%05d" % i] for i in range(n)]
+            except (IOError, OSError, KeyError, ValueError) as err:
+                raise SWAError("cannot read SWA state %s: %s" % (path, err))
+            self.set_state(state)
+
+        # -- fit hooks ---------------------------------------------------------------------------------
+        def on_train_begin(self, logs=None):
+            if not self._resumed:
+                self._reset_state()
+            self._resumed = False
+            self.epochs = self.params.get("epochs")
+            if not isinstance(self.epochs, int) or self.epochs < 1:
+                raise SWAError("fit(epochs=%r): epochs must be a positive integer" % (self.epochs,))
+            self.bn_layers = batch_norm_layers(self.model)
+            self.has_bn = bool(self.bn_layers)
+            self.bn_epoch = self.epochs - 1 if self.has_bn else None
+            last_train_epoch = self.epochs - 1 - (1 if self.has_bn else 0)
+            first = first_average_epoch(self.start, self.swa_freq)
+            if first > last_train_epoch:
+                raise SWAError(
+                    "SWA(start_epoch=%d, swa_freq=%d) averages first at the end of epoch %d, but fit trains %d "
+                    "epoch(s)%s: lower start_epoch or raise epochs"
+                    % (self.start_epoch, self.swa_freq, first + 1, last_train_epoch + 1,
+                       " (the last of the %d is the batch-norm pass)" % self.epochs if self.has_bn else ""))
+            self._resolve_rates()
+            self.steps = self._batches_per_epoch()
+            self._bn_pass = None
+            self._bn_done = False
+            if self.verbose > 0 and self.has_bn:
+                print("SWA: the model has %d batch normalization layer(s); epoch %d is a forward pass that "
+                      "recomputes their statistics for the averaged weights" % (len(self.bn_layers), self.epochs))
+
+        def _lr_variable(self):
+            optimizer = getattr(self.model, "optimizer", None)
+            for name in ("lr", "learning_rate"):
+                try:
+                    var = getattr(optimizer, name, None)
+                except (AttributeError, ValueError, TypeError):
+                    var = None
+                if var is None:
+                    continue
+                try:
+                    float(backend.get_value(var))
+                except Exception:  # a schedule object or something else Keras cannot read as a number
+                    continue
+                return var
+            return None
+
+        def _resolve_rates(self):
+            self._lr_var = self._lr_variable()
+            if self._lr_var is None:
+                if self.lr_schedule != "manual" or self.swa_lr != "auto":
+                    raise SWAError("SWA(lr_schedule=%r) needs an optimizer with a numeric learning-rate variable "
+                                   "(model.optimizer.lr), and %s has none"
+                                   % (self.lr_schedule, type(getattr(self.model, "optimizer", None)).__name__))
+                return
+            if self.init_lr is None:
+                self.init_lr = float(backend.get_value(self._lr_var))
+            if self.swa_lr == "auto":
+                self.swa_lr = 0.1 * self.init_lr
+            if self.swa_lr > self.init_lr:
+                raise SWAError("swa_lr (%g) is above the optimizer's learning rate (%g): SWA lowers the rate, it "
+                               "must not raise it" % (self.swa_lr, self.init_lr))
+            if self.lr_schedule == "cyclic" and self.swa_lr2 == "auto":
+                self.swa_lr2 = self.swa_lr + 0.25 * (self.init_lr - self.swa_lr)
+
+        def _batches_per_epoch(self):
+            steps = self.params.get("steps")
+            if steps:
+                return int(steps)
+            samples = self.params.get("samples")
+            batch_size = self.params.get("batch_size") or self.batch_size
+            if samples and batch_size:
+                return int(math.ceil(samples / float(batch_size)))     # counts the partial last batch
+            return None         # learnt from the first epoch
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self._batches_seen = 0
+            if epoch == self.bn_epoch:
+                self._start_bn_pass(epoch)
+                if self.lr_schedule != "cyclic":
+                    self.lr_history.append(0.0)
+                return
+            if self.lr_schedule == "cyclic" and epoch >= self.start and self.steps is None:
+                raise SWAError("the cyclic schedule needs the number of batches per epoch: pass steps_per_epoch "
+                               "to fit, or batch_size to SWA")
+            if self.lr_schedule == "constant":
+                self._set_lr(constant_lr(epoch, self.start, self.init_lr, self.swa_lr))
+            elif self.lr_schedule == "manual" and self._lr_var is not None:
+                self.lr_history.append(float(backend.get_value(self._lr_var)))
+            if epoch == self.start and self.verbose > 0:
+                print("\nEpoch %05d: starting stochastic weight averaging" % (epoch + 1))
+
+        def on_batch_begin(self, batch, logs=None):
+            if self.lr_schedule != "cyclic":
+                return
+            if self.epoch == self.bn_epoch:
+                self.lr_history.append(0.0)
+                return
+            steps = self.steps or 1
+            self._set_lr(cyclic_lr(self.epoch, batch, self.start, self.swa_freq, steps, self.init_lr,
+                                   self.swa_lr, self.swa_lr2))
+
+        def on_batch_end(self, batch, logs=None):
+            self._batches_seen += 1
+            if self._bn_pass is not None and self.steps is not None and self._batches_seen == self.steps:
+                self._finish_bn_pass(self.epoch)      # before validation, so it sees the final model
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == self.bn_epoch:
+                self._finish_bn_pass(epoch)
+                return
+            if self._batches_seen and self.steps != self._batches_seen:
+                if self.steps is not None and self.lr_schedule == "cyclic":
+                    warnings.warn("SWA: epoch %d had %d batches, not the %d expected; the cyclic schedule uses "
+                                  "%d from now on" % (epoch + 1, self._batches_seen, self.steps, self._batches_seen))
+                self.steps = self._batches_seen
+            if is_cycle_end(epoch, self.start, self.swa_freq):
+                self._fold(self.model.get_weights())
+                if self.verbose > 0:
+                    print("\nEpoch %05d: weights averaged (%d model%s)"
+                          % (epoch + 1, self.n_averaged, "" if self.n_averaged == 1 else "s"))
+
+        def on_train_end(self, logs=None):
+            if self._bn_pass is not None:       # fit stopped inside the BN epoch
+                self._finish_bn_pass(self.epoch)
+            if self.swa_weights is not None and not self._bn_done:
+                self._apply_average()
+                if self.verbose > 0:
+                    print("\nFinal model weights set to the stochastic weight average of %d models"
+                          % self.n_averaged)
+                if self.has_bn:
+                    warnings.warn("SWA: training ended before the batch-norm pass; the averaged model's BN "
+                                  "statistics are stale: call recompute_bn_statistics(model, x)")
+            history = getattr(self.model, "history", None)
+            if history is not None and isinstance(getattr(history, "history", None), dict):
+                history.history.setdefault("lr", []).extend(self.lr_history)
+
+        # -- helpers ---------------------------------------------------------------------------------
+        def _set_lr(self, value):
+            backend.set_value(self._lr_var, value)
+            self.lr_history.append(float(value))
+
+        def _fold(self, weights):
+            """swa <- (swa * n + w) / (n + 1), in float64."""
+            n = self.n_averaged
+            if self.swa_weights is None:
+                self.swa_weights = [np.asarray(w, np.float64).copy() for w in weights]
+            else:
+                self.swa_weights = [(s * n + np.asarray(w, np.float64)) / (n + 1)
+                                    for s, w in zip(self.swa_weights, weights)]
+            self.n_averaged = n + 1
+
+        def _apply_average(self):
+            current = self.model.get_weights()
+            self.model.set_weights([s.astype(w.dtype) for s, w in zip(self.swa_weights, current)])
+
+        def _start_bn_pass(self, epoch):
+            if self.swa_weights is None:
+                return
+            self._apply_average()
+            if self.verbose > 0:
+                print("\nEpoch %05d: final model weights set to stochastic weight average (%d models); "
+                      "recomputing batch normalization statistics" % (epoch + 1, self.n_averaged))
+            fn = getattr(self.model, "train_function", None)
+            if fn is None or not hasattr(fn, "inputs") or not hasattr(fn, "outputs"):
+                warnings.warn("SWA: cannot intercept %s's training function (eager or distributed fit?); the last "
+                              "epoch trains normally and BN statistics must be recomputed with "
+                              "recompute_bn_statistics(model, x)" % flavour)
+                return
+            stats = BatchNormStatistics(self.model, self.bn_layers)
+            n_out = len(fn.outputs)
+            forward = backend.function(list(fn.inputs), list(fn.outputs) + stats.tensors)
+
+            # For this epoch the fit loop's training function computes the loss and the BN statistics of
+            # each batch without applying any update: weights stay at the average, momentum is not used.
+            class ForwardOnly(type(fn)):
+                def __call__(self, inputs):
+                    values = forward(inputs)
+                    stats.add(values[n_out:])
+                    return values[:n_out]
+
+            self._bn_pass = (fn, type(fn), stats)
+            fn.__class__ = ForwardOnly
+
+        def _finish_bn_pass(self, epoch):
+            if self._bn_pass is None:
+                return
+            fn, original_class, stats = self._bn_pass
+            fn.__class__ = original_class
+            self._bn_pass = None
+            if stats.samples == 0:
+                warnings.warn("SWA: the batch-norm pass saw no data; BN statistics are stale")
+                return
+            stats.assign(backend)
+            self._bn_done = True
+            if self.verbose > 0:
+                print("\nEpoch %05d: batch normalization statistics recomputed over %d samples"
+                      % (epoch + 1, stats.samples))
+
+    SWA.__module__ = "swa." + flavour
+
+    def recompute(model, x, batch_size=32, steps=None):
+        return recompute_bn_statistics(model, x, backend, batch_size=batch_size, steps=steps)
+
+    recompute.__doc__ = recompute_bn_statistics.__doc__
+    return SWA, recompute
