@@ -1,0 +1,193 @@
+"""Image-folder data (`<dir>/<class>/<image>`) as tf.data pipelines: parallel decode, resize, augment, prefetch.
+
+The augmentation reproduces upstream's Keras ImageDataGenerator settings (rotation 90 degrees, shear 0.2 degrees,
+zoom 0.8-1.2 per axis, shifts of 20% of the size, horizontal flip, 'nearest' border fill, bilinear sampling) as one
+affine warp per image inside the graph. Pixels are scaled to [0, 1] as upstream's `rescale=1/255`.
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from common.errors import UserError
+
+# Leading bytes of the formats tf.io.decode_image reads.
+_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+          (b"BM", "bmp"))
+
+# Upstream augmentation (Keras ImageDataGenerator arguments of train_cls.py).
+ROTATION_DEG = 90.0
+SHEAR_DEG = 0.2          # Keras reads shear_range as degrees
+ZOOM = 0.2
+SHIFT = 0.2
+
+
+def warn(message):
+    print("warning: %s" % message, file=sys.stderr, flush=True)
+
+
+def image_kind(path):
+    """'jpeg'/'png'/'gif'/'bmp' from the file's first bytes, or None when it is not an image TF can decode."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+class ImageFolder(object):
+    """The images of `<root>/<class>/*`, classes sorted by name (as Keras's flow_from_directory)."""
+
+    def __init__(self, root, what="training"):
+        self.root = root
+        if not root:
+            raise UserError("no %s data folder given" % what)
+        if not os.path.isdir(root):
+            raise UserError("%s data folder %s does not exist (expected %s/<class>/<image>)" % (what, root, root))
+        self.classes = sorted(d for d in os.listdir(root)
+                              if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        if not self.classes:
+            raise UserError("%s data folder %s has no class folders (expected %s/<class>/<image>)"
+                            % (what, root, root))
+        self.files, self.labels, self.skipped = [], [], []
+        for label, name in enumerate(self.classes):
+            folder = os.path.join(root, name)
+            for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+                dirnames.sort()
+                for filename in sorted(filenames):
+                    if filename.startswith("."):
+                        continue
+                    path = os.path.join(dirpath, filename)
+                    if image_kind(path) is None:
+                        self.skipped.append(path)
+                        continue
+                    self.files.append(path)
+                    self.labels.append(label)
+        for path in self.skipped[:10]:
+            warn("skipping %s: unreadable or not a JPEG/PNG/GIF/BMP image" % path)
+        if len(self.skipped) > 10:
+            warn("skipping %d more unreadable or non-image files under %s" % (len(self.skipped) - 10, root))
+        if not self.files:
+            raise UserError("%s data folder %s has no readable images in its class folders %s"
+                            % (what, root, ", ".join(self.classes[:5]) + (", ..." if len(self.classes) > 5 else "")))
+        self.counts = np.bincount(self.labels, minlength=len(self.classes))
+
+    def __len__(self):
+        return len(self.files)
+
+    def empty_classes(self):
+        return [name for name, count in zip(self.classes, self.counts) if count == 0]
+
+
+def check_same_classes(train, validation):
+    """Validation must hold exactly the training classes, or label indices would not line up."""
+    if train.classes != validation.classes:
+        only_train = sorted(set(train.classes) - set(validation.classes))
+        only_val = sorted(set(validation.classes) - set(train.classes))
+        raise UserError("classes differ between %s and %s: only in training: %s; only in validation: %s"
+                        % (train.root, validation.root, ", ".join(only_train) or "-", ", ".join(only_val) or "-"))
+
+
+def decode(path, height, width):
+    """File -> float32 [height, width, 3] in [0, 1]; decode errors are dropped by the pipeline."""
+    raw = tf.io.read_file(path)
+    image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+    image = tf.image.resize(tf.cast(image, tf.float32), [height, width])   # bilinear
+    image = image * (1.0 / 255.0)
+    image.set_shape([height, width, 3])
+    return image
+
+
+def _affine_params(height, width):
+    """Random output->input pixel map (matrix A, offset t) with upstream's ranges, about the image centre."""
+    uniform = tf.random.uniform
+    theta = uniform([], -ROTATION_DEG, ROTATION_DEG) * (math.pi / 180.0)
+    shear = uniform([], -SHEAR_DEG, SHEAR_DEG) * (math.pi / 180.0)
+    zoom = uniform([2], 1.0 - ZOOM, 1.0 + ZOOM)
+    shift = uniform([2], -SHIFT, SHIFT) * tf.constant([height, width], tf.float32)
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    rotation = tf.stack([tf.stack([cos, -sin]), tf.stack([sin, cos])])
+    shear_m = tf.stack([tf.stack([1.0, -tf.sin(shear)]), tf.stack([0.0, tf.cos(shear)])])
+    matrix = tf.matmul(tf.matmul(rotation, shear_m), tf.linalg.diag(zoom))
+    return matrix, shift
+
+
+def random_affine(image, height, width):
+    """Warp one [H, W, C] image with a random affine map; borders repeat the edge pixels (fill_mode='nearest')."""
+    matrix, shift = _affine_params(height, width)
+    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    centre = tf.constant([(height - 1) / 2.0, (width - 1) / 2.0], tf.float32)
+    out = tf.stack([tf.reshape(rows, [-1]), tf.reshape(cols, [-1])], axis=1) - centre      # [HW, 2] (row, col)
+    src = tf.matmul(out, matrix, transpose_b=True) + centre + shift
+    src_r = tf.clip_by_value(src[:, 0], 0.0, height - 1.0)
+    src_c = tf.clip_by_value(src[:, 1], 0.0, width - 1.0)
+    r0, c0 = tf.floor(src_r), tf.floor(src_c)
+    fr, fc = (src_r - r0)[:, None], (src_c - c0)[:, None]
+    r0, c0 = tf.cast(r0, tf.int32), tf.cast(c0, tf.int32)
+    r1, c1 = tf.minimum(r0 + 1, height - 1), tf.minimum(c0 + 1, width - 1)
+    flat = tf.reshape(image, [height * width, -1])
+
+    def at(r, c):
+        return tf.gather(flat, r * width + c)
+
+    top = at(r0, c0) * (1.0 - fc) + at(r0, c1) * fc
+    bottom = at(r1, c0) * (1.0 - fc) + at(r1, c1) * fc
+    warped = top * (1.0 - fr) + bottom * fr
+    return tf.reshape(warped, tf.shape(image))
+
+
+def augment(image, height, width):
+    image = random_affine(image, height, width)
+    image = tf.image.random_flip_left_right(image)
+    image.set_shape([height, width, 3])
+    return image
+
+
+def _parallel():
+    return tf.data.experimental.AUTOTUNE
+
+
+def train_dataset(folder, batch, height, width, augmentation=True, seed=None, shard=(1, 0)):
+    """Endless shuffled batches (images, labels) with static shapes; corrupt images are skipped."""
+    num_shards, index = shard
+    files, labels = np.array(folder.files), np.array(folder.labels, np.int32)
+    if num_shards > 1:
+        files, labels = files[index::num_shards], labels[index::num_shards]
+    ds = tf.data.Dataset.from_tensor_slices((files, labels))
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def load(path, label):
+        image = decode(path, height, width)
+        if augmentation:
+            image = augment(image, height, width)
+        return image, label
+
+    ds = ds.map(load, num_parallel_calls=_parallel())
+    ds = ds.apply(tf.data.experimental.ignore_errors())
+    return ds.batch(batch, drop_remainder=True).prefetch(_parallel())
+
+
+def eval_dataset(files, labels, batch, height, width):
+    """One pass in file order, the last batch padded to full size; yields (images, labels, valid mask)."""
+    ds = tf.data.Dataset.from_tensor_slices((np.array(files), np.array(labels, np.int32)))
+    ds = ds.map(lambda path, label: (decode(path, height, width), label), num_parallel_calls=_parallel())
+    ds = ds.apply(tf.data.experimental.ignore_errors())
+    ds = ds.batch(batch)
+
+    def pad(images, labels):
+        n = tf.shape(labels)[0]
+        images = tf.pad(images, [[0, batch - n], [0, 0], [0, 0], [0, 0]])
+        labels = tf.pad(labels, [[0, batch - n]])
+        mask = tf.cast(tf.range(batch) < n, tf.float32)
+        images.set_shape([batch, height, width, 3])
+        labels.set_shape([batch])
+        mask.set_shape([batch])
+        return images, labels, mask
+
+    return ds.map(pad).prefetch(_parallel())

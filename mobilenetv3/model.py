@@ -1,0 +1,224 @@
+"""MobileNetV3-Large and -Small (Howard et al., "Searching for MobileNetV3", ICCV 2019) as spec tables for one builder.
+
+The paper variants follow Tables 1 and 2: SE squeezes to 1/4 of the expanded channels (rounded to a multiple of 8)
+with a hard-sigmoid gate ReLU6(x+3)/6, heads 960->1280 (Large) and 576->1024 (Small). The "upstream" variants
+reproduce the layer shapes of xiaochus/MobileNetV3 (SE without squeeze, Keras hard_sigmoid 0.2x+0.5, biases on
+every convolution, a 1280 head in both sizes) so that its Keras weights can be loaded (see weights.py).
+
+This module only builds layers: no flags, no session, no I/O. Input images are float32 NHWC in [0, 1].
+"""
+import collections
+
+import tensorflow as tf
+
+from common import npu_session
+from common.errors import UserError
+
+# One bottleneck row of the paper's tables.
+Bneck = collections.namedtuple("Bneck", "kernel exp out se act stride")
+
+# kernel, expansion size, output channels, squeeze-and-excite, activation (RE: ReLU, HS: hard-swish), stride
+LARGE_BLOCKS = (
+    Bneck(3, 16, 16, False, "RE", 1),
+    Bneck(3, 64, 24, False, "RE", 2),
+    Bneck(3, 72, 24, False, "RE", 1),
+    Bneck(5, 72, 40, True, "RE", 2),
+    Bneck(5, 120, 40, True, "RE", 1),
+    Bneck(5, 120, 40, True, "RE", 1),
+    Bneck(3, 240, 80, False, "HS", 2),
+    Bneck(3, 200, 80, False, "HS", 1),
+    Bneck(3, 184, 80, False, "HS", 1),
+    Bneck(3, 184, 80, False, "HS", 1),
+    Bneck(3, 480, 112, True, "HS", 1),
+    Bneck(3, 672, 112, True, "HS", 1),
+    Bneck(5, 672, 160, True, "HS", 2),
+    Bneck(5, 960, 160, True, "HS", 1),
+    Bneck(5, 960, 160, True, "HS", 1),
+)
+
+SMALL_BLOCKS = (
+    Bneck(3, 16, 16, True, "RE", 2),
+    Bneck(3, 72, 24, False, "RE", 2),
+    Bneck(3, 88, 24, False, "RE", 1),
+    Bneck(5, 96, 40, True, "HS", 2),
+    Bneck(5, 240, 40, True, "HS", 1),
+    Bneck(5, 240, 40, True, "HS", 1),
+    Bneck(5, 120, 48, True, "HS", 1),
+    Bneck(5, 144, 48, True, "HS", 1),
+    Bneck(5, 288, 96, True, "HS", 2),
+    Bneck(5, 576, 96, True, "HS", 1),
+    Bneck(5, 576, 96, True, "HS", 1),
+)
+
+# A whole network: stem channels, bneck rows, last 1x1 conv, head width, and how the variant builds its parts.
+Spec = collections.namedtuple("Spec", [
+    "name", "stem", "blocks", "last_conv", "head",
+    "se_ratio",        # SE bottleneck width as a fraction of the expanded channels (1.0 = no squeeze)
+    "gate",            # SE gate: "hard_sigmoid" = ReLU6(x+3)/6 (paper), "keras_hard_sigmoid" = clip(0.2x+0.5)
+    "conv_bias",       # biases on the convolutions that are followed by batch norm (upstream Keras default)
+    "skip_identity_expansion",  # no 1x1 expansion when the expansion size equals the input channels (paper)
+    "width_rule",      # "paper": every width * alpha rounded to a multiple of 8; "upstream": only bneck outputs
+    "default_dropout",  # dropout rate before the classifier when the user gives none
+])
+
+SPECS = {
+    ("large", "paper"): Spec("large", 16, LARGE_BLOCKS, 960, 1280, 0.25, "hard_sigmoid", False, True, "paper", 0.2),
+    ("small", "paper"): Spec("small", 16, SMALL_BLOCKS, 576, 1024, 0.25, "hard_sigmoid", False, True, "paper", 0.2),
+    ("large", "upstream"): Spec("large", 16, LARGE_BLOCKS, 960, 1280, 1.0, "keras_hard_sigmoid", True, False,
+                                "upstream", 0.0),
+    ("small", "upstream"): Spec("small", 16, SMALL_BLOCKS, 576, 1280, 1.0, "keras_hard_sigmoid", True, False,
+                                "upstream", 0.0),
+}
+MODEL_NAMES = ("large", "small")
+VARIANTS = ("paper", "upstream")
+
+BN_MOMENTUM = 0.99   # Keras default, as upstream trains with
+BN_EPSILON = 1e-3
+
+
+def get_spec(model, variant="paper"):
+    """The spec table for a model name ('large'/'small') and variant ('paper'/'upstream'); UserError otherwise."""
+    if model not in MODEL_NAMES:
+        raise UserError("unknown model %r: choose one of %s" % (model, ", ".join(MODEL_NAMES)))
+    if variant not in VARIANTS:
+        raise UserError("unknown variant %r: choose one of %s" % (variant, ", ".join(VARIANTS)))
+    return SPECS[(model, variant)]
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Round a channel count to a multiple of `divisor` staying within 10% of it (the paper's rule)."""
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def hard_swish(x):
+    """x * ReLU6(x + 3) / 6."""
+    return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+def hard_sigmoid(x):
+    """ReLU6(x + 3) / 6, the paper's piecewise-linear sigmoid."""
+    return tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+def keras_hard_sigmoid(x):
+    """clip(0.2 x + 0.5, 0, 1): Keras's hard_sigmoid, used by the upstream SE gate."""
+    return tf.clip_by_value(0.2 * x + 0.5, 0.0, 1.0)
+
+
+_ACTIVATIONS = {"RE": tf.nn.relu, "HS": hard_swish, None: tf.identity}
+_GATES = {"hard_sigmoid": hard_sigmoid, "keras_hard_sigmoid": keras_hard_sigmoid}
+
+
+class _Builder(object):
+    """Creates the variables in the order Keras creates the upstream model's weights (kernel, bias, BN)."""
+
+    def __init__(self, spec, training):
+        self.spec = spec
+        self.training = training
+        self.init = tf.compat.v1.glorot_uniform_initializer()
+
+    def conv(self, x, filters, kernel, stride, bias):
+        w = tf.compat.v1.get_variable("kernel", [kernel, kernel, int(x.shape[-1]), filters], initializer=self.init)
+        y = tf.nn.conv2d(x, w, [1, stride, stride, 1], "SAME")
+        if bias:
+            y = tf.nn.bias_add(y, tf.compat.v1.get_variable("bias", [filters], initializer=tf.zeros_initializer()))
+        return y
+
+    def depthwise(self, x, kernel, stride, bias):
+        channels = int(x.shape[-1])
+        w = tf.compat.v1.get_variable("depthwise_kernel", [kernel, kernel, channels, 1], initializer=self.init)
+        y = tf.nn.depthwise_conv2d(x, w, [1, stride, stride, 1], "SAME")
+        if bias:
+            y = tf.nn.bias_add(y, tf.compat.v1.get_variable("bias", [channels], initializer=tf.zeros_initializer()))
+        return y
+
+    def dense(self, x, units, name):
+        with tf.compat.v1.variable_scope(name):
+            w = tf.compat.v1.get_variable("kernel", [int(x.shape[-1]), units], initializer=self.init)
+            b = tf.compat.v1.get_variable("bias", [units], initializer=tf.zeros_initializer())
+            return tf.nn.bias_add(tf.matmul(x, w), b)
+
+    def bn(self, x):
+        return tf.compat.v1.layers.batch_normalization(x, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                                                       training=self.training, fused=True, name="bn")
+
+    def conv_bn(self, x, filters, kernel, stride, act, name):
+        with tf.compat.v1.variable_scope(name):
+            x = self.conv(x, filters, kernel, stride, self.spec.conv_bias)
+            return _ACTIVATIONS[act](self.bn(x))
+
+    def squeeze_excite(self, x, name):
+        channels = int(x.shape[-1])
+        squeeze = channels if self.spec.se_ratio == 1.0 else make_divisible(channels * self.spec.se_ratio)
+        with tf.compat.v1.variable_scope(name):
+            s = tf.reduce_mean(x, axis=[1, 2])
+            s = tf.nn.relu(self.dense(s, squeeze, "reduce"))
+            s = _GATES[self.spec.gate](self.dense(s, channels, "expand"))
+            return x * s[:, None, None, :]
+
+    def bneck(self, x, exp, out, row):
+        inputs = x
+        if not (self.spec.skip_identity_expansion and exp == int(x.shape[-1])):
+            x = self.conv_bn(x, exp, 1, 1, row.act, "expand")
+        with tf.compat.v1.variable_scope("depthwise"):
+            x = self.depthwise(x, row.kernel, row.stride, self.spec.conv_bias)
+            x = _ACTIVATIONS[row.act](self.bn(x))
+        if row.se:
+            x = self.squeeze_excite(x, "se")
+        with tf.compat.v1.variable_scope("project"):
+            x = self.bn(self.conv(x, out, 1, 1, self.spec.conv_bias))
+        if row.stride == 1 and int(inputs.shape[-1]) == out:
+            x = x + inputs
+        return x
+
+
+def widths(spec, alpha=1.0):
+    """Channel widths (stem, [(expansion, output) per bneck], last conv, head) for a width multiplier."""
+    if spec.width_rule == "upstream":
+        # Upstream multiplies only the bneck outputs, truncating: int(alpha * filters).
+        return spec.stem, [(row.exp, int(alpha * row.out)) for row in spec.blocks], spec.last_conv, spec.head
+    stem = make_divisible(spec.stem * alpha)
+    blocks, channels, in_paper = [], stem, spec.stem
+    for row in spec.blocks:
+        out = make_divisible(row.out * alpha)
+        exp = make_divisible(channels * row.exp / float(in_paper))   # keep the paper's expansion ratio
+        blocks.append((exp, out))
+        channels, in_paper = out, row.out
+    last = make_divisible(spec.last_conv * alpha)
+    head = make_divisible(spec.head * alpha) if alpha > 1.0 else spec.head
+    return stem, blocks, last, head
+
+
+def mobilenet_v3(images, spec, num_classes, alpha=1.0, dropout=None, training=False, scope="MobilenetV3"):
+    """Logits [batch, num_classes] for float images [batch, H, W, 3] in [0, 1].
+
+    spec: a Spec (get_spec); alpha: width multiplier; dropout: rate before the classifier (None: the variant's
+    default); training: Python bool or bool tensor (batch statistics and dropout on).
+    """
+    if num_classes < 2:
+        raise UserError("need at least 2 classes, got %d" % num_classes)
+    if not alpha > 0:
+        raise UserError("width multiplier (alpha) must be positive, got %r" % alpha)
+    dropout = spec.default_dropout if dropout is None else dropout
+    if not 0.0 <= dropout < 1.0:
+        raise UserError("dropout rate must be in [0, 1), got %r" % dropout)
+    build = _Builder(spec, training)
+    stem, blocks, last, head = widths(spec, alpha)
+    with tf.compat.v1.variable_scope(scope, reuse=tf.compat.v1.AUTO_REUSE):
+        x = build.conv_bn(images, stem, 3, 2, "HS", "stem")
+        for i, (row, (exp, out)) in enumerate(zip(spec.blocks, blocks)):
+            with tf.compat.v1.variable_scope("bneck%d" % (i + 1)):
+                x = build.bneck(x, exp, out, row)
+        x = build.conv_bn(x, last, 1, 1, "HS", "last_conv")
+        x = tf.reduce_mean(x, axis=[1, 2])
+        x = hard_swish(build.dense(x, head, "head"))
+        if dropout > 0 and training is not False:
+            if training is True:
+                x = npu_session.dropout(x, 1.0 - dropout)
+            else:
+                x = tf.cond(training, lambda: npu_session.dropout(x, 1.0 - dropout), lambda: x)
+        return build.dense(x, num_classes, "logits")

@@ -1,0 +1,291 @@
+"""Training loop for MobileNetV3 on an image folder: tf.data input, Adam, early stopping, checkpoints, history csv.
+
+Behaviour follows upstream train_cls.py (Adam lr 0.001, categorical cross-entropy, validation after every epoch,
+early stopping with patience 5 on validation accuracy, best model kept, `hist.csv`), on a tf.Session so the same
+loop runs on Ascend NPUs (common.npu_session) and on CPU/GPU.
+
+Files under `save_dir`: checkpoints/model.ckpt-<step> (periodic, for resuming), best/model.ckpt-<step> (best
+validation accuracy), hist.csv (one row per epoch), model.json (what eval/export/predict need to rebuild the net).
+"""
+import csv
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from common import checkpoints, npu_session
+from common.errors import UserError, check_finite, require
+from common.npu_session import NpuOptions
+from common.step_timer import StepTimer
+from mobilenetv3 import data, weights
+from mobilenetv3.model import get_spec, mobilenet_v3
+
+HISTORY_FIELDS = ("epoch", "steps", "loss", "acc", "val_loss", "val_acc")
+MODEL_FILE = "model.json"
+
+
+class TrainConfig(object):
+    """Everything train() needs; plain values, no flags."""
+
+    def __init__(self, **kwargs):
+        self.model = "small"            # large | small
+        self.variant = "paper"          # paper | upstream (xiaochus/MobileNetV3 layer shapes)
+        self.height = 224               # input size
+        self.width = 224
+        self.alpha = 1.0                # width multiplier
+        self.dropout = None             # rate before the classifier; None: 0.2 (paper) / 0 (upstream)
+        self.class_number = None        # checked against the class folders when given
+        self.learning_rate = 0.001      # Adam
+        self.batch = 32                 # per device
+        self.epochs = 20
+        self.max_step = 0               # stop after this many steps in total (0: run all epochs)
+        self.patience = 5               # early stopping: epochs without a better validation accuracy
+        self.save_interval = 0          # checkpoint every N steps (0: at the end of every epoch)
+        self.keep_checkpoints = 5
+        self.train_dir = ""
+        self.eval_dir = ""
+        self.save_dir = "save"
+        self.weights = ""               # initial weights: a checkpoint (or dir) of ours, or an upstream Keras .h5
+        self.augment = True
+        self.seed = 0
+        self.log_every = 10             # steps between loss lines
+        self.warmup_steps = 5           # steps left out of the throughput
+        self.rank_size = 1              # data-parallel processes (Ascend only)
+        self.rank_id = 0
+        self.npu = NpuOptions()
+        for key, value in kwargs.items():
+            if not hasattr(self, key):
+                raise TypeError("unknown TrainConfig field %r" % key)
+            setattr(self, key, value)
+
+    def validate(self):
+        get_spec(self.model, self.variant)
+        for name in ("height", "width", "batch", "epochs"):
+            require(isinstance(getattr(self, name), int) and getattr(self, name) > 0,
+                    "%s must be a positive integer, got %r" % (name, getattr(self, name)))
+        require(self.height >= 32 and self.width >= 32, "input size must be at least 32x32, got %dx%d"
+                % (self.height, self.width))
+        require(self.learning_rate > 0, "learning_rate must be positive, got %r" % self.learning_rate)
+        require(self.max_step >= 0, "max_step must be >= 0, got %r" % self.max_step)
+        require(self.save_interval >= 0, "save_interval must be >= 0, got %r" % self.save_interval)
+        require(self.patience >= 0, "patience must be >= 0, got %r" % self.patience)
+        require(self.save_dir, "save_dir (--modeldir) must be given")
+        if self.rank_size > 1 and not npu_session.on_npu():
+            raise UserError("RANK_SIZE=%d: multi-device training here needs Ascend NPUs (npu_bridge); on CPU/GPU "
+                            "run one process (train_full_1p.sh)" % self.rank_size)
+        require(0 <= self.rank_id < self.rank_size,
+                "RANK_ID=%d outside RANK_SIZE=%d" % (self.rank_id, self.rank_size))
+
+    def model_record(self, classes):
+        """What eval, predict and export need to rebuild this network."""
+        return dict(model=self.model, variant=self.variant, height=self.height, width=self.width,
+                    alpha=self.alpha, classes=list(classes))
+
+
+def find_eval_dir(data_path):
+    """`<data_path>/validation`, or `<data_path>/eval` (the seed page's name) when only that exists."""
+    for name in ("validation", "eval"):
+        if os.path.isdir(os.path.join(data_path, name)):
+            return os.path.join(data_path, name)
+    return os.path.join(data_path, "validation")
+
+
+def load_model_record(save_dir):
+    path = os.path.join(save_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise UserError("%s not found: %s is not a model directory written by train_cls.py" % (path, save_dir))
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except ValueError as err:
+        raise UserError("%s is not valid JSON: %s" % (path, err))
+
+
+def _check_record(save_dir, record):
+    """A save_dir already holding another model must not be resumed (or overwritten) by this one."""
+    path = os.path.join(save_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        return
+    old = load_model_record(save_dir)
+    diffs = ["%s %r (saved) vs %r (now)" % (k, old.get(k), v) for k, v in record.items() if old.get(k) != v]
+    if diffs:
+        raise UserError("%s holds a different model: %s; use another --modeldir" % (save_dir, "; ".join(diffs)))
+
+
+def _read_history(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+class _Graph(object):
+    """The training and validation graphs, sharing variables."""
+
+    def __init__(self, config, train_folder, val_folder, spec):
+        n = len(train_folder.classes)
+        self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
+            train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
+            shard=(config.rank_size, config.rank_id)))
+        images, labels = self.train_iter.get_next()
+        logits = mobilenet_v3(images, spec, n, alpha=config.alpha, dropout=config.dropout, training=True)
+        self.loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        self.acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32))
+        self.global_step = tf.compat.v1.train.get_or_create_global_step()
+        optimizer = npu_session.wrap_optimizer(tf.compat.v1.train.AdamOptimizer(config.learning_rate), config.npu,
+                                               distributed=config.rank_size > 1)
+        with tf.control_dependencies(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)):
+            self.train_op = optimizer.minimize(self.loss, global_step=self.global_step)
+
+        self.val_iter = tf.compat.v1.data.make_initializable_iterator(data.eval_dataset(
+            val_folder.files, val_folder.labels, config.batch, config.height, config.width))
+        v_images, v_labels, mask = self.val_iter.get_next()
+        v_logits = mobilenet_v3(v_images, spec, n, alpha=config.alpha, training=False)
+        v_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=v_labels, logits=v_logits)
+        v_right = tf.cast(tf.equal(tf.argmax(v_logits, 1, output_type=tf.int32), v_labels), tf.float32)
+        self.val_sums = (tf.reduce_sum(v_loss * mask), tf.reduce_sum(v_right * mask), tf.reduce_sum(mask))
+
+        model_vars = tf.compat.v1.global_variables("MobilenetV3")
+        self.model_vars = model_vars
+        self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints)
+        self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1)
+        self.init = tf.compat.v1.global_variables_initializer()
+
+    def validate(self, sess):
+        sess.run(self.val_iter.initializer)
+        loss = right = count = 0.0
+        while True:
+            try:
+                batch_loss, batch_right, batch_count = sess.run(self.val_sums)
+            except tf.errors.OutOfRangeError:
+                break
+            loss, right, count = loss + batch_loss, right + batch_right, count + batch_count
+        require(count > 0, "no validation image could be decoded")
+        return loss / count, right / count, int(count)
+
+
+def train(config):
+    """Train, validate every epoch, stop early, keep the best model; returns the history rows (list of dicts)."""
+    config.validate()
+    spec = get_spec(config.model, config.variant)
+    train_folder = data.ImageFolder(config.train_dir, "training")
+    val_folder = data.ImageFolder(config.eval_dir, "validation")
+    data.check_same_classes(train_folder, val_folder)
+    empty = train_folder.empty_classes()
+    require(not empty, "training class folders without images under %s: %s" % (config.train_dir, ", ".join(empty)))
+    classes = train_folder.classes
+    if config.class_number is not None:
+        require(config.class_number == len(classes), "class_number is %d but %s has %d class folders (%s)"
+                % (config.class_number, config.train_dir, len(classes), ", ".join(classes[:10])))
+    per_rank = len(train_folder) // config.rank_size
+    require(config.batch <= per_rank, "batch %d is larger than the %d training images%s under %s" % (
+        config.batch, per_rank, " per device" if config.rank_size > 1 else "", config.train_dir))
+    steps_per_epoch = per_rank // config.batch
+    per_run = npu_session.steps_per_run(config.npu)
+    require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
+            % (per_run, steps_per_epoch))
+    chief = config.rank_id == 0
+    record = config.model_record(classes)
+    _check_record(config.save_dir, record)
+    ckpt_dir = os.path.join(config.save_dir, "checkpoints")
+    best_dir = os.path.join(config.save_dir, "best")
+    hist_path = os.path.join(config.save_dir, "hist.csv")
+    print("data: %d training images (%d per device), %d validation images, %d classes: %s"
+          % (len(train_folder), per_rank, len(val_folder), len(classes), ", ".join(classes[:10])), flush=True)
+    print("model: MobileNetV3-%s (%s variant), input %dx%d, alpha %g; %d steps per epoch of batch %d"
+          % (config.model.capitalize(), config.variant, config.height, config.width, config.alpha,
+             steps_per_epoch, config.batch), flush=True)
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
+        g = _Graph(config, train_folder, val_folder, spec)
+        sess = npu_session.new_session(config.npu)
+        with sess:
+            sess.run(g.init)
+            restored = checkpoints.restore_latest(g.saver, sess, ckpt_dir)
+            if restored:
+                print("resumed from %s" % restored, flush=True)
+            elif config.weights:
+                weights.load_initial(sess, config.weights, g.model_vars, config.variant)
+            train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
+            graph.finalize()
+            if chief:
+                os.makedirs(ckpt_dir, exist_ok=True)
+                with open(os.path.join(config.save_dir, MODEL_FILE), "w") as handle:
+                    json.dump(record, handle, indent=1)
+            return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path,
+                         bool(restored))
+
+
+def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path, resumed):
+    history = _read_history(hist_path) if resumed else []
+    step = int(sess.run(g.global_step))
+    best_acc, wait = -1.0, 0
+    for row in history:   # rebuild the early-stopping state of a resumed run
+        acc = float(row["val_acc"])
+        best_acc, wait = (acc, 0) if acc > best_acc else (best_acc, wait + 1)
+    epoch = step // steps_per_epoch
+    max_step = config.max_step or config.epochs * steps_per_epoch
+    if config.patience and wait >= config.patience:
+        print("early stopping already reached in %s (no better val_acc for %d epochs)" % (hist_path, wait))
+        return history
+    if step >= max_step or epoch >= config.epochs:
+        print("nothing to do: checkpoint at step %d, epochs %d, max_step %d" % (step, config.epochs, max_step))
+        return history
+    sess.run(g.train_iter.initializer)
+    timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))
+    last_saved = step
+    stopped = False
+    while epoch < config.epochs and step < max_step and not stopped:
+        epoch += 1
+        losses, accs, start = [], [], time.time()
+        epoch_end = min(epoch * steps_per_epoch, max_step)
+        while step < epoch_end:
+            timer.start()
+            _, loss, acc, step = sess.run([train_op, g.loss, g.acc, g.global_step])
+            timer.stop(steps=per_run)
+            check_finite(loss, step)
+            losses.append(loss)
+            accs.append(acc)
+            if step % config.log_every == 0 or step == epoch_end:
+                print("train step=%d epoch=%d loss=%.6f acc=%.4f" % (step, epoch, loss, acc), flush=True)
+            if chief and config.save_interval and step - last_saved >= config.save_interval:
+                g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                last_saved = step
+        val_loss, val_acc, n_val = g.validate(sess)
+        improved = val_acc > best_acc
+        best_acc, wait = (val_acc, 0) if improved else (best_acc, wait + 1)
+        row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(losses), acc="%.6f" % np.mean(accs),
+                   val_loss="%.6f" % val_loss, val_acc="%.6f" % val_acc)
+        history.append(row)
+        print("epoch %d/%d: loss=%s acc=%s val_loss=%s val_acc=%s (%d images) %.1fs%s" % (
+            epoch, config.epochs, row["loss"], row["acc"], row["val_loss"], row["val_acc"], n_val,
+            time.time() - start, " best" if improved else ""), flush=True)
+        if chief:
+            if improved:
+                g.best_saver.save(sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
+                                  latest_filename="checkpoint")
+            if not config.save_interval and step > last_saved:
+                g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                last_saved = step
+            _write_history(hist_path, history)
+        if config.patience and wait >= config.patience:
+            print("early stopping: val_acc has not improved for %d epochs (best %.4f)" % (wait, best_acc))
+            stopped = True
+    if chief and step > last_saved:
+        g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+    print("final: step=%d best_val_acc=%.4f val_acc=%s" % (step, best_acc, history[-1]["val_acc"]), flush=True)
+    timer.summary()
+    return history
+
+
+def _write_history(path, rows):
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
