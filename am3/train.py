@@ -1,0 +1,398 @@
+"""Training, validation and test loops for the AM3 family (ProtoNets++, TADAM, AM3-ProtoNets++, AM3-TADAM).
+
+run(cfg) dispatches on cfg.mode. Layout of cfg.log_dir: train/ (checkpoints model.ckpt-N and training
+summaries), eval/ (validation summaries), params.json (the flags of the last training run, a record only),
+test_results.json (test mode).
+"""
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from am3 import model as M
+from am3.flags import config_record, model_options_mismatch
+from common import checkpoints, npu_session
+from common.errors import UserError, check_finite
+from common.step_timer import StepTimer
+from datasets import fewshot_data as fsd
+
+v1 = tf.compat.v1
+EVAL_SPLITS = ("target_tst", "target_val", "sources")
+
+
+class Splits(object):
+    """Loads each data split once, on first use."""
+
+    def __init__(self, cfg):
+        self.dir = fsd.resolve_data_dir(cfg.data_dir)
+        self.with_embeddings = M.uses_word_embeddings(cfg)
+        self._cache = {}
+
+    def __getitem__(self, split):
+        tag = fsd.split_tag(split)
+        if tag not in self._cache:
+            self._cache[tag] = fsd.load_split(self.dir, split, with_embeddings=self.with_embeddings)
+        return self._cache[tag]
+
+
+def _seed(cfg, offset):
+    return None if cfg.seed is None else cfg.seed + offset
+
+
+def _augment(images):
+    """Upstream's augmentation in the graph: random horizontal flip, zero-pad by 1/8 and random crop back."""
+    shape = tf.shape(images)
+    flat = tf.reshape(images, tf.concat([[-1], shape[-3:]], axis=0))
+    size = int(images.shape[-2])
+    pad = int(0.125 * size)
+
+    def one(image):
+        image = tf.image.random_flip_left_right(image)
+        image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+        return tf.image.random_crop(image, [size, size, 3])
+
+    return tf.reshape(tf.map_fn(one, flat), shape)
+
+
+def _episode_graph(cfg, data, sampler, training, augment=False, initializable=False):
+    """Input pipeline + model for episodes from `sampler`; returns a dict of tensors and the iterator."""
+    dataset = fsd.episode_dataset(sampler)
+    iterator = v1.data.make_initializable_iterator(dataset) if initializable else \
+        v1.data.make_one_shot_iterator(dataset)
+    support, query, labels, classes = iterator.get_next()
+    support, query = tf.cast(support, tf.float32), tf.cast(query, tf.float32)
+    if augment:
+        support, query = _augment(support), _augment(query)
+    embeddings = None
+    if M.uses_word_embeddings(cfg):
+        embeddings = tf.gather(tf.constant(data.embeddings, name="word_embeddings"), classes)
+    out = M.episode_logits(cfg, support, query, embeddings, sampler.ways, sampler.shots, training=training)
+    logits = out["logits"]
+    out["xent"] = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+    out["accuracy"] = tf.reduce_mean(tf.cast(correct, tf.float32))
+    out["lambda_mean"] = tf.reduce_mean(out["lambda"])
+    out["iterator"] = iterator
+    return out
+
+
+def _eval_graphs(cfg, splits, names):
+    graphs = {}
+    for offset, split in enumerate(names):
+        sampler = fsd.EpisodeSampler(splits[split], cfg.num_classes_test, cfg.num_shots_test, cfg.eval_batch_size,
+                                     tasks=1, seed=_seed(cfg, 100 + offset),
+                                     what="evaluation on %s (--num_classes_test/--num_shots_test/--eval_batch_size)"
+                                          % split)
+        graphs[split] = _episode_graph(cfg, splits[split], sampler, training=False)
+    return graphs
+
+
+def run_episodes(sess, graph, episodes):
+    """Accuracy per episode over `episodes` episodes -> (mean, 95% CI half-width, mean xent, mean lambda)."""
+    accs, xents, lams = [], [], []
+    for _ in range(episodes):
+        acc, xent, lam = sess.run([graph["accuracy"], graph["xent"], graph["lambda_mean"]])
+        accs.append(acc)
+        xents.append(xent)
+        lams.append(lam)
+    accs = np.asarray(accs, np.float64)
+    ci95 = 1.96 * accs.std(ddof=1) / math.sqrt(len(accs)) if len(accs) > 1 else 0.0
+    return float(accs.mean()), float(ci95), float(np.mean(xents)), float(np.mean(lams))
+
+
+def _episodes(cfg, cases):
+    return max(1, cases // cfg.eval_batch_size)
+
+
+def evaluate_splits(sess, graphs, cfg, step, writer=None):
+    """Validation as upstream: accuracy on test, val and train splits; prints the line the wrappers grep."""
+    results = {}
+    for split in EVAL_SPLITS:
+        if split not in graphs:
+            continue
+        acc, ci, xent, lam = run_episodes(sess, graphs[split], _episodes(cfg, cfg.num_cases_val))
+        results.update({"accuracy_" + split: acc, "ci95_" + split: ci, "loss_" + split: xent,
+                        "lambda_" + split: lam})
+    print("step %d, " % step + ", ".join("accuracy_%s: %.4f" % (s, results["accuracy_" + s])
+                                         for s in EVAL_SPLITS if s in graphs) + ".", flush=True)
+    if writer is not None:
+        summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in sorted(results.items())])
+        writer.add_summary(summary, step)
+        writer.flush()
+    return results
+
+
+def learning_rate(cfg, global_step):
+    lr = cfg.init_learning_rate
+    if cfg.lr_anneal == "const":
+        return tf.constant(lr)
+    if cfg.lr_anneal == "pwc":
+        half = cfg.number_of_steps // 2
+        bounds = [np.int64(half + k * cfg.num_steps_decay_pwc) for k in range(3)]
+        return v1.train.piecewise_constant(global_step, bounds, [lr, lr * 0.1, lr * 0.01, lr * 0.001])
+    if cfg.lr_anneal == "cos":
+        progress = tf.cast(global_step, tf.float32) / float(max(cfg.number_of_steps, 1))
+        return 0.5 * lr * (1.0 + tf.cos(math.pi * progress))
+    decay_steps = max(cfg.number_of_steps // max(cfg.n_lr_decay, 1), 1)
+    return v1.train.exponential_decay(lr, global_step, decay_steps, 1.0 / cfg.lr_decay_rate, staircase=True)
+
+
+def _optimizer(cfg, lr, name):
+    if cfg.optimizer == "sgd":
+        opt = v1.train.MomentumOptimizer(lr, momentum=0.9, name=name)
+    else:
+        opt = v1.train.AdamOptimizer(lr, name=name + "Adam")
+    return npu_session.wrap_optimizer(opt, cfg.npu)
+
+
+def _train_op(opt, loss, var_list, global_step, update_ops, clip):
+    """Per-variable gradient clipping, as slim.learning.create_train_op(clip_gradient_norm=...) does."""
+    grads = opt.compute_gradients(loss, var_list=var_list)
+    if clip > 0:
+        grads = [(tf.clip_by_norm(g, clip) if g is not None else None, v) for g, v in grads]
+    with tf.control_dependencies(update_ops):
+        return opt.apply_gradients([(g, v) for g, v in grads if g is not None], global_step=global_step)
+
+
+def _new_update_ops(before):
+    return [op for op in v1.get_collection(v1.GraphKeys.UPDATE_OPS) if op not in before]
+
+
+def train(cfg):
+    """Episodic training with periodic validation; resumes from the newest checkpoint in LOG_DIR/train."""
+    splits = Splits(cfg)
+    train_data = splits["sources"]
+    train_dir = os.path.join(cfg.log_dir, "train")
+    params_path = os.path.join(cfg.log_dir, "params.json")
+    resume_from = checkpoints.latest_checkpoint(train_dir)
+    if resume_from:
+        mismatch = model_options_mismatch(cfg, params_path)
+        if mismatch:
+            raise UserError("%s holds a checkpoint of a different model: %s; use another --log_dir or the same "
+                            "flags" % (train_dir, "; ".join(mismatch)))
+    ways, shots, queries, tasks = (cfg.num_classes_train, cfg.num_shots_train, cfg.train_batch_size,
+                                   cfg.num_tasks_per_batch)
+    aux_mode = cfg.feat_extract_pretrain
+    eval_on = cfg.eval_interval_steps > 0 or cfg.eval_interval_fine_steps > 0
+
+    graph = tf.Graph()
+    with graph.as_default():
+        if cfg.seed is not None:
+            v1.set_random_seed(cfg.seed)
+        global_step = v1.train.get_or_create_global_step()
+        global_step_aux = v1.Variable(0, trainable=False, name="global_step_pretrain", dtype=tf.int64)
+        sampler = fsd.EpisodeSampler(train_data, ways, shots, queries, tasks, seed=_seed(cfg, 0),
+                                     what="training (--num_classes_train/--num_shots_train/--train_batch_size)")
+        before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
+        net = _episode_graph(cfg, train_data, sampler, training=True, augment=cfg.augment, initializable=True)
+        update_ops = _new_update_ops(before)
+        regularization = v1.losses.get_regularization_losses()
+        loss = tf.add_n([net["xent"]] + regularization, name="total_loss")
+        lr = learning_rate(cfg, global_step)
+        model_vars = v1.trainable_variables()
+        if aux_mode == "freeze":
+            model_vars = [v for v in model_vars if "feature_extractor" not in v.name]
+        train_op = _train_op(_optimizer(cfg, lr, "Momentum"), loss, model_vars, global_step, update_ops,
+                             cfg.clip_gradient_norm)
+        summaries = [v1.summary.scalar("loss", loss), v1.summary.scalar("misclassification", 1.0 - net["accuracy"]),
+                     v1.summary.scalar("learning_rate", lr), v1.summary.scalar("lambda", net["lambda_mean"])]
+        iterators = [net["iterator"]]
+        aux = None
+        if aux_mode:
+            if cfg.num_classes_pretrain < train_data.num_classes:
+                raise UserError("--num_classes_pretrain=%d but %s has %d classes" % (
+                    cfg.num_classes_pretrain, train_data.name, train_data.num_classes))
+            aux_sampler = fsd.BatchSampler(train_data, cfg.pre_train_batch_size, seed=_seed(cfg, 1))
+            aux_iterator = v1.data.make_initializable_iterator(fsd.batch_dataset(aux_sampler))
+            images, labels = aux_iterator.get_next()
+            images = tf.cast(images, tf.float32)
+            if cfg.augment:
+                images = _augment(images)
+            before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
+            logits = M.auxiliary_logits(cfg, images, cfg.num_classes_pretrain, training=True)
+            aux_updates = _new_update_ops(before)
+            aux_reg = [r for r in regularization if "feature_extractor_encoder" in r.name]
+            aux_xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+            aux_loss = tf.add_n([aux_xent] + aux_reg)
+            aux_vars = [v for v in v1.trainable_variables() if "feature_extractor_encoder" in v.name
+                        or "pretrain_logits" in v.name]
+            aux_op = _train_op(_optimizer(cfg, learning_rate(cfg, global_step), "PretrainOptimizer"), aux_loss,
+                               aux_vars, global_step_aux, aux_updates, cfg.clip_gradient_norm)
+            aux_acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                                             tf.float32))
+            summaries.append(v1.summary.scalar("pretrain/loss", aux_loss))
+            iterators.append(aux_iterator)
+            aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc}
+        summary_op = v1.summary.merge(summaries)
+        eval_graphs = _eval_graphs(cfg, splits, EVAL_SPLITS) if eval_on else {}
+        saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
+        init = v1.global_variables_initializer()
+
+    os.makedirs(train_dir, exist_ok=True)
+    with open(params_path, "w") as f:
+        json.dump(config_record(cfg), f, indent=1, sort_keys=True)
+    sess = npu_session.new_session(cfg.npu, graph=graph)
+    with sess:
+        sess.run(init)
+        if resume_from:
+            checkpoints.restore(saver, sess, resume_from)
+            print("resumed from %s" % resume_from, flush=True)
+        sess.run([it.initializer for it in iterators])
+        looped = npu_session.set_iterations_per_loop(sess, train_op, cfg.npu)
+        per_run = npu_session.steps_per_run(cfg.npu)
+        _train_loop(cfg, sess, graph, dict(net, train=looped, loss=loss, lr=lr), aux, summary_op, saver,
+                    global_step, global_step_aux, eval_graphs, train_dir, per_run, sampler)
+
+
+def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, global_step_aux, eval_graphs,
+                train_dir, per_run, sampler):
+    aux_mode = cfg.feat_extract_pretrain
+    aux_steps = cfg.feat_extract_pretrain_offset if aux_mode in ("finetune", "freeze") else 0
+    done_main, done_aux = sess.run([global_step, global_step_aux])
+    start = int(done_main) + (int(done_aux) if aux_mode in ("finetune", "freeze") else 0)
+    total = cfg.number_of_steps + aux_steps
+    writer = v1.summary.FileWriter(train_dir, graph=graph if start == 0 else None)
+    eval_writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval")) if eval_graphs else None
+    images_per_step = sampler.tasks * (sampler.ways * sampler.shots + sampler.queries)
+    timer = StepTimer(images_per_step, warmup_steps=min(5, max(total - start, 0) // 2), unit="images")
+    rng = np.random.RandomState(_seed(cfg, 2))
+    decay_every = max(cfg.number_of_steps // max(cfg.feat_extract_pretrain_decay_n, 1), 1)
+    print("training %s from step %d to %d: %d tasks x (%d-way %d-shot + %d queries) = %d images per step"
+          % (cfg.variant, start, total, sampler.tasks, sampler.ways, sampler.shots, sampler.queries,
+             images_per_step), flush=True)
+    step = start
+    last_saved = start
+    while step < total:
+        if aux is not None and (step < aux_steps or aux_mode == "multitask"):
+            probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
+            if aux_mode != "multitask" or rng.uniform() < probability:
+                aux_loss, aux_acc, _ = sess.run([aux["loss"], aux["accuracy"], aux["train"]])
+                check_finite(aux_loss, step, "auxiliary loss")
+                if step % cfg.log_interval_steps == 0:
+                    print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, aux_loss, aux_acc),
+                          flush=True)
+            if aux_mode != "multitask":
+                step += 1
+                continue
+        log_now = step % cfg.log_interval_steps == 0 or step + per_run >= total
+        fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],
+                   "lambda": net["lambda_mean"]}
+        if log_now:
+            fetches["summary"] = summary_op
+        timer.start()
+        out = sess.run(fetches)
+        dt = timer.stop(steps=per_run)
+        check_finite(out["loss"], step)
+        if log_now:
+            writer.add_summary(out["summary"], step)
+            writer.flush()
+            print("step %d, loss : %.4g, dt: %.3gs, accuracy: %.4f, lambda: %.4f"
+                  % (step, out["loss"], dt / per_run, out["accuracy"], out["lambda"]), flush=True)
+        step += per_run
+        main_step = step - aux_steps
+        if step - last_saved >= cfg.save_checkpoint_steps or step >= total:
+            saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+            last_saved = step
+        interval = cfg.eval_interval_fine_steps if main_step > 0.5 * cfg.number_of_steps else cfg.eval_interval_steps
+        if eval_graphs and interval > 0 and (main_step - per_run) // interval != main_step // interval \
+                and step < total:
+            evaluate_splits(sess, eval_graphs, cfg, main_step, eval_writer)
+        if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
+            print("early stop at step %d" % step, flush=True)
+            saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+            break
+    timer.summary()
+    writer.close()
+    if eval_writer is not None:
+        eval_writer.close()
+
+
+def _checkpoint_dir(cfg):
+    return cfg.pretrained_model_dir or os.path.join(cfg.log_dir, "train")
+
+
+def _restore_graph(cfg, splits, names):
+    graph = tf.Graph()
+    with graph.as_default():
+        if cfg.seed is not None:
+            v1.set_random_seed(cfg.seed)
+        graphs = _eval_graphs(cfg, splits, names)
+        saver = v1.train.Saver(v1.global_variables())
+    return graph, graphs, saver
+
+
+def _require_checkpoint(cfg):
+    directory = _checkpoint_dir(cfg)
+    path = checkpoints.latest_checkpoint(directory)
+    if path is None:
+        raise UserError("no checkpoint in %s: train first (--mode=train with the same --log_dir) or point "
+                        "--pretrained_model_dir at a checkpoint folder" % directory)
+    return path
+
+
+def _restore(cfg, saver, sess, path):
+    mismatch = model_options_mismatch(cfg, os.path.join(cfg.log_dir, "params.json"))
+    if mismatch:
+        raise UserError("the checkpoint in %s was trained with other model flags: %s" % (
+            os.path.dirname(path), "; ".join(mismatch)))
+    checkpoints.restore(saver, sess, path)
+    return int(path.rsplit("-", 1)[1])
+
+
+def evaluate(cfg):
+    """eval mode: accuracy of the newest checkpoint on the three splits; waits for newer checkpoints
+    (every eval_interval_secs) until max_number_of_evaluations evaluations are done."""
+    splits = Splits(cfg)
+    _require_checkpoint(cfg)
+    graph, graphs, saver = _restore_graph(cfg, splits, EVAL_SPLITS)
+    writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval"))
+    done, last_step, results = 0, -1, None
+    with npu_session.new_session(cfg.npu, graph=graph) as sess:
+        while True:
+            path = _require_checkpoint(cfg)
+            step = _restore(cfg, saver, sess, path)
+            if step > last_step:
+                results = evaluate_splits(sess, graphs, cfg, step, writer)
+                last_step = step
+                done += 1
+            if done >= cfg.max_number_of_evaluations:
+                break
+            time.sleep(max(cfg.eval_interval_secs, 1))
+    writer.close()
+    return results
+
+
+def test(cfg):
+    """test mode: mean accuracy with a 95% confidence interval over num_cases_test / eval_batch_size episodes."""
+    split = cfg.data_split or "target_tst"
+    splits = Splits(cfg)
+    path = _require_checkpoint(cfg)
+    graph, graphs, saver = _restore_graph(cfg, splits, [split])
+    episodes = _episodes(cfg, cfg.num_cases_test)
+    with npu_session.new_session(cfg.npu, graph=graph) as sess:
+        step = _restore(cfg, saver, sess, path)
+        t0 = time.time()
+        acc, ci, xent, lam = run_episodes(sess, graphs[split], episodes)
+        seconds = time.time() - t0
+    results = {"split": split, "checkpoint": path, "step": step, "episodes": episodes,
+               "ways": cfg.num_classes_test, "shots": cfg.num_shots_test, "queries": cfg.eval_batch_size,
+               "accuracy": acc, "ci95": ci, "loss": xent, "lambda": lam, "seconds_per_episode": seconds / episodes}
+    print("accuracy_%s: %.4f +- %.4f (95%% confidence interval; %d-way %d-shot, %d episodes x %d queries, "
+          "checkpoint step %d, %.2f s/episode, mean lambda %.3f)"
+          % (split, acc, ci, cfg.num_classes_test, cfg.num_shots_test, episodes, cfg.eval_batch_size, step,
+             seconds / episodes, lam), flush=True)
+    os.makedirs(cfg.log_dir, exist_ok=True)
+    with open(os.path.join(cfg.log_dir, "test_results.json"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    return results
+
+
+def run(cfg):
+    if cfg.mode == "train":
+        return train(cfg)
+    if cfg.mode == "eval":
+        return evaluate(cfg)
+    return test(cfg)
