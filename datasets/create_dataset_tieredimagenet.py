@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Build tiered-ImageNet few-shot npz files (84x84) and class word embeddings from an ImageNet image tree.
+
+    python datasets/create_dataset_tieredimagenet.py --image_dir=ILSVRC/Data/CLS-LOC/train --split_dir=SPLITS \
+        --class_dict=LOC_synset_mapping.txt --word_vectors=wiki-news-300d-1M.vec --output_dir=DATA/tiered-imagenet
+
+SPLITS holds train.csv, val.csv, test.csv listing the classes of each split (wnid first on each row, e.g.
+`n01530575,n01503061`); every image of IMAGE_DIR/<wnid>/ is used. Output images are held in a memory-mapped
+file while they are decoded, so the 448k training images do not need to fit in memory twice.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.errors import UserError, main_guard
+from datasets import builder
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp")
+
+
+def class_images(image_dir, wnid):
+    folder = os.path.join(image_dir, wnid)
+    if not os.path.isdir(folder):
+        raise UserError("class folder %s does not exist" % folder)
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise UserError("class folder %s holds no images (%s)" % (folder, ", ".join(IMAGE_EXTENSIONS)))
+    return [os.path.join(folder, f) for f in files]
+
+
+def build(args):
+    names = builder.read_class_dictionary(args.class_dict)
+    seen = {}
+    for offset, split in enumerate(builder.SPLITS):
+        wnids = builder.read_class_list(os.path.join(args.split_dir, split + ".csv"))
+        for wnid in wnids:
+            if wnid in seen:
+                raise UserError("class %s is listed in both %s.csv and %s.csv" % (wnid, seen[wnid], split))
+            seen[wnid] = split
+        embeddings = builder.class_embeddings(wnids, names, args.word_vectors, args.class_dict,
+                                              args.skip_missing_words)
+        paths, labels = [], []
+        for i, wnid in enumerate(wnids):
+            files = class_images(args.image_dir, wnid)
+            paths.extend(files)
+            labels.extend([i] * len(files))
+        builder.write_split(args.output_dir, split, paths, labels, embeddings, args.image_size,
+                            args.seed + offset, args.num_workers)
+
+
+@main_guard
+def main(argv=None):
+    parser = builder.add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    build(builder.check_common(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
