@@ -1,0 +1,230 @@
+"""MobileNetV3: architecture sizes, image-folder training, bad input, evaluation and export round trip."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import REPO, run, run_python
+from common.errors import UserError
+from mobilenetv3 import data, inference, madds, trainer
+from mobilenetv3 import model as M
+from mobilenetv3.train_cls import build_config, parse_args
+
+MODEL_DIR = os.path.join(REPO, "mobilenetv3")
+COLOURS = {"cat": (210, 60, 40), "dog": (40, 70, 210)}
+
+
+def make_folder(root, per_class, size=40, seed=0, classes=("cat", "dog")):
+    """`root/<class>/<i>.jpg|png`: noisy images whose dominant colour is the class."""
+    rng = np.random.RandomState(seed)
+    for name in classes:
+        folder = os.path.join(str(root), name)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(0, 40, (size, size, 3)) + COLOURS[name], 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(os.path.join(folder, "%d.%s" % (i, "png" if i % 3 == 0 else "jpg")))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory):
+    """data/train (16 images a class, plus a text file and a truncated JPEG) and data/validation (4 a class)."""
+    root = tmp_path_factory.mktemp("mnv3_data")
+    make_folder(root / "train", 16)
+    make_folder(root / "validation", 4, seed=1)
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    whole = (root / "train" / "dog" / "1.jpg").read_bytes()
+    (root / "train" / "dog" / "truncated.jpg").write_bytes(whole[:len(whole) // 3])
+    return str(root)
+
+
+def count_params(graph):
+    with graph.as_default():
+        return sum(int(np.prod(v.shape.as_list())) for v in tf.compat.v1.global_variables())
+
+
+def build(name, variant="paper", size=32, classes=10, alpha=1.0, batch=2):
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [batch, size, size, 3])
+        logits = M.mobilenet_v3(images, M.get_spec(name, variant), classes, alpha=alpha, training=False)
+    return graph, images, logits
+
+
+@pytest.mark.parametrize("name,variant", [("small", "paper"), ("large", "paper"), ("small", "upstream")])
+def test_output_shape_and_finite_logits(name, variant):
+    graph, images, logits = build(name, variant, size=32, classes=7, alpha=0.5, batch=3)
+    assert logits.shape.as_list() == [3, 7]
+    with graph.as_default(), tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        out = sess.run(logits, {images: np.random.RandomState(0).rand(3, 32, 32, 3)})
+    assert out.shape == (3, 7) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name,paper_params,paper_madds", [("large", 5.4e6, 219e6), ("small", 2.5e6, 56e6)])
+def test_paper_variant_size_and_madds_match_paper(name, paper_params, paper_madds):
+    graph, _, _ = build(name, size=224, classes=1000, batch=1)
+    params = count_params(graph)
+    assert abs(params - paper_params) / paper_params < 0.05, params
+    counted = madds.count_madds(graph, "MobilenetV3")
+    assert abs(counted - paper_madds) / paper_madds < 0.05, counted
+
+
+def test_upstream_variant_has_upstream_parameter_count():
+    # Measured by running xiaochus/MobileNetV3 (Keras) at 224x224 with 1000 classes.
+    assert count_params(build("small", "upstream", size=224, classes=1000, batch=1)[0]) == 4320632
+    assert count_params(build("large", "upstream", size=224, classes=1000, batch=1)[0]) == 10037304
+
+
+def test_activations_and_widths():
+    x = np.linspace(-5, 5, 41).astype(np.float32)
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        hs, hsig, khs = sess.run([M.hard_swish(x), M.hard_sigmoid(x), M.keras_hard_sigmoid(x)])
+    np.testing.assert_allclose(hs, x * np.clip(x + 3, 0, 6) / 6, atol=1e-6)
+    np.testing.assert_allclose(hsig, np.clip(x + 3, 0, 6) / 6, atol=1e-6)
+    np.testing.assert_allclose(khs, np.clip(0.2 * x + 0.5, 0, 1), atol=1e-6)
+    stem, blocks, last, head = M.widths(M.get_spec("large"), 1.0)
+    assert (stem, last, head) == (16, 960, 1280)
+    assert blocks == [(row.exp, row.out) for row in M.LARGE_BLOCKS]
+    stem, blocks, last, head = M.widths(M.get_spec("small"), 0.5)
+    assert all(c % 8 == 0 for c in [stem, last] + [c for pair in blocks for c in pair])
+    assert head == 1024 and last == 288
+
+
+def test_unknown_model_name_is_one_clear_error():
+    with pytest.raises(UserError, match="unknown model 'medium'"):
+        M.get_spec("medium")
+    proc = run_python([os.path.join(MODEL_DIR, "train_cls.py"), "--model=medium", "--data_path=/nonexistent"],
+                      check=False)
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines()[-1] == "error: unknown model 'medium': choose one of large, small"
+    assert "Traceback" not in proc.stdout
+
+
+def tiny_config(tmp_path, data_root, **kwargs):
+    values = dict(model="small", height=32, width=32, alpha=0.5, batch=8, epochs=2, log_every=2,
+                  train_dir=os.path.join(data_root, "train"), eval_dir=os.path.join(data_root, "validation"),
+                  save_dir=str(tmp_path / "model"))
+    values.update(kwargs)
+    return trainer.TrainConfig(**values)
+
+
+def test_bad_data_folders_are_one_line_errors(tmp_path, image_data):
+    with pytest.raises(UserError, match="does not exist"):
+        trainer.train(tiny_config(tmp_path, str(tmp_path / "missing")))
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "validation").mkdir()
+    with pytest.raises(UserError, match="has no class folders"):
+        trainer.train(tiny_config(tmp_path, str(tmp_path / "empty")))
+    other = make_folder(tmp_path / "other" / "validation", 2, classes=("cat", "dog"))
+    os.rename(os.path.join(other, "dog"), os.path.join(other, "wolf"))
+    with pytest.raises(UserError, match="classes differ.*only in training: dog; only in validation: wolf"):
+        trainer.train(tiny_config(tmp_path, image_data, eval_dir=other))
+    with pytest.raises(UserError, match="batch 64 is larger than the 33 training images"):
+        trainer.train(tiny_config(tmp_path, image_data, batch=64))
+    with pytest.raises(UserError, match="class_number is 5 but"):
+        trainer.train(tiny_config(tmp_path, image_data, class_number=5))
+    assert not (tmp_path / "model").exists()   # nothing written by a failed start
+
+
+def test_non_image_files_are_skipped_with_a_warning(image_data, capsys):
+    folder = data.ImageFolder(os.path.join(image_data, "train"))
+    assert folder.classes == ["cat", "dog"]
+    assert [os.path.basename(p) for p in folder.skipped] == ["notes.txt"]
+    assert len(folder) == 33   # the truncated JPEG passes the header check; the pipeline drops it if undecodable
+    assert "skipping" in capsys.readouterr().err
+
+
+def test_config_file_route_and_flag_precedence(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model": "large", "height": 64, "width": 48, "class_number": 2, "batch": 4,
+                               "train_dir": "d/train", "eval_dir": "d/eval", "save_dir": "s", "weights": ""}))
+    config = build_config(parse_args(["--config", str(cfg), "--batch=2", "--learning_rate=0.01"]))
+    assert (config.model, config.height, config.width, config.batch) == ("large", 64, 48, 2)
+    assert (config.train_dir, config.eval_dir, config.save_dir, config.learning_rate) == ("d/train", "d/eval", "s",
+                                                                                          0.01)
+    cfg.write_text(json.dumps({"modle": "small"}))
+    with pytest.raises(UserError, match="unknown keys modle"):
+        build_config(parse_args(["--config", str(cfg)]))
+
+
+def read_history(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_wrapper_trains_on_the_npu_route_and_writes_logs(tmp_path, image_data):
+    record = tmp_path / "npu_calls.jsonl"
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_1p.sh"), "--data_path=" + image_data,
+                "--image_size=32", "--batch=8", "--epochs=3", "--loss_scale=dynamic"],
+               fake_npu=True, record_file=record, OUTPUT_ROOT=out, timeout=300)
+    assert "device: Ascend NPU (npu_bridge)" in proc.stdout
+    assert "skipping" in proc.stdout and "notes.txt" in proc.stdout
+    history = read_history(out / "0" / "ckpt" / "hist.csv")
+    assert [int(row["epoch"]) for row in history] == [1, 2, 3]
+    assert float(history[-1]["loss"]) < float(history[0]["loss"])
+    assert os.path.isfile(out / "0" / "ckpt" / "checkpoints" / "checkpoint")
+    assert os.path.isfile(out / "0" / "ckpt" / "best" / "checkpoint")
+    case = "MobileNetV3_ID0256_for_TensorFlow_bs8_1p_acc"
+    summary = dict(line.split(" = ", 1) for line in (out / "0" / (case + ".log")).read_text().splitlines())
+    assert float(summary["ActualFPS"]) > 0
+    assert float(summary["TrainAccuracy"]) == float(history[-1]["val_acc"])
+    losses = (out / "0" / ("train_%s_loss.txt" % case)).read_text().split()
+    assert len(losses) >= 3 and float(summary["ActualLoss"]) == float(losses[-1])
+    assert "step_time_summary:" in (out / "0" / "train_0.log").read_text()
+    calls = [json.loads(line)["name"] for line in record.read_text().splitlines()]
+    assert any("LossScale" in name for name in calls), calls
+
+
+def test_train_resume_evaluate_export_round_trip(tmp_path, image_data, capsys):
+    config = tiny_config(tmp_path, image_data, epochs=2, dropout=0.0)
+    history = trainer.train(config)
+    assert len(history) == 2
+    model_dir = config.save_dir
+    assert json.load(open(os.path.join(model_dir, "model.json")))["classes"] == ["cat", "dog"]
+
+    files = sorted(data.ImageFolder(os.path.join(image_data, "validation")).files)
+    predictor = inference.Predictor(model_dir)
+    batch = np.stack([predictor.load_image(path) for path in files])
+    expected = predictor(batch)
+    predictor.close()
+    assert expected.shape == (8, 2)
+
+    result = inference.evaluate(model_dir, os.path.join(image_data, "validation"), batch=3)
+    labels = np.array([0 if os.sep + "cat" + os.sep in path else 1 for path in files])
+    assert result["images"] == 8
+    assert result["top1"] == pytest.approx(np.mean(expected.argmax(1) == labels))
+    assert result["top5"] == 1.0   # top-2 of 2 classes
+
+    export_dir = str(tmp_path / "export")
+    inference.export(model_dir, export_dir)
+    graph, images, probabilities = inference.load_frozen(os.path.join(export_dir, "frozen_graph.pb"))
+    with tf.compat.v1.Session(graph=graph) as sess:
+        np.testing.assert_allclose(sess.run(probabilities, {images: batch}), expected, rtol=1e-4, atol=1e-5)
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], os.path.join(export_dir, "saved_model"))
+        signature = meta.signature_def["serving_default"]
+        served = sess.run(signature.outputs["probabilities"].name, {signature.inputs["images"].name: batch})
+        np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-5)
+    assert open(os.path.join(export_dir, "labels.txt")).read().split() == ["cat", "dog"]
+
+    capsys.readouterr()
+    config.epochs = 3
+    history = trainer.train(config)
+    assert "resumed from" in capsys.readouterr().out
+    assert [int(row["epoch"]) for row in history] == [1, 2, 3]
+    assert int(history[-1]["steps"]) == 3 * (33 // 8)
+    with pytest.raises(UserError, match="holds a different model"):
+        trainer.train(tiny_config(tmp_path, image_data, model="large"))
+
+
+def test_8p_wrapper_says_it_needs_ascend(tmp_path, image_data):
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_8p.sh"), "--data_path=" + image_data],
+               check=False, OUTPUT_ROOT=tmp_path)
+    assert proc.returncode == 2
+    assert "8-device training needs Ascend NPUs" in proc.stdout
