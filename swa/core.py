@@ -5,9 +5,11 @@ standalone-Keras and tf.keras callbacks share every line of behaviour. The learn
 plain functions (testable without a model); `BatchNormStatistics` computes exact batch-norm statistics
 for the averaged weights with a forward pass over the training data.
 """
+import functools
 import json
 import math
 import os
+import time
 import warnings
 
 import numpy as np
@@ -232,6 +234,18 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
+def _timed(hook):
+    """Add the hook's wall time to self.hook_seconds (the callback's own overhead, reported by the seed script)."""
+    @functools.wraps(hook)
+    def wrapped(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            self.hook_seconds += time.perf_counter() - t0
+    return wrapped
+
+
 def make_flavour(backend, callback_base, flavour):
     """Build the SWA callback class and the BN helper for one Keras API (`backend`, `callback_base`)."""
 
@@ -272,6 +286,7 @@ def make_flavour(backend, callback_base, flavour):
                                "swa_lr" % (self.swa_lr, self.swa_lr2))
             self.start = self.start_epoch - 1          # 0-indexed first SWA epoch
             self._resumed = False
+            self.hook_seconds = 0.0
             self._reset_state()
 
         # -- state (checkpoint / resume) ---------------------------------------------------------------
@@ -320,6 +335,7 @@ def make_flavour(backend, callback_base, flavour):
             if not self._resumed:
                 self._reset_state()
             self._resumed = False
+            self.hook_seconds = 0.0
             self.epochs = self.params.get("epochs")
             if not isinstance(self.epochs, int) or self.epochs < 1:
                 raise SWAError("fit(epochs=%r): epochs must be a positive integer" % (self.epochs,))
@@ -386,6 +402,7 @@ def make_flavour(backend, callback_base, flavour):
                 return int(math.ceil(samples / float(batch_size)))     # counts the partial last batch
             return None         # learnt from the first epoch
 
+        @_timed
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self._batches_seen = 0
@@ -404,6 +421,7 @@ def make_flavour(backend, callback_base, flavour):
             if epoch == self.start and self.verbose > 0:
                 print("\nEpoch %05d: starting stochastic weight averaging" % (epoch + 1))
 
+        @_timed
         def on_batch_begin(self, batch, logs=None):
             if self.lr_schedule != "cyclic":
                 return
@@ -414,11 +432,13 @@ def make_flavour(backend, callback_base, flavour):
             self._set_lr(cyclic_lr(self.epoch, batch, self.start, self.swa_freq, steps, self.init_lr,
                                    self.swa_lr, self.swa_lr2))
 
+        @_timed
         def on_batch_end(self, batch, logs=None):
             self._batches_seen += 1
             if self._bn_pass is not None and self.steps is not None and self._batches_seen == self.steps:
                 self._finish_bn_pass(self.epoch)      # before validation, so it sees the final model
 
+        @_timed
         def on_epoch_end(self, epoch, logs=None):
             if epoch == self.bn_epoch:
                 self._finish_bn_pass(epoch)
@@ -434,6 +454,7 @@ def make_flavour(backend, callback_base, flavour):
                     print("\nEpoch %05d: weights averaged (%d model%s)"
                           % (epoch + 1, self.n_averaged, "" if self.n_averaged == 1 else "s"))
 
+        @_timed
         def on_train_end(self, logs=None):
             if self._bn_pass is not None:       # fit stopped inside the BN epoch
                 self._finish_bn_pass(self.epoch)

@@ -1,0 +1,275 @@
+"""Training loop of the seed script: the blobs classifier trained with SWA, and plain SGD as the baseline.
+
+`train_and_evaluate(config)` is everything the entry script does after parsing flags; it prints one line
+per epoch, the final test accuracies with and without SWA, per-epoch times of both runs (the callback's
+overhead) and the `step_time_summary:` line the Ascend wrappers read.
+"""
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from common import npu_session
+from common.errors import UserError, check_finite, require
+from common.step_timer import StepTimer
+from swa import data
+from swa.model import build_model
+from swa.tfkeras import SWA
+
+
+class TrainConfig(object):
+    """Plain settings of one seed-script run (defaults: the Ascend seed page)."""
+
+    def __init__(self, train_epochs=100, batch_size=16384, num_samples=131072, test_fraction=0.2,
+                 learning_rate=0.1, swa_start=75, lr_schedule="cyclic", swa_lr=0.001, swa_lr2=0.003, swa_freq=3,
+                 baseline=True, model_dir="", seed=2, data_seed=2, npu_options=None):
+        self.train_epochs = train_epochs        # epochs of each run (with BN, SWA's last one is the BN pass)
+        self.batch_size = batch_size            # samples per step
+        self.num_samples = num_samples          # blobs generated, before the test split
+        self.test_fraction = test_fraction      # share of the samples held out for the test accuracy
+        self.learning_rate = learning_rate      # SGD rate (the initial rate of SWA's schedule)
+        self.swa_start = swa_start              # SWA start_epoch, counted from 1
+        self.lr_schedule = lr_schedule          # SWA schedule: manual, constant or cyclic
+        self.swa_lr = swa_lr                    # SWA rate (bottom of the cycle)
+        self.swa_lr2 = swa_lr2                  # top of the cyclic rate
+        self.swa_freq = swa_freq                # epochs per cycle / between averages
+        self.baseline = baseline                # also train plain SGD from the same initial weights
+        self.model_dir = model_dir              # checkpoints (resume from the latest); '' = none
+        self.seed = seed                        # initialisation and shuffling seed
+        self.data_seed = data_seed              # blobs seed (2: the seed page's data set)
+        self.npu_options = npu_options or npu_session.NpuOptions()
+
+    def validate(self):
+        for name in ("train_epochs", "batch_size", "num_samples"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value > 0, "--%s must be a positive integer, got %r" % (name, value))
+        require(0.0 < self.test_fraction < 1.0, "--test_fraction must be between 0 and 1, got %r" % self.test_fraction)
+        require(self.learning_rate > 0, "--learning_rate must be positive, got %r" % self.learning_rate)
+        n_train = self.num_samples - int(round(self.num_samples * self.test_fraction))
+        require(n_train > 0 and n_train < self.num_samples,
+                "--num_samples=%d leaves no training or no test samples with --test_fraction=%g"
+                % (self.num_samples, self.test_fraction))
+        options = self.npu_options
+        require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
+                                            "precision --precision_mode gives, without loss scaling)")
+        require(options.iterations_per_loop == 1, "--iterations_per_loop must be 1: Keras runs one step per call")
+
+
+class _EpochReport(tf.keras.callbacks.Callback):
+    """One log line per epoch, NaN/Inf check, epoch wall times (begin to next begin: every callback's work)."""
+
+    def __init__(self, name, lr_of):
+        super(_EpochReport, self).__init__()
+        self.name = name
+        self.lr_of = lr_of
+        self.epoch_times = []
+        self._t0 = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        now = time.perf_counter()
+        if self._t0 is not None:
+            self.epoch_times.append(now - self._t0)
+        self._t0 = now
+
+    def on_train_end(self, logs=None):
+        if self._t0 is not None:
+            self.epoch_times.append(time.perf_counter() - self._t0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss = check_finite(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name)
+        print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
+              % (self.name, epoch + 1, self.params["epochs"], loss, logs.get("acc", float("nan")), self.lr_of()),
+              flush=True)
+
+
+class _StepStart(tf.keras.callbacks.Callback):
+    """Last callback in the list: its batch-begin hook runs right before the training step."""
+
+    def __init__(self, timer, batch_size):
+        super(_StepStart, self).__init__()
+        self.timer = timer
+        self.batch_size = batch_size
+
+    def on_batch_begin(self, batch, logs=None):
+        self.timer.start()
+
+
+class _StepEnd(tf.keras.callbacks.Callback):
+    """First callback in the list: its batch-end hook runs right after the step. A partial last batch is not
+    timed, so samples/s = batch_size / mean step time holds."""
+
+    def __init__(self, timer, batch_size):
+        super(_StepEnd, self).__init__()
+        self.timer = timer
+        self.batch_size = batch_size
+
+    def on_batch_end(self, batch, logs=None):
+        dt = time.perf_counter() - self.timer._t0
+        if (logs or {}).get("size", self.batch_size) == self.batch_size:
+            self.timer.record(dt)
+
+
+class _Checkpoint(tf.keras.callbacks.Callback):
+    """Keeps the last SGD iterate; with a directory, also writes model weights, SWA state and that iterate
+    after every epoch, atomically (a crash leaves the previous checkpoint intact)."""
+
+    def __init__(self, directory, swa=None, keep=2):
+        super(_Checkpoint, self).__init__()
+        self.directory = directory
+        self.swa = swa
+        self.keep = keep
+        self.last_iterate = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        weights = self.model.get_weights()
+        if self.swa is None or epoch != getattr(self.swa, "bn_epoch", None):
+            self.last_iterate = weights
+        if self.directory:
+            save_checkpoint(self.directory, epoch + 1, weights, self.last_iterate, self.swa, self.keep)
+
+
+def save_checkpoint(directory, epoch, weights, last_iterate, swa, keep):
+    os.makedirs(directory, exist_ok=True)
+    name = "ckpt-%d" % epoch
+    tmp = os.path.join(directory, name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    np.savez(os.path.join(tmp, "model.npz"), *weights)
+    np.savez(os.path.join(tmp, "last_iterate.npz"), *(last_iterate or weights))
+    if swa is not None:
+        swa.save_state(os.path.join(tmp, "swa.npz"))
+    final = os.path.join(directory, name)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    pointer = os.path.join(directory, "checkpoint.json")
+    with open(pointer + ".tmp", "w") as f:
+        json.dump({"epoch": epoch, "path": name}, f)
+    os.replace(pointer + ".tmp", pointer)
+    for old in os.listdir(directory):
+        if old.startswith("ckpt-") and not old.endswith(".tmp") and old != name:
+            try:
+                if int(old[5:]) <= epoch - keep:
+                    shutil.rmtree(os.path.join(directory, old), ignore_errors=True)
+            except ValueError:
+                pass
+
+
+def _load_list(path):
+    with np.load(path) as f:
+        return [f["arr_%d" % i] for i in range(len(f.files))]
+
+
+def restore_checkpoint(directory, model, swa):
+    """Load the latest checkpoint in `directory` into model/swa; returns (epochs done, last SGD iterate)."""
+    pointer = os.path.join(directory, "checkpoint.json")
+    if not directory or not os.path.exists(pointer):
+        return 0, None
+    try:
+        with open(pointer) as f:
+            meta = json.load(f)
+        path = os.path.join(directory, meta["path"])
+        model.set_weights(_load_list(os.path.join(path, "model.npz")))
+        last_iterate = _load_list(os.path.join(path, "last_iterate.npz"))
+        if swa is not None:
+            swa.load_state(os.path.join(path, "swa.npz"))
+    except (IOError, OSError, KeyError, ValueError) as err:
+        raise UserError("cannot resume from checkpoint in %s (corrupt, or from a different model): %s"
+                        % (directory, err))
+    print("resumed from %s after epoch %d" % (path, meta["epoch"]), flush=True)
+    return int(meta["epoch"]), last_iterate
+
+
+def _accuracy(model, x, y, batch_size):
+    return float(model.evaluate(x, y, batch_size=batch_size, verbose=0)[1])
+
+
+def _fit(name, model, config, train, timer, swa=None, model_dir=""):
+    """Compile and fit one run; returns (epoch times, weights of the last SGD iterate)."""
+    lr_var = model.optimizer.lr
+    report = _EpochReport(name, lambda: float(tf.keras.backend.get_value(lr_var)))
+    callbacks = [_StepEnd(timer, config.batch_size), report]
+    if swa is not None:
+        callbacks.append(swa)
+    # Also in runs without checkpoints, so both runs do the same per-epoch work.
+    checkpoint = _Checkpoint(model_dir, swa)
+    initial_epoch, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
+    callbacks.append(checkpoint)
+    callbacks.append(_StepStart(timer, config.batch_size))
+    if initial_epoch < config.train_epochs:
+        model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0, shuffle=True)
+    else:
+        print("%s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir), flush=True)
+    return report.epoch_times, checkpoint.last_iterate
+
+
+def _median(values):
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def train_and_evaluate(config):
+    """Train the SWA run (and the SGD baseline), print and return the test accuracies and epoch times."""
+    config.validate()
+    (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
+    train, test = data.split(x, y, config.test_fraction)
+    print("data: %d training and %d test points, %d batches of up to %d per epoch"
+          % (len(train[0]), len(test[0]), -(-len(train[0]) // config.batch_size), config.batch_size), flush=True)
+
+    tf.compat.v1.reset_default_graph()
+    tf.keras.backend.clear_session()
+    tf.compat.v1.set_random_seed(config.seed)
+    np.random.seed(config.seed)
+    npu_session.keras_session(config.npu_options)
+
+    def compiled(initial=None):
+        model = build_model()
+        model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["acc"])
+        if initial is not None:
+            model.set_weights(initial)
+        return model
+
+    swa_model = compiled()
+    initial = swa_model.get_weights()
+    results = {}
+    sub = (lambda name: os.path.join(config.model_dir, name)) if config.model_dir else (lambda name: "")
+
+    if config.baseline:
+        sgd_model = compiled(initial)
+        sgd_timer = StepTimer(config.batch_size, unit="samples", log_every=0)
+        sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"))
+        results["test_accuracy_sgd"] = _accuracy(sgd_model, test[0], test[1], config.batch_size)
+        results["epoch_time_sgd"] = _median(sgd_times[1:])
+
+    swa = SWA(start_epoch=config.swa_start, lr_schedule=config.lr_schedule, swa_lr=config.swa_lr,
+              swa_lr2=config.swa_lr2, swa_freq=config.swa_freq, verbose=1)
+    timer = StepTimer(config.batch_size, unit="samples", log_every=0)
+    t0 = time.perf_counter()
+    swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"))
+    results["swa_callback_share"] = swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)
+    results["test_accuracy_swa"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
+    # Epoch times of training epochs only: not the first (graph warm-up), not SWA's BN pass.
+    results["epoch_time_swa"] = _median(swa_times[1:-1] if getattr(swa, "has_bn", False) else swa_times[1:])
+    if last_iterate is not None:
+        final = swa_model.get_weights()
+        swa_model.set_weights(last_iterate)
+        results["test_accuracy_swa_last_iterate"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
+        swa_model.set_weights(final)
+
+    print("final test accuracy: swa=%.4f%s%s" % (
+        results["test_accuracy_swa"],
+        " sgd=%.4f" % results["test_accuracy_sgd"] if "test_accuracy_sgd" in results else "",
+        " swa_run_last_iterate=%.4f" % results["test_accuracy_swa_last_iterate"]
+        if "test_accuracy_swa_last_iterate" in results else ""), flush=True)
+    if config.baseline:
+        overhead = results["epoch_time_swa"] / results["epoch_time_sgd"] - 1.0
+        results["epoch_time_overhead"] = overhead
+        print("median epoch time: sgd=%.4fs swa=%.4fs (%+.1f%%)"
+              % (results["epoch_time_sgd"], results["epoch_time_swa"], 100.0 * overhead), flush=True)
+    print("time in the SWA callback: %.2f%% of the SWA run" % (100.0 * results["swa_callback_share"]), flush=True)
+    timer.summary()
+    return results

@@ -1,0 +1,310 @@
+"""SWA callback (swa.keras and swa.tfkeras run the same tests), its BN pass, and the seed script end to end."""
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run, run_python
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+FLAVOURS = ("keras", "tfkeras")
+SCRIPT = os.path.join(REPO, "swa", "train-tf.keras-npu.py")
+N, BATCH = 200, 64          # 4 batches per epoch, the last one partial (8 samples)
+BATCHES = 4
+
+
+class Flavour(object):
+    """The Keras API under test: its modules and the SWA package built on it."""
+
+    def __init__(self, name):
+        if name == "keras":
+            self.keras = importlib.import_module("keras")
+        else:
+            import tensorflow as tf
+            self.keras = tf.keras
+        self.K = self.keras.backend
+        self.swa = importlib.import_module("swa." + name)
+        self.K.clear_session()
+
+    def model(self, batch_norm=False, lr=0.1, seed=0):
+        import tensorflow as tf
+        tf.compat.v1.set_random_seed(seed)
+        layers = self.keras.layers
+        stack = [layers.Dense(8, activation="relu", input_shape=(2,))]
+        if batch_norm:
+            stack.append(layers.BatchNormalization())
+        stack.append(layers.Dense(3, activation="softmax"))
+        model = self.keras.models.Sequential(stack)
+        model.compile(self.keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
+        return model
+
+    def probe(self, on_epoch_end=None, on_batch_begin=None):
+        callback = self.keras.callbacks.Callback()
+        if on_epoch_end:
+            callback.on_epoch_end = lambda epoch, logs=None: on_epoch_end(callback.model, epoch)
+        if on_batch_begin:
+            callback.on_batch_begin = lambda batch, logs=None: on_batch_begin(callback.model, batch)
+        return callback
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request):
+    return Flavour(request.param)
+
+
+def data(n=N, seed=0):
+    rng = np.random.RandomState(seed)
+    x = rng.randn(n, 2).astype("float32") * 2.0
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 1).astype("int64")
+    return x, y
+
+
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("schedule,freq,averaged_epochs", [
+    ("manual", 1, [2, 3, 4, 5, 6, 7, 8]),       # start_epoch=2, every epoch from the 2nd on
+    ("cyclic", 3, [4, 7]),                      # cycles 2-4 and 5-7 (1-indexed); epoch 8 starts a cycle
+])
+def test_average_is_the_mean_of_the_cycle_end_weights(flavour, schedule, freq, averaged_epochs):
+    x, y = data()
+    model = flavour.model()
+    seen = {}
+    probe = flavour.probe(on_epoch_end=lambda m, epoch: seen.__setitem__(epoch + 1, m.get_weights()))
+    swa = flavour.swa.SWA(start_epoch=2, lr_schedule=schedule, swa_lr=0.01, swa_freq=freq)
+    model.fit(x, y, batch_size=BATCH, epochs=8, callbacks=[probe, swa], verbose=0)
+    expected = [np.mean([seen[e][i] for e in averaged_epochs], axis=0) for i in range(len(seen[1]))]
+    for got, want, last in zip(model.get_weights(), expected, seen[8]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, last)       # the average, not the last iterate
+    assert swa.n_averaged == len(averaged_epochs)
+
+
+def _expected_rates(schedule, epochs, start, init_lr, swa_lr, swa_lr2, freq):
+    """The schedules written out independently of swa.core: per (epoch, batch), 0-indexed."""
+    rates = []
+    for epoch in range(epochs):
+        for batch in range(BATCHES):
+            if schedule == "manual":
+                rates.append(init_lr)
+                continue
+            if epoch < start:
+                t = epoch / float(start)
+                rate = init_lr if t <= 0.5 else (
+                    init_lr - (init_lr - swa_lr) * (t - 0.5) / 0.4 if t <= 0.9 else swa_lr)
+            elif schedule == "constant":
+                rate = swa_lr
+            else:
+                i = ((epoch - start) % freq) * BATCHES + batch + 1
+                t = i / float(freq * BATCHES)
+                rate = swa_lr2 - (swa_lr2 - swa_lr) * t
+            rates.append(rate)
+    return rates
+
+
+@pytest.mark.parametrize("schedule", ["manual", "constant", "cyclic"])
+def test_per_batch_learning_rates_follow_the_schedule(flavour, schedule):
+    x, y = data()
+    model = flavour.model(lr=0.2)
+    rates = []
+    probe = flavour.probe(on_batch_begin=lambda m, batch: rates.append(float(flavour.K.get_value(m.optimizer.lr))))
+    swa = flavour.swa.SWA(start_epoch=6, lr_schedule=schedule, swa_lr=0.02, swa_lr2=0.08, swa_freq=2)
+    history = model.fit(x, y, batch_size=BATCH, epochs=10, callbacks=[swa, probe], verbose=0)
+    expected = _expected_rates(schedule, 10, 5, 0.2, 0.02, 0.08, 2)
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    if schedule == "cyclic":
+        # Each cycle (2 epochs x 4 batches, the 4th partial) ends exactly at swa_lr: no jump back up.
+        assert rates[5 * BATCHES + 2 * BATCHES - 1] == pytest.approx(0.02)
+        np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-6)
+    else:
+        per_epoch = expected[::BATCHES]
+        np.testing.assert_allclose(history.history["lr"], per_epoch, rtol=1e-6)
+
+
+def test_auto_rates(flavour):
+    x, y = data()
+    model = flavour.model(lr=0.2)
+    swa = flavour.swa.SWA(start_epoch=2, lr_schedule="cyclic", swa_freq=2)
+    model.fit(x, y, batch_size=BATCH, epochs=4, callbacks=[swa], verbose=0)
+    assert swa.swa_lr == pytest.approx(0.02)
+    assert swa.swa_lr2 == pytest.approx(0.02 + 0.25 * (0.2 - 0.02))
+
+
+def _dense_output(flavour, model, x):
+    fn = flavour.K.function(model.inputs, [model.layers[0].output])
+    return fn([x])[0].astype(np.float64)
+
+
+def test_batch_norm_statistics_are_those_of_the_training_data_under_the_average(flavour):
+    x, y = data()
+    model = flavour.model(batch_norm=True)
+    seen = {}
+    probe = flavour.probe(on_epoch_end=lambda m, epoch: seen.__setitem__(epoch + 1, m.get_weights()))
+    swa = flavour.swa.SWA(start_epoch=3, lr_schedule="cyclic", swa_lr=0.01, swa_lr2=0.05, swa_freq=2)
+    model.fit(x, y, batch_size=BATCH, epochs=8, callbacks=[probe, swa], verbose=0)
+    # Epoch 8 is the BN pass; cycles 3-4, 5-6 are averaged, 7 is an unfinished cycle.
+    dense, bn = model.layers[0], model.layers[1]
+    for got, want in zip(dense.get_weights(), [np.mean([seen[e][i] for e in (4, 6)], axis=0) for i in (0, 1)]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    h = _dense_output(flavour, model, x)
+    np.testing.assert_allclose(flavour.K.get_value(bn.moving_mean), h.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(flavour.K.get_value(bn.moving_variance), h.var(axis=0), rtol=1e-4, atol=1e-5)
+    # The pass applied no update: gamma/beta are the averaged ones too.
+    gamma_beta = [np.mean([seen[e][i] for e in (4, 6)], axis=0) for i in (2, 3)]
+    np.testing.assert_allclose(bn.get_weights()[:2], gamma_beta, rtol=1e-5, atol=1e-6)
+
+
+def test_recompute_helper_sets_exact_statistics(flavour):
+    x, y = data()
+    model = flavour.model(batch_norm=True)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    bn = model.layers[1]
+    seen = flavour.swa.recompute_bn_statistics(model, x, batch_size=48)
+    assert seen == N
+    h = _dense_output(flavour, model, x)
+    np.testing.assert_allclose(flavour.K.get_value(bn.moving_mean), h.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(flavour.K.get_value(bn.moving_variance), h.var(axis=0), rtol=1e-4, atol=1e-5)
+    # A generator of (x, y) batches gives the same result.
+    flavour.swa.recompute_bn_statistics(model, ((x[i:i + 30], y[i:i + 30]) for i in range(0, N, 30)))
+    np.testing.assert_allclose(flavour.K.get_value(bn.moving_variance), h.var(axis=0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(start_epoch=3, swa_lr2=0.01), "swa_lr2 cannot be set while swa_lr is 'auto'"),
+    (dict(start_epoch=3, lr_schedule="cyclic", swa_lr=0.05, swa_lr2=0.01), "must not exceed swa_lr2"),
+    (dict(start_epoch=3, lr_schedule="linear"), "lr_schedule must be one of"),
+    (dict(start_epoch=0), "start_epoch must be an integer >= 1"),
+    (dict(start_epoch=3, batch_size=0), "batch_size must be an integer >= 1"),
+    (dict(start_epoch=3, swa_freq=0), "swa_freq must be an integer >= 1"),
+    (dict(start_epoch=3, swa_lr=-1.0), "swa_lr must be 'auto' or a positive number"),
+])
+def test_bad_arguments_fail_at_construction(flavour, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        flavour.swa.SWA(**kwargs)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("lr_above", r"swa_lr \(0.5\) is above the optimizer's learning rate \(0.1\)"),
+    ("start_beyond", r"averages first at the end of epoch 6, but fit trains 4 epoch\(s\)"),
+    ("bn_start_beyond", r"fit trains 4 epoch\(s\) \(the last of the 5 is the batch-norm pass\)"),
+    ("no_lr", "needs an optimizer with a numeric learning-rate variable"),
+])
+def test_bad_fit_configurations_fail_before_training(flavour, case, message):
+    from common.errors import UserError
+    import tensorflow as tf
+    x, y = data()
+    model = flavour.model(batch_norm=case == "bn_start_beyond")
+    epochs = 4
+    swa = flavour.swa.SWA(start_epoch=3, lr_schedule="cyclic", swa_lr=0.01, swa_lr2=0.05, swa_freq=2)
+    if case == "lr_above":
+        swa = flavour.swa.SWA(start_epoch=2, lr_schedule="constant", swa_lr=0.5)
+    elif case == "start_beyond":
+        swa = flavour.swa.SWA(start_epoch=5, swa_freq=2)
+    elif case == "bn_start_beyond":
+        swa, epochs = flavour.swa.SWA(start_epoch=5), 5
+    elif case == "no_lr":
+        opt = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+        if flavour.keras is not tf.keras:
+            opt = flavour.keras.optimizers.TFOptimizer(opt)
+        model.compile(opt, "sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(UserError, match=message):
+        model.fit(x, y, batch_size=BATCH, epochs=epochs, callbacks=[swa], verbose=0)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)        # failed before the first step
+
+
+def test_resume_keeps_the_running_average(flavour, tmp_path):
+    x, y = data()
+    swa_args = dict(start_epoch=2, lr_schedule="cyclic", swa_lr=0.01, swa_lr2=0.05, swa_freq=2)
+
+    model = flavour.model()
+    initial = model.get_weights()
+    swa = flavour.swa.SWA(**swa_args)
+    model.fit(x, y, batch_size=BATCH, epochs=8, callbacks=[swa], verbose=0, shuffle=False)
+    straight = model.get_weights()
+
+    def stop_after_5(m, epoch):
+        if epoch == 4:
+            np.savez(str(tmp_path / "model.npz"), *m.get_weights())
+            first.save_state(str(tmp_path / "swa.npz"))
+            m.stop_training = True
+
+    flavour.K.clear_session()
+    model = flavour.model()
+    model.set_weights(initial)
+    first = flavour.swa.SWA(**swa_args)
+    model.fit(x, y, batch_size=BATCH, epochs=8, callbacks=[first, flavour.probe(on_epoch_end=stop_after_5)],
+              verbose=0, shuffle=False)
+    assert first.n_averaged == 2
+
+    flavour.K.clear_session()                   # a new process, as far as Keras is concerned
+    model = flavour.model(lr=0.1)
+    with np.load(str(tmp_path / "model.npz")) as saved:
+        model.set_weights([saved["arr_%d" % i] for i in range(len(saved.files))])
+    second = flavour.swa.SWA(**swa_args)
+    second.load_state(str(tmp_path / "swa.npz"))
+    model.fit(x, y, batch_size=BATCH, epochs=8, initial_epoch=5, callbacks=[second], verbose=0, shuffle=False)
+    assert second.n_averaged == 3               # cycle ends: epochs 3, 5 (before the stop) and 7
+    for got, want in zip(model.get_weights(), straight):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_and_tfkeras_share_one_implementation():
+    import keras
+    import tensorflow as tf
+    import swa.keras
+    import swa.tfkeras
+    assert swa.keras.SWA.__init__.__code__ is swa.tfkeras.SWA.__init__.__code__
+    assert swa.keras.SWA.on_epoch_end.__wrapped__.__code__ is swa.tfkeras.SWA.on_epoch_end.__wrapped__.__code__
+    assert issubclass(swa.keras.SWA, keras.callbacks.Callback)
+    assert issubclass(swa.tfkeras.SWA, tf.keras.callbacks.Callback)
+    assert sys.modules["keras"].__file__ != os.path.join(REPO, "swa", "keras.py")
+
+
+# ---------------------------------------------------------------------------------------------------------
+SMALL = ["--num_samples=3000", "--batch_size=512", "--train_epochs=6", "--swa_start=3", "--swa_freq=2",
+         "--swa_lr=0.01", "--swa_lr2=0.03"]
+
+
+def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
+    args = [SCRIPT] + SMALL + ["--model_dir=%s" % (tmp_path / "ckpt")]
+    out = run_python(args, timeout=300).stdout
+    assert "data: 2400 training and 600 test points, 5 batches of up to 512 per epoch" in out
+    assert "swa epoch 6/6" in out and "sgd epoch 6/6" in out
+    assert "batch normalization statistics recomputed over 2400 samples" in out
+    line = [ln for ln in out.splitlines() if ln.startswith("final test accuracy:")][-1]
+    accs = dict(kv.split("=") for kv in line.split(":", 1)[1].split())
+    # SGD's BN moving averages (momentum 0.99) are far from converged after 30 steps; SWA's are exact.
+    assert float(accs["swa"]) > 0.75 and 0.0 <= float(accs["sgd"]) <= 1.0
+    assert "step_time_summary: mean_dt=" in out and "samples/s" in out
+    again = run_python(args, timeout=300).stdout          # everything done: resumes and only evaluates
+    assert "swa: all 6 epochs already done" in again
+    line2 = [ln for ln in again.splitlines() if ln.startswith("final test accuracy:")][-1]
+    assert line2 == line
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--train_epochs=0", "error: --train_epochs must be a positive integer, got 0"),
+    ("--swa_start=9", "error: SWA(start_epoch=9, swa_freq=2) averages first at the end of epoch 10"),
+])
+def test_seed_script_bad_input_is_one_line(flag, message):
+    proc = run_python([SCRIPT] + SMALL + ["--baseline=False", flag], check=False, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert message in proc.stdout
+    assert "Traceback" not in proc.stdout
+
+
+def test_wrappers_report_the_ascend_summary(tmp_path):
+    wrapper = os.path.join(REPO, "swa", "test", "train_performance_1p.sh")
+    proc = run(["bash", wrapper] + SMALL, OUTPUT_ROOT=str(tmp_path), timeout=300)
+    out_dir = tmp_path / "0"
+    case = (out_dir / "SWA_ID0252_for_TensorFlow_bs512_1p_perf.log").read_text()
+    fields = dict(line.split(" = ", 1) for line in case.splitlines())
+    log = (out_dir / "train_0.log").read_text()
+    mean_dt = float(log.split("step_time_summary: mean_dt=")[1].split()[0])
+    assert float(fields["ActualFPS"]) == pytest.approx(512 / mean_dt, rel=0.01)
+    assert float(fields["TrainingTime"]) == pytest.approx(mean_dt * 1000, rel=0.01)
+    assert "Final Performance samples/sec" in proc.stdout
+    assert fields["ActualLoss"] != "None"
