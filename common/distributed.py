@@ -64,6 +64,59 @@ class Cluster(object):
         return "Cluster(rank=%d, size=%d, route=%r)" % (self.rank, self.size, self.route)
 
 
+class DataParallel(object):
+    """How a tf.Session training loop runs one step on this cluster.
+
+        dp = DataParallel(cluster, npu_session.session_config(options))
+        with dp.scope():
+            loss = dp.run_step(step_fn, images, labels)   # step_fn builds loss and train op, returns the loss
+        sess = dp.session(graph)
+
+    step_fn must minimize `loss * dp.gradient_scale`: MultiWorkerMirroredStrategy sums the replicas' gradients,
+    while NPUDistributedOptimizer (wrap_optimizer(distributed=True)) already averages them. One replica per
+    process (one device per worker, as the launcher starts them).
+    """
+
+    def __init__(self, cluster, session_config):
+        self.cluster = cluster
+        self.config = session_config
+        self.strategy = None
+        self.target = ""
+        if cluster.route == "collective":
+            import tensorflow as tf
+            self.strategy = cluster.strategy()
+            self.strategy.configure(session_config=self.config, cluster_spec={"worker": list(cluster.workers)},
+                                    task_type="worker", task_id=cluster.rank)
+            self.config = self.strategy.update_config_proto(self.config)
+            self._server = tf.distribute.Server(tf.train.ClusterSpec({"worker": list(cluster.workers)}),
+                                                job_name="worker", task_index=cluster.rank, config=self.config,
+                                                start=True)
+            self.target = self._server.target
+
+    @property
+    def gradient_scale(self):
+        return 1.0 / self.cluster.size if self.strategy is not None else 1.0
+
+    def scope(self):
+        """Build the model, optimizer and step inside this scope (variables mirrored on the collective route)."""
+        if self.strategy is not None:
+            return self.strategy.scope()
+        import contextlib
+        return contextlib.suppress()
+
+    def run_step(self, step_fn, *inputs):
+        """Call step_fn(*inputs) on every replica; returns its loss averaged over the replicas."""
+        if self.strategy is None:
+            return step_fn(*inputs)
+        import tensorflow as tf
+        per_replica = self.strategy.experimental_run_v2(step_fn, args=inputs)
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    def session(self, graph=None):
+        import tensorflow as tf
+        return tf.compat.v1.Session(target=self.target, graph=graph, config=self.config)
+
+
 def _int_env(env, name, default):
     text = env.get(name, "")
     if text == "":

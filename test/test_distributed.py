@@ -40,6 +40,16 @@ def test_two_workers_equal_each_other_and_one_worker_on_the_combined_batch(tmp_p
         assert "cluster: rank %d of 2 (MultiWorkerMirroredStrategy)" % rank in log
 
 
+def test_session_loop_through_data_parallel_matches_one_worker(tmp_path):
+    launcher(tmp_path, "--out", str(tmp_path / "w{rank}"), "--loop", "session", "--init_offset", "{rank}")
+    w0 = np.load(str(tmp_path / "w0" / "weights_0.npy"))
+    w1 = np.load(str(tmp_path / "w1" / "weights_1.npy"))
+    np.testing.assert_array_equal(w0, w1)   # rank 1 started elsewhere: the chief's start was broadcast
+    run([sys.executable, WORKER, "--out", str(tmp_path / "single"), "--loop", "session", "--combine", "2"],
+        NPU_FALLBACK=1)
+    np.testing.assert_allclose(w0, np.load(str(tmp_path / "single" / "weights_0.npy")), rtol=1e-5, atol=1e-6)
+
+
 def test_a_dying_worker_stops_the_others_and_fails_the_launch(tmp_path):
     started = time.time()
     proc = launcher(tmp_path, "--out", str(tmp_path / "w{rank}"), "--steps", "100000", "--die_at_step", "2",
