@@ -1,0 +1,386 @@
+"""Meta-training and meta-testing loops for MAML / T-net / MT-net (graph build, session, checkpoints, results)."""
+import csv
+import os
+import pickle
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from common import npu_session
+from common.checkpoints import restore
+from common.errors import UserError, check_finite, require
+from common.step_timer import StepTimer
+from mtnet import tasks as T
+from mtnet.model import NORMS, MetaLearner, ModelSpec
+
+tf1 = tf.compat.v1
+
+SUMMARY_INTERVAL = 100
+SAVE_INTERVAL = 1000
+FINAL_WINDOW = 5000          # iterations averaged for the final postloss line
+QUERY_POINTS = 10            # regression query points per task (upstream: "10 val samples", as Meta-SGD)
+NUM_PLOTS = 5                # regression test mode: fitted tasks drawn as PNG
+
+
+class Config(object):
+    """Plain options (the flags' values); nothing below the entry script reads global flags."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def replace(self, **values):
+        return Config(**dict(self.__dict__, **values))
+
+
+def default_config(**overrides):
+    """The upstream defaults plus this port's additions; tests start from here."""
+    values = dict(
+        datasource="sinusoid", num_classes=5, metatrain_iterations=15000, meta_batch_size=25, meta_lr=0.001,
+        update_batch_size=5, update_lr=1e-3, num_updates=1, poly_order=1, use_T=False, use_M=False,
+        share_M=False, temp=1.0, logit_init=0.0, norm="batch_norm", dim_hidden=40, num_filters=64, conv=True,
+        max_pool=False, stop_grad=False, log=True, logdir="/tmp/data", resume=True, train=True, test_iter=-1,
+        test_set=False, train_update_batch_size=-1, train_update_lr=-1.0,
+        seed=1, data_path="", omniglot_train_chars=1100, omniglot_test_chars=100, print_interval=0,
+        save_interval=SAVE_INTERVAL, num_test_tasks=-1)
+    values.update(overrides)
+    return Config(**values)
+
+
+def validate(cfg):
+    """Reject what the model cannot honour, before anything is built or written."""
+    require(cfg.datasource in T.DATASOURCES, "unknown datasource %r: choose one of %s"
+            % (cfg.datasource, ", ".join(T.DATASOURCES)))
+    require(cfg.norm in NORMS, "unknown norm %r: choose batch_norm, layer_norm or None" % cfg.norm)
+    for name in ("metatrain_iterations",):
+        require(getattr(cfg, name) >= 0, "%s must be >= 0, got %r" % (name, getattr(cfg, name)))
+    for name in ("meta_batch_size", "update_batch_size", "num_updates", "dim_hidden", "num_filters",
+                 "save_interval"):
+        require(getattr(cfg, name) >= 1, "%s must be >= 1, got %r" % (name, getattr(cfg, name)))
+    require(cfg.temp > 0, "temp must be > 0 (Gumbel-softmax temperature), got %r" % cfg.temp)
+    require(cfg.meta_lr > 0, "meta_lr must be > 0, got %r" % cfg.meta_lr)
+    require(cfg.update_lr > 0, "update_lr must be > 0, got %r" % cfg.update_lr)
+    if cfg.datasource == "polynomial":
+        require(0 <= cfg.poly_order <= 10, "poly_order must be in 0..10, got %r" % cfg.poly_order)
+    if cfg.datasource in T.CLASSIFICATION:
+        require(cfg.num_classes >= 2, "num_classes must be >= 2 for classification, got %r" % cfg.num_classes)
+    require(cfg.test_iter == -1 or cfg.test_iter >= 0, "test_iter must be -1 (latest) or an iteration")
+    require(cfg.test_iter == -1 or not cfg.train, "test_iter applies to test mode (--train=False) only")
+    require(cfg.num_test_tasks == -1 or cfg.num_test_tasks >= 1, "num_test_tasks must be -1 or >= 1")
+    require(cfg.print_interval >= 0, "print_interval must be >= 0 (0: upstream's)")
+
+
+def exp_string(cfg):
+    """The experiment directory name, as upstream builds it (training-time update_batch_size/update_lr)."""
+    ubs = cfg.update_batch_size if cfg.train_update_batch_size == -1 else cfg.train_update_batch_size
+    lr = cfg.update_lr if cfg.train_update_lr == -1 else cfg.train_update_lr
+    name = "cls_%d.mbs_%d.ubs_%d.numstep%d.updatelr%s.temp%s" % (
+        cfg.num_classes, cfg.meta_batch_size, ubs, cfg.num_updates, float(lr), float(cfg.temp))
+    if cfg.use_M:
+        name += ("MTnet" if cfg.use_T else "Mnet") + ("" if cfg.share_M else "_noshare")
+    else:
+        name += "Tnet" if cfg.use_T else "MAML"
+    if cfg.datasource == "polynomial":
+        name += "ord%d" % cfg.poly_order
+    if cfg.num_filters != 64:
+        name += "hidden%d" % cfg.num_filters
+    if cfg.max_pool:
+        name += "maxpool"
+    if cfg.stop_grad:
+        name += "stopgrad"
+    return name + {"batch_norm": "batchnorm", "layer_norm": "layernorm", "None": "nonorm"}[cfg.norm]
+
+
+def model_spec(cfg, dim_input, dim_output):
+    if cfg.datasource in T.REGRESSION:
+        return ModelSpec("fc", dim_input, dim_output, dim_hidden=[cfg.dim_hidden] * 2, norm=cfg.norm,
+                         use_T=cfg.use_T, use_M=cfg.use_M, share_M=cfg.share_M, temp=cfg.temp,
+                         logit_init=cfg.logit_init, update_lr=cfg.update_lr, stop_grad=cfg.stop_grad, loss="mse",
+                         update_batch_size=cfg.update_batch_size)
+    height, _, channels = T.IMAGE_SHAPES[cfg.datasource]
+    return ModelSpec("conv" if cfg.conv else "fc", dim_input, dim_output, dim_hidden=[256, 128, 64, 64],
+                     num_filters=cfg.num_filters, channels=channels, img_size=height, max_pool=cfg.max_pool,
+                     flatten=cfg.datasource == "miniimagenet", norm=cfg.norm, use_T=cfg.use_T, use_M=cfg.use_M,
+                     share_M=cfg.share_M, temp=cfg.temp, logit_init=cfg.logit_init, update_lr=cfg.update_lr,
+                     stop_grad=cfg.stop_grad, loss="xent", update_batch_size=cfg.update_batch_size)
+
+
+def checkpoint_iteration(path):
+    match = re.search(r"model(\d+)$", path or "")
+    return int(match.group(1)) if match else None
+
+
+def find_checkpoint(cfg, exp_dir):
+    """The checkpoint to restore (or None): test_iter's, else the latest in exp_dir."""
+    latest = tf.train.latest_checkpoint(exp_dir) if os.path.isdir(exp_dir) else None
+    if cfg.test_iter >= 0:
+        path = os.path.join(exp_dir, "model%d" % cfg.test_iter)
+        require(tf.train.checkpoint_exists(path), "no checkpoint model%d in %s" % (cfg.test_iter, exp_dir))
+        return path
+    if latest is None and os.path.isdir(exp_dir) and os.path.exists(os.path.join(exp_dir, "checkpoint")):
+        raise UserError("%s/checkpoint names a checkpoint that is missing or unreadable" % exp_dir)
+    return latest
+
+
+# ---- graph ------------------------------------------------------------------------------------------------------
+class Graph(object):
+    """The tensors a loop needs: losses, optimizer op, summaries, inputs (for feeding plots)."""
+
+
+def _reduce(out, classification):
+    g = Graph()
+    g.preloss = tf.reduce_mean(out["lossa"])
+    g.postlosses = [tf.reduce_mean(l) for l in out["lossesb"]]
+    g.per_task = [out["lossa"]] + out["lossesb"]
+    if classification:
+        g.preacc = tf.reduce_mean(out["accuracya"])
+        g.postaccs = [tf.reduce_mean(a) for a in out["accuraciesb"]]
+        g.per_task_acc = [out["accuracya"]] + out["accuraciesb"]
+    g.out = out
+    return g
+
+
+def build_regression(cfg, learner, batch, num_points, num_steps):
+    sampled = T.regression_tasks(cfg.datasource, batch, num_points, cfg.poly_order)
+    x = tf1.placeholder_with_default(sampled.x, [batch, None, 1], name="x")
+    y = tf1.placeholder_with_default(sampled.y, [batch, None, 1], name="y")
+    inputa, labela, inputb, labelb = T.split_support_query(x, y, cfg.update_batch_size)
+    g = _reduce(learner.build(inputa, labela, inputb, labelb, num_steps), classification=False)
+    g.x, g.y, g.params = x, y, sampled.params
+    g.inputa, g.inputb = inputa, inputb
+    return g
+
+
+def build_images(cfg, learner, dataset, num_steps):
+    images, labels = tf1.data.make_one_shot_iterator(dataset).get_next()
+    support = cfg.num_classes * cfg.update_batch_size
+    g = _reduce(learner.build(images[:, :support], labels[:, :support], images[:, support:], labels[:, support:],
+                              num_steps), classification=True)
+    return g
+
+
+def add_summaries(learner, g, prefix, num_steps):
+    scalars = [tf1.summary.scalar(prefix + "pre_update_loss", g.preloss)]
+    for j in range(num_steps):
+        scalars.append(tf1.summary.scalar(prefix + "post_update_loss_step%d" % (j + 1), g.postlosses[j]))
+    if learner.classification:
+        scalars.append(tf1.summary.scalar(prefix + "pre_update_accuracy", g.preacc))
+        for j in range(num_steps):
+            scalars.append(tf1.summary.scalar(prefix + "post_update_accuracy_step%d" % (j + 1), g.postaccs[j]))
+    for key, prob in learner.mask_keep_probability().items():
+        scalars.append(tf1.summary.scalar(prefix + "mask_keep_prob_" + key, prob))
+    for key, var in sorted(learner.weights.items()):
+        scalars.append(tf1.summary.histogram(key, var))
+    return tf1.summary.merge(scalars)
+
+
+# ---- entry ------------------------------------------------------------------------------------------------------
+def run(cfg, options):
+    """Train (cfg.train) or test one configuration; returns a dict of results for callers and tests."""
+    validate(cfg)
+    if cfg.datasource in T.CLASSIFICATION and not cfg.data_path:
+        cfg = cfg.replace(data_path="./data/omniglot_resized" if cfg.datasource == "omniglot"
+                          else "./data/miniImagenet")
+    exp = exp_string(cfg)
+    exp_dir = os.path.join(cfg.logdir, exp)
+    checkpoint = find_checkpoint(cfg, exp_dir) if (cfg.resume or not cfg.train) else None
+    if not cfg.train:
+        require(checkpoint is not None, "nothing to test: no checkpoint in %s (train first, or check the flags "
+                                        "that name the experiment directory)" % exp_dir)
+    print(exp, flush=True)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(cfg.seed)
+        if cfg.train:
+            return _train(cfg, options, exp_dir, checkpoint)
+        return _test(cfg, options, exp_dir, checkpoint)
+
+
+def _image_tasks(cfg, which, samples_per_class):
+    folders = T.image_class_folders(cfg.datasource, cfg.data_path, cfg.test_set, cfg.omniglot_train_chars,
+                                    cfg.omniglot_test_chars)
+    name = "train" if which == "train" else folders["eval_name"]
+    return T.ImageTasks(cfg.datasource, folders[which], cfg.num_classes, samples_per_class, name)
+
+
+def _open_session(options, saver, checkpoint):
+    sess = npu_session.new_session(options)
+    sess.run(tf1.global_variables_initializer())
+    start = 0
+    if checkpoint is not None:
+        print("Restoring model weights from " + checkpoint, flush=True)
+        restore(saver, sess, checkpoint)
+        start = (checkpoint_iteration(checkpoint) or -1) + 1
+    return sess, start
+
+
+def _train(cfg, options, exp_dir, checkpoint):
+    regression = cfg.datasource in T.REGRESSION
+    # upstream also builds (for its summaries) post-update losses up to 5 steps; without summaries skip them
+    eval_steps = max(5 if regression and cfg.log else 1, cfg.num_updates)
+    if regression:
+        spec = model_spec(cfg, 1, 1)
+        learner = MetaLearner(spec)
+        g = build_regression(cfg, learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS, eval_steps)
+        val = None
+    else:
+        train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + (15 if cfg.datasource == "miniimagenet"
+                                                                            else cfg.update_batch_size))
+        val_tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
+        learner = MetaLearner(model_spec(cfg, train_tasks.dim_input, cfg.num_classes))
+        g = build_images(cfg, learner, train_tasks.dataset(cfg.meta_batch_size, cfg.seed), eval_steps)
+        val = build_images(cfg, learner, val_tasks.dataset(cfg.meta_batch_size, 6), eval_steps)
+    loss = g.postlosses[cfg.num_updates - 1]
+    global_step = tf1.train.get_or_create_global_step()
+    optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr), options)
+    grads_and_vars = optimizer.compute_gradients(loss)
+    if cfg.datasource == "miniimagenet":
+        grads_and_vars = [(tf.clip_by_value(gr, -10, 10), v) for gr, v in grads_and_vars if gr is not None]
+    train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+    summary_op = add_summaries(learner, g, "metatrain_", eval_steps) if cfg.log else None
+    saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
+
+    sess, start = _open_session(options, saver, checkpoint)
+    train_op = npu_session.set_iterations_per_loop(sess, train_op, options)
+    per_run = npu_session.steps_per_run(options)
+    os.makedirs(exp_dir, exist_ok=True)
+    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log else None
+    print_interval = cfg.print_interval or (1000 if regression else 100)
+    timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, cfg.metatrain_iterations // 10)),
+                      unit="tasks", log_every=print_interval * 5)
+    acc_fetch = [g.preacc, g.postaccs[cfg.num_updates - 1]] if learner.classification else []
+    fetches = [train_op, g.preloss, loss] + acc_fetch
+    total = cfg.metatrain_iterations
+    if start >= total:
+        print("Checkpoint is at iteration %d; nothing left of metatrain_iterations=%d" % (start - 1, total))
+    print("Done initializing, starting training.", flush=True)
+    prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
+    itr = start
+    while itr < total:
+        want_summary = writer is not None and itr % SUMMARY_INTERVAL == 0
+        timer.start()
+        result = sess.run(fetches + ([summary_op] if want_summary else []))
+        timer.stop(steps=per_run)
+        check_finite(result[2], itr, "postloss")
+        if want_summary:
+            writer.add_summary(result[-1], itr)
+        prelosses.append(result[1])
+        postlosses.append(result[2])
+        if acc_fetch:
+            accs.append(result[3:5])
+        last = itr + per_run - 1
+        if last // print_interval != (itr - 1) // print_interval and itr != 0 or last == total - 1:
+            line = "Iteration %d: %s, %s" % (last, np.mean(prelosses), np.mean(postlosses))
+            if accs:
+                line += " (accuracy %s, %s)" % tuple(np.mean(accs, 0))
+            print(line, flush=True)
+            window_pre.extend(prelosses)
+            window_post.extend(postlosses)
+            prelosses, postlosses, accs = [], [], []
+        if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
+            vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]])
+            print("Validation results: %s, %s" % tuple(vals), flush=True)
+        if last % cfg.save_interval == 0 and last != 0:
+            saver.save(sess, os.path.join(exp_dir, "model%d" % last))
+        itr += per_run
+    window_pre.extend(prelosses)
+    window_post.extend(postlosses)
+    if itr > start:
+        saver.save(sess, os.path.join(exp_dir, "model%d" % (itr - 1)))
+    if writer is not None:
+        writer.close()
+    results = {"exp_dir": exp_dir, "start": start, "end": itr}
+    if window_post:
+        tail = max(1, FINAL_WINDOW // per_run)
+        results["preloss"] = float(np.mean(window_pre[-tail:]))
+        results["postloss"] = float(np.mean(window_post[-tail:]))
+        print("final: preloss %.6f postloss %.6f (mean of the last %d iterations)"
+              % (results["preloss"], results["postloss"], min(tail, len(window_post)) * per_run), flush=True)
+    timer.summary()
+    sess.close()
+    return results
+
+
+def _test(cfg, options, exp_dir, checkpoint):
+    regression = cfg.datasource in T.REGRESSION
+    num_steps = 10                       # upstream's test_num_updates in test mode
+    if regression:
+        default_tasks = 20 if cfg.datasource == "polynomial" else 600
+        num_tasks = cfg.num_test_tasks if cfg.num_test_tasks > 0 else default_tasks
+        chunk = min(num_tasks, 100)
+        query = 4000 - cfg.update_batch_size if cfg.datasource == "polynomial" else QUERY_POINTS
+        learner = MetaLearner(model_spec(cfg, 1, 1))
+        g = build_regression(cfg, learner, chunk, cfg.update_batch_size + query, num_steps)
+        runs = -(-num_tasks // chunk)
+    else:
+        num_tasks = cfg.num_test_tasks if cfg.num_test_tasks > 0 else 600
+        tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
+        learner = MetaLearner(model_spec(cfg, tasks.dim_input, cfg.num_classes))
+        g = build_images(cfg, learner, tasks.dataset(1, cfg.seed + 5, num_tasks), num_steps)
+        runs = num_tasks
+    saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
+    sess, _ = _open_session(options, saver, checkpoint)
+    fetch = g.per_task_acc if learner.classification else g.per_task
+    rows = []
+    plot_batch = None
+    for r in range(runs):
+        values = sess.run(fetch + ([g.x, g.y, g.params] if regression and r == 0 else []))
+        if regression and r == 0:
+            plot_batch = values[len(fetch):]
+        rows.append(np.stack([np.reshape(v, [-1]) for v in values[:len(fetch)]], axis=1))
+    results = np.concatenate(rows, 0)[:num_tasks]
+    means, stds = results.mean(0), results.std(0)
+    ci95 = 1.96 * stds / np.sqrt(num_tasks)
+    print("Mean validation accuracy/loss, stddev, and confidence intervals")
+    print((means, stds, ci95))
+    for j in range(len(means)):
+        print("update%d: mean %.6f std %.6f ci95 %.6f" % (j, means[j], stds[j], ci95[j]))
+    base = os.path.join(exp_dir, "test_ubs%d_stepsize%s_testiter%d" % (cfg.update_batch_size, cfg.update_lr,
+                                                                        cfg.test_iter))
+    with open(base + ".pkl", "wb") as f:
+        pickle.dump({"mses": results}, f)
+    with open(base + ".csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["update%d" % i for i in range(len(means))])
+        writer.writerow(means)
+        writer.writerow(stds)
+        writer.writerow(ci95)
+    print("wrote %s.csv and .pkl" % base, flush=True)
+    plots = []
+    if regression:
+        plots = _plot_tasks(cfg, sess, g, plot_batch, exp_dir, num_steps)
+    sess.close()
+    return {"results": results, "means": means, "stds": stds, "ci95": ci95, "csv": base + ".csv",
+            "pkl": base + ".pkl", "plots": plots}
+
+
+def _plot_tasks(cfg, sess, g, batch, exp_dir, num_steps):
+    """Support points, truth, predictions before adaptation and after 1 and num_steps inner steps."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    x, y, params = batch
+    lo, hi = T.regression_x_range(cfg.datasource)
+    grid = np.linspace(lo, hi, 200, dtype=np.float32)
+    k = cfg.update_batch_size
+    xs = np.concatenate([x[:, :k], np.tile(grid[None, :, None], [x.shape[0], 1, 1])], 1)
+    ys = np.concatenate([y[:, :k], np.zeros([x.shape[0], len(grid), 1], np.float32)], 1)
+    pre, post1, post_n = sess.run([g.out["outputb_pre"], g.out["outputbs"][0], g.out["outputbs"][num_steps - 1]],
+                                  {g.x: xs, g.y: ys})
+    paths = []
+    for t in range(min(NUM_PLOTS, x.shape[0])):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        ax.plot(grid, T.regression_truth(cfg.datasource, params, t, grid), "r-", label="truth")
+        ax.plot(x[t, :k, 0], y[t, :k, 0], "ro", label="support (K=%d)" % k)
+        ax.plot(grid, pre[t, :, 0], color="#bfbfbf", label="before adaptation")
+        ax.plot(grid, post1[t, :, 0], color="#666666", label="after 1 step")
+        ax.plot(grid, post_n[t, :, 0], color="#000000", label="after %d steps" % num_steps)
+        ax.set_xlim([lo, hi])
+        title = "sinusoid" if cfg.datasource == "sinusoid" else "polynomial order %d" % cfg.poly_order
+        ax.set_title("%s, test task %d" % (title, t))
+        ax.legend(loc="upper right", fontsize="small")
+        path = os.path.join(exp_dir, "test_task%d.png" % t)
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,258 @@
+"""MT-net port: the three learners train, masks and T behave as the paper says, train/resume/test/images work."""
+import csv
+import os
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from common.errors import UserError
+from common.npu_session import NpuOptions
+from conftest import REPO, run, run_python
+from mtnet import tasks as T
+from mtnet import trainer
+from mtnet.model import MetaLearner, ModelSpec, straight_through_mask
+
+tf1 = tf.compat.v1
+MAIN = os.path.join(REPO, "mtnet", "main.py")
+VARIANTS = {"MAML": dict(use_T=False, use_M=False), "Tnet": dict(use_T=True, use_M=False),
+            "MTnet": dict(use_T=True, use_M=True, share_M=True)}
+SEED_FLAGS = dict(datasource="sinusoid", meta_batch_size=4, update_lr=0.01, norm="None", update_batch_size=10,
+                  use_T=True, use_M=True, share_M=True)
+
+
+def _spec(**kw):
+    values = dict(kind="fc", dim_input=1, dim_output=1, dim_hidden=[40, 40], norm="None", update_lr=0.01)
+    values.update(kw)
+    return ModelSpec(**values)
+
+
+def _cfg(tmp_path, **kw):
+    values = dict(SEED_FLAGS, logdir=str(tmp_path / "logs"), log=False, print_interval=10, save_interval=10)
+    values.update(kw)
+    return trainer.default_config(**values)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_each_variant_lowers_the_sinusoid_loss(variant):
+    """120 meta-steps lower the post-update loss on a fixed set of held-out tasks."""
+    with tf.Graph().as_default():
+        tf1.set_random_seed(3)
+        learner = MetaLearner(_spec(**VARIANTS[variant]))
+        sampled = T.sinusoid_tasks(16, 20)
+        x = tf1.placeholder_with_default(sampled.x, [16, None, 1])
+        y = tf1.placeholder_with_default(sampled.y, [16, None, 1])
+        out = learner.build(*T.split_support_query(x, y, 10), num_steps=1)
+        loss = tf.reduce_mean(out["lossesb"][0])
+        train_op = tf1.train.AdamOptimizer(0.01).minimize(loss)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            held_x, held_y = sess.run([sampled.x, sampled.y])
+            held = {x: held_x, y: held_y}
+            before = np.mean([sess.run(loss, held) for _ in range(5)])
+            for _ in range(120):
+                sess.run(train_op)
+            after = np.mean([sess.run(loss, held) for _ in range(5)])
+    assert after < 0.85 * before, (variant, before, after)
+
+
+def test_straight_through_mask_is_binary_forward_and_has_gradients():
+    with tf.Graph().as_default():
+        logits = tf1.get_variable("logits", initializer=np.linspace(-3, 3, 50).astype(np.float32))
+        mask = straight_through_mask(logits, [64, 50], temp=1.0)
+        weight = tf.constant(np.random.RandomState(0).randn(64, 50).astype(np.float32))
+        grad = tf.gradients(tf.reduce_sum(mask * weight), logits)[0]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            m, g = sess.run([mask, grad])
+    assert set(np.unique(m)) <= {0.0, 1.0}
+    assert 0 < m.mean() < 1
+    assert np.mean(m[:, -1]) > np.mean(m[:, 0])        # P(1) = sigmoid(logit)
+    assert np.all(np.isfinite(g)) and np.count_nonzero(g) == g.size
+
+
+@pytest.mark.parametrize("share_M", [True, False])
+def test_inner_step_skips_T_and_is_masked_by_M(share_M):
+    with tf.Graph().as_default():
+        tf1.set_random_seed(0)
+        learner = MetaLearner(_spec(use_T=True, use_M=True, share_M=share_M, logit_init=0.0))
+        tasks = T.sinusoid_tasks(4, 20)
+        out = learner.build(*T.split_support_query(tasks.x, tasks.y, 10), num_steps=1)
+        fast, masks = out["fast_weights"], out["masks"]
+        for key in ("w1_f", "w2_f", "w3_f"):
+            assert key not in learner.train_keys                # T: outer loop only
+        assert "w1_f" not in learner.train_keys and not any(k.endswith("_prob") for k in learner.train_keys)
+        # the outer loss reaches T, the mask logits and the initial weights
+        grads = tf.gradients(tf.reduce_mean(out["lossesb"][0]),
+                             [learner.weights[k] for k in ("w2_f", "w2_prob", "w2")])
+        assert all(g is not None for g in grads)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            w, f, m, gv = sess.run([learner.weights, fast, masks, grads])
+    for key in ("w1_f", "w2_f", "w3_f"):
+        assert np.all(f[key] == w[key][None])                  # tiled per task, never updated
+    for key in ("w1", "b1", "w2", "b2", "w3", "b3"):
+        delta = f[key] - w[key]
+        mask = np.broadcast_to(m[key], delta.shape)
+        assert set(np.unique(mask)) <= {0.0, 1.0}
+        assert np.all(delta[mask == 0] == 0), key
+    changed = f["w2"] - w["w2"]
+    assert np.count_nonzero(changed) > 0
+    assert np.count_nonzero(gv[1]) > 0                         # straight-through gradient to the logits
+
+
+def test_stop_grad_drops_second_order_terms():
+    def outer_grad(stop_grad):
+        with tf.Graph().as_default():
+            tf1.set_random_seed(5)
+            learner = MetaLearner(_spec(stop_grad=stop_grad, update_lr=0.1))
+            tasks = T.sinusoid_tasks(4, 20)
+            out = learner.build(*T.split_support_query(tasks.x, tasks.y, 10), num_steps=1)
+            grad = tf.gradients(tf.reduce_mean(out["lossesb"][0]), learner.weights["w1"])[0]
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                return sess.run(grad)
+    first, second = outer_grad(True), outer_grad(False)
+    assert first.shape == second.shape and not np.allclose(first, second)
+
+
+def test_train_resume_and_test_mode(tmp_path):
+    options = NpuOptions()
+    cfg = _cfg(tmp_path, metatrain_iterations=30)
+    first = trainer.run(cfg, options)
+    exp_dir = first["exp_dir"]
+    assert os.path.basename(exp_dir) == "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
+    assert first["start"] == 0 and first["end"] == 30
+    assert tf.train.latest_checkpoint(exp_dir).endswith("model29")
+    second = trainer.run(cfg.replace(metatrain_iterations=45), options)
+    assert second["start"] == 30 and second["end"] == 45
+    assert tf.train.latest_checkpoint(exp_dir).endswith("model44")
+
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=150), options)
+    assert tested["results"].shape == (150, 11)
+    with open(tested["pkl"], "rb") as f:
+        assert pickle.load(f)["mses"].shape == (150, 11)
+    with open(tested["csv"]) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["update%d" % i for i in range(11)] and len(rows) == 4
+    means, ci = np.array(rows[1], float), np.array(rows[3], float)
+    assert np.allclose(means, tested["results"].mean(0), rtol=1e-5) and np.all(ci > 0)
+    assert len(tested["plots"]) == 5 and all(os.path.getsize(p) > 1000 for p in tested["plots"])
+    # a fixed iteration can be tested too
+    at20 = trainer.run(cfg.replace(train=False, num_test_tasks=10, test_iter=20), options)
+    assert at20["results"].shape == (10, 11)
+
+
+def test_polynomial_and_batch_norm_train(tmp_path):
+    cfg = _cfg(tmp_path, datasource="polynomial", poly_order=2, norm="batch_norm", metatrain_iterations=12)
+    out = trainer.run(cfg, NpuOptions())
+    assert out["exp_dir"].endswith("MTnetord2batchnorm") and np.isfinite(out["postloss"])
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=3), NpuOptions())
+    assert tested["results"].shape == (3, 11)
+
+
+def _omniglot(root, alphabets=3, chars=4, images=3):
+    rng = np.random.RandomState(0)
+    for a in range(alphabets):
+        for c in range(chars):
+            folder = root / ("alphabet%d" % a) / ("character%02d" % c)
+            folder.mkdir(parents=True)
+            for i in range(images):
+                pixels = (rng.rand(28, 28) > 0.5 + 0.04 * c).astype(np.uint8) * 255
+                Image.fromarray(pixels, "L").save(str(folder / ("%d.png" % i)))
+    return root
+
+
+def _mini(root, classes=3, images=3):
+    rng = np.random.RandomState(1)
+    for split in ("train", "val", "test"):
+        for c in range(classes):
+            folder = root / split / ("n%08d" % c)
+            folder.mkdir(parents=True)
+            for i in range(images):
+                Image.fromarray((rng.rand(84, 84, 3) * 255).astype(np.uint8)).save(str(folder / ("%d.jpg" % i)))
+    return root
+
+
+def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path):
+    omni = _omniglot(tmp_path / "omniglot")
+    cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=3, update_batch_size=1,
+               meta_batch_size=2, num_filters=8, norm="batch_norm", metatrain_iterations=6, update_lr=0.4,
+               omniglot_train_chars=6, omniglot_test_chars=3, print_interval=3)
+    out = trainer.run(cfg, NpuOptions())
+    assert out["end"] == 6 and np.isfinite(out["postloss"])
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=4, test_set=True), NpuOptions())
+    accuracy = tested["results"]
+    assert accuracy.shape == (4, 11) and np.all((accuracy >= 0) & (accuracy <= 1))
+
+    mini = _mini(tmp_path / "mini")
+    cfg = _cfg(tmp_path, datasource="miniimagenet", data_path=str(mini), num_classes=2, update_batch_size=1,
+               meta_batch_size=1, num_filters=4, max_pool=True, norm="None", metatrain_iterations=2,
+               use_M=False)
+    with pytest.raises(UserError, match="has 3 .* images; a task needs 16"):
+        trainer.run(cfg, NpuOptions())          # upstream draws 15 query images per class when training
+    for folder in (mini / "train").iterdir():
+        for i in range(3, 16):
+            Image.open(str(folder / "0.jpg")).save(str(folder / ("%d.jpg" % i)))
+    out = trainer.run(cfg, NpuOptions())
+    assert out["exp_dir"].endswith("cls_2.mbs_1.ubs_1.numstep1.updatelr0.01.temp1.0Tnethidden4maxpoolnonorm")
+    assert np.isfinite(out["postloss"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(datasource="cifar"), "unknown datasource 'cifar'"),
+    (dict(norm="group_norm"), "unknown norm"),
+    (dict(temp=0.0), "temp must be > 0"),
+    (dict(num_updates=0), "num_updates must be >= 1"),
+    (dict(train=False), "nothing to test: no checkpoint"),
+    (dict(datasource="omniglot", data_path="/nonexistent/omniglot"), "is not a directory"),
+    (dict(datasource="omniglot", data_path="EMPTY"), "no character folders"),
+    (dict(datasource="omniglot", data_path="OMNI", num_classes=9, omniglot_train_chars=6), "fewer than num_classes"),
+    (dict(datasource="miniimagenet", data_path="OMNI"), "missing folder"),
+])
+def test_bad_input_is_one_clear_error(tmp_path, change, message):
+    if change.get("data_path") == "EMPTY":
+        (tmp_path / "empty").mkdir()
+        change = dict(change, data_path=str(tmp_path / "empty"))
+    if change.get("data_path") == "OMNI":
+        change = dict(change, data_path=str(_omniglot(tmp_path / "omni", alphabets=2, chars=4)))
+    with pytest.raises(UserError, match=message):
+        trainer.run(_cfg(tmp_path, metatrain_iterations=3, **change), NpuOptions())
+
+
+def test_corrupt_checkpoint_is_an_error_and_left_alone(tmp_path):
+    cfg = _cfg(tmp_path, metatrain_iterations=10, use_T=False, use_M=False, share_M=False)
+    exp_dir = trainer.run(cfg, NpuOptions())["exp_dir"]
+    data = os.path.join(exp_dir, "model9.data-00000-of-00001")
+    with open(data, "r+b") as f:
+        f.seek(0)
+        f.write(b"\xff" * 64)
+    before = {name: os.path.getmtime(os.path.join(exp_dir, name)) for name in os.listdir(exp_dir)}
+    with pytest.raises(UserError, match="cannot restore checkpoint"):
+        trainer.run(cfg.replace(metatrain_iterations=20), NpuOptions())
+    after = {name: os.path.getmtime(os.path.join(exp_dir, name)) for name in os.listdir(exp_dir)}
+    assert before == after
+
+
+def test_main_prints_one_error_line_and_runs_on_the_fake_npu(tmp_path):
+    bad = run_python([MAIN, "--datasource=imagenet"], check=False)
+    assert bad.returncode == 2
+    assert bad.stdout.strip().splitlines()[-1] == \
+        "error: unknown datasource 'imagenet': choose one of sinusoid, polynomial, omniglot, miniimagenet"
+    record = tmp_path / "calls.jsonl"
+    ok = run_python([MAIN, "--datasource=sinusoid", "--metatrain_iterations=20", "--meta_batch_size=4",
+                     "--update_batch_size=10", "--norm=None", "--use_T=True", "--use_M=True", "--share_M=True",
+                     "--update_lr=0.01", "--logdir=%s" % tmp_path, "--print_interval=10", "--loss_scale=1024"],
+                    fake_npu=True, record_file=record)
+    assert "Iteration 10: " in ok.stdout and "step_time_summary: mean_dt=" in ok.stdout
+    assert "NPULossScaleOptimizer" in record.read_text()
+
+
+def test_performance_wrapper(tmp_path):
+    proc = run(["bash", os.path.join(REPO, "mtnet", "test", "train_performance_1p.sh"), "--train_steps=60"],
+               OUTPUT_ROOT=str(tmp_path))
+    assert "Final Performance tasks/sec : " in proc.stdout
+    case_log = (tmp_path / "0" / "MTnet_for_TensorFlow_bs4_1p_perf.log").read_text()
+    assert "ActualLoss = " in case_log and "ActualLoss = None" not in case_log
