@@ -57,44 +57,75 @@ def _augment(images):
     return tf.reshape(tf.map_fn(one, flat), shape)
 
 
-def _episode_graph(cfg, data, sampler, training, augment=False, initializable=False):
-    """Input pipeline + model for episodes from `sampler`; returns a dict of tensors and the iterator."""
-    dataset = fsd.episode_dataset(sampler)
-    iterator = v1.data.make_initializable_iterator(dataset) if initializable else \
-        v1.data.make_one_shot_iterator(dataset)
-    support, query, labels, classes = iterator.get_next()
+def _model_outputs(cfg, support, query, labels, classes, table, ways, shots, training, augment=False):
     support, query = tf.cast(support, tf.float32), tf.cast(query, tf.float32)
     if augment:
         support, query = _augment(support), _augment(query)
-    embeddings = None
-    if M.uses_word_embeddings(cfg):
-        embeddings = tf.gather(tf.constant(data.embeddings, name="word_embeddings"), classes)
-    out = M.episode_logits(cfg, support, query, embeddings, sampler.ways, sampler.shots, training=training)
+    embeddings = tf.gather(table, classes) if table is not None else None
+    out = M.episode_logits(cfg, support, query, embeddings, ways, shots, training=training)
     logits = out["logits"]
     out["xent"] = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
     out["accuracy"] = tf.reduce_mean(tf.cast(correct, tf.float32))
     out["lambda_mean"] = tf.reduce_mean(out["lambda"])
+    return out
+
+
+def _train_graph(cfg, data, sampler):
+    """Training input pipeline (initializable iterator, as iterations_per_loop on Ascend needs) + model."""
+    iterator = v1.data.make_initializable_iterator(fsd.episode_dataset(sampler))
+    support, query, labels, classes = iterator.get_next()
+    table = tf.constant(data.embeddings, name="word_embeddings") if M.uses_word_embeddings(cfg) else None
+    out = _model_outputs(cfg, support, query, labels, classes, table, sampler.ways, sampler.shots,
+                         training=True, augment=cfg.augment)
     out["iterator"] = iterator
     return out
 
 
-def _eval_graphs(cfg, splits, names):
-    graphs = {}
-    for offset, split in enumerate(names):
-        sampler = fsd.EpisodeSampler(splits[split], cfg.num_classes_test, cfg.num_shots_test, cfg.eval_batch_size,
-                                     tasks=1, seed=_seed(cfg, 100 + offset),
-                                     what="evaluation on %s (--num_classes_test/--num_shots_test/--eval_batch_size)"
-                                          % split)
-        graphs[split] = _episode_graph(cfg, splits[split], sampler, training=False)
-    return graphs
+class EvalGraph(object):
+    """One evaluation model (one task per episode, moving BN statistics) fed from any of several splits
+    through a feedable iterator; class ids are offset into one table holding every split's embeddings."""
+
+    def __init__(self, cfg, splits, names):
+        datasets, tables, offset = {}, [], 0
+        for i, split in enumerate(names):
+            data = splits[split]
+            sampler = fsd.EpisodeSampler(data, cfg.num_classes_test, cfg.num_shots_test, cfg.eval_batch_size,
+                                         tasks=1, seed=_seed(cfg, 100 + i), what="evaluation on %s (--num_classes_"
+                                         "test/--num_shots_test/--eval_batch_size)" % split)
+            datasets[split] = fsd.episode_dataset(sampler).map(
+                lambda s, q, lab, c, off=offset: (s, q, lab, c + off))
+            if data.embeddings is not None:
+                tables.append(data.embeddings)
+            offset += data.num_classes
+        first = datasets[names[0]]
+        self.handle = v1.placeholder(tf.string, [], name="eval_split")
+        iterator = v1.data.Iterator.from_string_handle(self.handle, v1.data.get_output_types(first),
+                                                       v1.data.get_output_shapes(first))
+        self.iterators = {split: v1.data.make_one_shot_iterator(ds) for split, ds in datasets.items()}
+        self._handle_ops = {split: it.string_handle() for split, it in self.iterators.items()}
+        self._handles = {}
+        table = None
+        if M.uses_word_embeddings(cfg):
+            table = tf.constant(np.concatenate(tables, axis=0), name="eval_word_embeddings")
+        support, query, labels, classes = iterator.get_next()
+        self.out = _model_outputs(cfg, support, query, labels, classes, table, cfg.num_classes_test,
+                                  cfg.num_shots_test, training=False)
+        self.names = list(names)
+
+    def feed(self, sess, split):
+        if split not in self._handles:
+            self._handles[split] = sess.run(self._handle_ops[split])
+        return {self.handle: self._handles[split]}
 
 
-def run_episodes(sess, graph, episodes):
+def run_episodes(sess, graph, split, episodes):
     """Accuracy per episode over `episodes` episodes -> (mean, 95% CI half-width, mean xent, mean lambda)."""
     accs, xents, lams = [], [], []
+    feed = graph.feed(sess, split)
+    fetches = [graph.out["accuracy"], graph.out["xent"], graph.out["lambda_mean"]]
     for _ in range(episodes):
-        acc, xent, lam = sess.run([graph["accuracy"], graph["xent"], graph["lambda_mean"]])
+        acc, xent, lam = sess.run(fetches, feed)
         accs.append(acc)
         xents.append(xent)
         lams.append(lam)
@@ -107,17 +138,15 @@ def _episodes(cfg, cases):
     return max(1, cases // cfg.eval_batch_size)
 
 
-def evaluate_splits(sess, graphs, cfg, step, writer=None):
+def evaluate_splits(sess, graph, cfg, step, writer=None):
     """Validation as upstream: accuracy on test, val and train splits; prints the line the wrappers grep."""
     results = {}
-    for split in EVAL_SPLITS:
-        if split not in graphs:
-            continue
-        acc, ci, xent, lam = run_episodes(sess, graphs[split], _episodes(cfg, cfg.num_cases_val))
+    for split in graph.names:
+        acc, ci, xent, lam = run_episodes(sess, graph, split, _episodes(cfg, cfg.num_cases_val))
         results.update({"accuracy_" + split: acc, "ci95_" + split: ci, "loss_" + split: xent,
                         "lambda_" + split: lam})
     print("step %d, " % step + ", ".join("accuracy_%s: %.4f" % (s, results["accuracy_" + s])
-                                         for s in EVAL_SPLITS if s in graphs) + ".", flush=True)
+                                         for s in graph.names) + ".", flush=True)
     if writer is not None:
         summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in sorted(results.items())])
         writer.add_summary(summary, step)
@@ -187,7 +216,7 @@ def train(cfg):
         sampler = fsd.EpisodeSampler(train_data, ways, shots, queries, tasks, seed=_seed(cfg, 0),
                                      what="training (--num_classes_train/--num_shots_train/--train_batch_size)")
         before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
-        net = _episode_graph(cfg, train_data, sampler, training=True, augment=cfg.augment, initializable=True)
+        net = _train_graph(cfg, train_data, sampler)
         update_ops = _new_update_ops(before)
         regularization = v1.losses.get_regularization_losses()
         loss = tf.add_n([net["xent"]] + regularization, name="total_loss")
@@ -227,7 +256,7 @@ def train(cfg):
             iterators.append(aux_iterator)
             aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc}
         summary_op = v1.summary.merge(summaries)
-        eval_graphs = _eval_graphs(cfg, splits, EVAL_SPLITS) if eval_on else {}
+        eval_graph = EvalGraph(cfg, splits, EVAL_SPLITS) if eval_on else None
         saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
         init = v1.global_variables_initializer()
 
@@ -244,10 +273,10 @@ def train(cfg):
         looped = npu_session.set_iterations_per_loop(sess, train_op, cfg.npu)
         per_run = npu_session.steps_per_run(cfg.npu)
         _train_loop(cfg, sess, graph, dict(net, train=looped, loss=loss, lr=lr), aux, summary_op, saver,
-                    global_step, global_step_aux, eval_graphs, train_dir, per_run, sampler)
+                    global_step, global_step_aux, eval_graph, train_dir, per_run, sampler)
 
 
-def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, global_step_aux, eval_graphs,
+def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, global_step_aux, eval_graph,
                 train_dir, per_run, sampler):
     aux_mode = cfg.feat_extract_pretrain
     aux_steps = cfg.feat_extract_pretrain_offset if aux_mode in ("finetune", "freeze") else 0
@@ -255,7 +284,7 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
     start = int(done_main) + (int(done_aux) if aux_mode in ("finetune", "freeze") else 0)
     total = cfg.number_of_steps + aux_steps
     writer = v1.summary.FileWriter(train_dir, graph=graph if start == 0 else None)
-    eval_writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval")) if eval_graphs else None
+    eval_writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval")) if eval_graph else None
     images_per_step = sampler.tasks * (sampler.ways * sampler.shots + sampler.queries)
     timer = StepTimer(images_per_step, warmup_steps=min(5, max(total - start, 0) // 2), unit="images")
     rng = np.random.RandomState(_seed(cfg, 2))
@@ -297,9 +326,9 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
             saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
             last_saved = step
         interval = cfg.eval_interval_fine_steps if main_step > 0.5 * cfg.number_of_steps else cfg.eval_interval_steps
-        if eval_graphs and interval > 0 and (main_step - per_run) // interval != main_step // interval \
+        if eval_graph and interval > 0 and (main_step - per_run) // interval != main_step // interval \
                 and step < total:
-            evaluate_splits(sess, eval_graphs, cfg, main_step, eval_writer)
+            evaluate_splits(sess, eval_graph, cfg, main_step, eval_writer)
         if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
             print("early stop at step %d" % step, flush=True)
             saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
@@ -319,9 +348,9 @@ def _restore_graph(cfg, splits, names):
     with graph.as_default():
         if cfg.seed is not None:
             v1.set_random_seed(cfg.seed)
-        graphs = _eval_graphs(cfg, splits, names)
+        eval_graph = EvalGraph(cfg, splits, names)
         saver = v1.train.Saver(v1.global_variables())
-    return graph, graphs, saver
+    return graph, eval_graph, saver
 
 
 def _require_checkpoint(cfg):
@@ -347,7 +376,7 @@ def evaluate(cfg):
     (every eval_interval_secs) until max_number_of_evaluations evaluations are done."""
     splits = Splits(cfg)
     _require_checkpoint(cfg)
-    graph, graphs, saver = _restore_graph(cfg, splits, EVAL_SPLITS)
+    graph, eval_graph, saver = _restore_graph(cfg, splits, EVAL_SPLITS)
     writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval"))
     done, last_step, results = 0, -1, None
     with npu_session.new_session(cfg.npu, graph=graph) as sess:
@@ -355,7 +384,7 @@ def evaluate(cfg):
             path = _require_checkpoint(cfg)
             step = _restore(cfg, saver, sess, path)
             if step > last_step:
-                results = evaluate_splits(sess, graphs, cfg, step, writer)
+                results = evaluate_splits(sess, eval_graph, cfg, step, writer)
                 last_step = step
                 done += 1
             if done >= cfg.max_number_of_evaluations:
@@ -370,12 +399,12 @@ def test(cfg):
     split = cfg.data_split or "target_tst"
     splits = Splits(cfg)
     path = _require_checkpoint(cfg)
-    graph, graphs, saver = _restore_graph(cfg, splits, [split])
+    graph, eval_graph, saver = _restore_graph(cfg, splits, [split])
     episodes = _episodes(cfg, cfg.num_cases_test)
     with npu_session.new_session(cfg.npu, graph=graph) as sess:
         step = _restore(cfg, saver, sess, path)
         t0 = time.time()
-        acc, ci, xent, lam = run_episodes(sess, graphs[split], episodes)
+        acc, ci, xent, lam = run_episodes(sess, eval_graph, split, episodes)
         seconds = time.time() - t0
     results = {"split": split, "checkpoint": path, "step": step, "episodes": episodes,
                "ways": cfg.num_classes_test, "shots": cfg.num_shots_test, "queries": cfg.eval_batch_size,

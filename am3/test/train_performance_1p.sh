@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# AM3-TADAM seed configuration, short run for step time, episodes/s and images/s (no validation).
+#   bash am3/test/train_performance_1p.sh --data_path=/data/mini-imagenet [--train_steps=20]
+set -euo pipefail
+Network="AM3_ID1260_for_TensorFlow"
+BatchSize=145                    # images per step: 5 tasks x (5-way 1-shot support + 24 queries)
+TasksPerStep=5
+data_path=""
+train_steps=20
+num_filters=64                   # backbone width (64: the paper's ResNet-12)
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
+wrapper_flag data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
+wrapper_flag train_steps "training steps (the first few are warm-up, left out of the timing)"
+wrapper_flag num_filters "filters of the first backbone block"
+wrapper_parse "$@"
+if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is required" >&2; exit 2; fi
+
+extract_losses() { grep -a -o 'loss : [0-9.eE+-]*' "$1" | grep -v pretrain | awk '{print $3}'; }
+
+# shellcheck disable=SC2046
+wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" \
+  --num_tasks_per_batch="$TasksPerStep" --num_classes_train=5 --num_shots_train=1 --num_shots_test=1 \
+  --train_batch_size=24 --mlp_dropout=0.7 --mlp_weight_decay=0.001 --att_input=word --task_encoder=self_att_mlp \
+  --mlp_type=non-linear --num_filters="$num_filters" --eval_interval_steps=0 --eval_interval_fine_steps=0 \
+  --log_interval_steps=1 --save_checkpoint_steps=1000000 --log_dir="$OUTPUT_DIR/ckpt_perf" $(ascend_args)
+wrapper_summary perf
+mean_dt=$(grep -a 'step_time_summary:' "$LOG" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
+awk -v t="$mean_dt" -v k="$TasksPerStep" -v b="$BatchSize" 'BEGIN{
+  printf "step time sec : %.4f\nepisodes/sec : %.3f\nimages/sec : %.2f\n", t, k / t, b / t}' | tee -a "$LOG"

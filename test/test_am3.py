@@ -1,0 +1,179 @@
+"""AM3 family: each variant trains, checkpoints, resumes, validates and tests on a tiny generated dataset;
+lambda = 1 reduces AM3 to its visual-only base; entry scripts, NPU route and wrappers."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, run, run_python
+from am3 import flags as am3_flags, model as M, train as am3_train
+from common.errors import UserError
+
+VARIANTS = sorted(am3_flags.VARIANTS)
+TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=2", "--num_max_pools=2", "--cbn_num_layers=2",
+        "--num_tasks_per_batch=2", "--num_classes_train=3", "--num_shots_train=1", "--train_batch_size=4",
+        "--num_classes_test=3", "--num_shots_test=1", "--eval_batch_size=5", "--num_cases_val=10",
+        "--num_cases_test=20", "--log_interval_steps=1", "--seed=1", "--eval_interval_steps=2",
+        "--eval_interval_fine_steps=2", "--save_checkpoint_steps=2", "--num_steps_decay_pwc=1"]
+
+
+def make_data(root, size=16, per_class=10, classes=(8, 6, 6), dim=12, seed=0):
+    rng = np.random.RandomState(seed)
+    os.makedirs(root, exist_ok=True)
+    for split, count in zip(("train", "val", "test"), classes):
+        labels = rng.permutation(np.repeat(np.arange(count), per_class))
+        images = rng.randint(0, 256, (len(labels), size, size, 3)).astype(np.uint8)
+        np.savez(os.path.join(root, "few-shot-%s.npz" % split), features=images, targets=labels)
+        np.savez(os.path.join(root, "few-shot-wordemb-%s.npz" % split),
+                 features=rng.randn(count, dim).astype(np.float32))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_data(str(tmp_path_factory.mktemp("am3data")))
+
+
+def config(variant, data_dir, log_dir, *extra):
+    return am3_flags.parse_config(variant, ["--data_dir", data_dir, "--log_dir", str(log_dir)] + TINY + list(extra))
+
+
+def checkpoint_steps(train_dir):
+    state = tf.train.get_checkpoint_state(str(train_dir))
+    return sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_trains_resumes_evaluates_and_tests(variant, data_dir, tmp_path, capsys):
+    log = tmp_path / "log"
+    am3_train.run(config(variant, data_dir, log, "--number_of_steps=3"))
+    out = capsys.readouterr().out
+    assert "step 0, loss : " in out and "dt: " in out and "step_time_summary: mean_dt=" in out
+    assert "accuracy_sources: " in out       # validation ran at step 2
+    assert checkpoint_steps(log / "train") == [2, 3]
+    assert os.listdir(str(log / "eval")) and os.listdir(str(log / "train"))
+
+    am3_train.run(config(variant, data_dir, log, "--number_of_steps=5"))
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "from step 3 to 5" in out and "step 3, loss : " in out
+    assert "step 0, loss" not in out
+    assert checkpoint_steps(log / "train")[-1] == 5
+
+    results = am3_train.run(config(variant, data_dir, log, "--mode=test"))
+    assert results["episodes"] == 4 and results["step"] == 5 and 0.0 <= results["accuracy"] <= 1.0
+    assert results["ci95"] >= 0.0
+    with open(str(log / "test_results.json")) as f:
+        assert json.load(f)["accuracy"] == results["accuracy"]
+    if variant.startswith("AM3"):
+        assert 0.0 < results["lambda"] < 1.0
+    else:
+        assert results["lambda"] == 1.0
+
+
+def test_every_variant_has_a_script_and_is_tested():
+    for variant in am3_flags.VARIANTS:
+        assert os.path.isfile(os.path.join(REPO, "am3", variant + ".py"))
+    assert VARIANTS == sorted(["protonet++", "tadam", "AM3_protonet++", "AM3_TADAM"])
+
+
+def _logits_for(link, task_encoder, alpha, training):
+    cfg = am3_flags.parse_config("AM3_TADAM", TINY + ["--encoder_classifier_link", link, "--task_encoder",
+                                                      task_encoder, "--alpha", str(alpha)])
+    rng = np.random.RandomState(0)
+    support = tf.constant(rng.rand(2, 3, 16, 16, 3).astype(np.float32) * 255)
+    query = tf.constant(rng.rand(2, 4, 16, 16, 3).astype(np.float32) * 255)
+    words = tf.constant(rng.randn(2, 3, 12).astype(np.float32))
+    embeddings = None if task_encoder == "class_mean" else words
+    return M.episode_logits(cfg, support, query, embeddings, ways=3, shots=1, training=training)["logits"]
+
+
+@pytest.mark.parametrize("link", ["prototypical", "cbn"])
+def test_am3_with_lambda_one_equals_its_visual_base(link):
+    """Same weights (one graph, shared scopes): AM3 with lambda forced to 1 gives the base model's logits."""
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        base = _logits_for(link, "class_mean", 1.0, training=True)
+        am3_one = _logits_for(link, "fixed_alpha_mlp", 1.0, training=True)
+        am3_half = _logits_for(link, "fixed_alpha_mlp", 0.5, training=True)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            if link == "cbn":   # make the FiLM branch matter: non-zero multipliers
+                for var in tf.compat.v1.global_variables():
+                    if "_weight" in var.name and "cbn_params" in var.name:
+                        sess.run(var.assign(0.3))
+            b, one, half = sess.run([base, am3_one, am3_half])
+    np.testing.assert_allclose(one, b, rtol=1e-5, atol=1e-5)
+    assert np.abs(half - b).max() > 1e-3
+
+
+def test_flag_aliases_and_errors(tmp_path, data_dir):
+    cfg = am3_flags.parse_config("AM3_TADAM", ["--data_path", data_dir, "--train_steps", "7"])
+    assert cfg.data_dir == data_dir and cfg.number_of_steps == 7 and cfg.log_dir == os.path.join("logs", "AM3_TADAM")
+    assert am3_flags.parse_config("tadam", []).task_encoder == "class_mean"
+    assert am3_flags.parse_config("AM3_protonet++", []).encoder_classifier_link == "prototypical"
+    with pytest.raises(UserError, match="--alpha"):
+        am3_flags.parse_config("AM3_TADAM", ["--alpha", "2"])
+    with pytest.raises(UserError, match="more than 1 images per class|7-way tasks need 7 classes"):
+        am3_train.run(config("AM3_TADAM", data_dir, tmp_path, "--num_classes_test=7"))
+    with pytest.raises(UserError, match="no checkpoint in"):
+        am3_train.run(config("tadam", data_dir, tmp_path / "empty", "--mode=test"))
+
+
+def test_params_json_never_overrides_flags_and_guards_the_checkpoint(tmp_path, data_dir, capsys):
+    log = tmp_path / "log"
+    am3_train.run(config("protonet++", data_dir, log, "--number_of_steps=1", "--eval_interval_steps=0",
+                         "--eval_interval_fine_steps=0"))
+    capsys.readouterr()
+    # An eval run with other evaluation flags evaluates (does not train again, does not loop).
+    results = am3_train.run(config("protonet++", data_dir, log, "--mode=eval", "--num_cases_val=5"))
+    assert set(results) >= {"accuracy_sources", "accuracy_target_val", "accuracy_target_tst"}
+    assert all(0.0 <= results["accuracy_" + s] <= 1.0 for s in am3_train.EVAL_SPLITS)
+    assert "loss : " not in capsys.readouterr().out
+    with pytest.raises(UserError, match="trained with other model flags: num_filters=8"):
+        am3_train.run(config("protonet++", data_dir, log, "--mode=test", "--num_filters=8"))
+    with pytest.raises(UserError, match="different model"):
+        am3_train.run(config("protonet++", data_dir, log, "--number_of_steps=2", "--num_filters=8"))
+    assert checkpoint_steps(log / "train") == [1]
+
+
+def test_entry_script_bad_input_is_one_line(tmp_path):
+    proc = run_python(["am3/AM3_TADAM.py", "--data_dir", tmp_path / "nowhere", "--log_dir", tmp_path], check=False)
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines()[-1].startswith("error: data directory")
+    assert "Traceback" not in proc.stdout
+
+
+def test_npu_route_with_fake_bridge(tmp_path, data_dir):
+    """The script on the (fake) Ascend route: NPU session config, loss scaling and the looped train op."""
+    record = tmp_path / "calls.jsonl"
+    proc = run_python(["am3/AM3_TADAM.py", "--data_path", data_dir, "--log_dir", tmp_path / "log",
+                       "--train_steps=2", "--iterations_per_loop=2", "--loss_scale=dynamic",
+                       "--precision_mode=allow_mix_precision", "--eval_interval_steps=0",
+                       "--eval_interval_fine_steps=0"] + TINY, fake_npu=True, record_file=record)
+    assert "device: Ascend NPU" in proc.stdout
+    names = [json.loads(line)["name"] for line in open(str(record))]
+    assert "set_iteration_per_loop" in names and "NPULossScaleOptimizer" in names, names
+    # The fake loop op runs one step per call where the NPU runs two, so only check that training saved.
+    assert checkpoint_steps(tmp_path / "log" / "train")
+
+
+def test_wrapper_performance_run(tmp_path):
+    data = make_data(str(tmp_path / "data" / "mini-imagenet"), per_class=30, classes=(6, 5, 5))
+    proc = run(["bash", "am3/test/train_performance_1p.sh", "--data_path=" + str(tmp_path / "data"),
+                "--train_steps=3", "--num_filters=4"], OUTPUT_ROOT=tmp_path / "out")
+    assert "Final Performance images/sec : " in proc.stdout
+    case = [f for f in os.listdir(str(tmp_path / "out" / "0")) if f.endswith("_perf.log")]
+    assert case, os.listdir(str(tmp_path / "out" / "0"))
+    text = open(str(tmp_path / "out" / "0" / case[0])).read()
+    assert "BatchSize = 145" in text and "ActualFPS = " in text
+    assert data
+
+
+@pytest.mark.slow
+def test_wrapper_full_run(tmp_path):
+    make_data(str(tmp_path / "data"), per_class=30, classes=(6, 5, 5))
+    proc = run(["bash", "am3/test/train_full_1p.sh", "--data_path=" + str(tmp_path / "data"), "--train_steps=2",
+                "--num_cases_test=200", "--num_filters=4"], OUTPUT_ROOT=tmp_path / "out")
+    assert "Final Train Accuracy : 0." in proc.stdout
