@@ -234,6 +234,21 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
+def _rate_setter(backend, variable):
+    """A fast `set(value)` for a scalar rate variable: one cached session callable instead of the ~1 ms of
+    backend.set_value per call, which the cyclic schedule would pay on every batch. Eager: set_value."""
+    try:
+        if tf.executing_eagerly():
+            raise RuntimeError("eager")
+        with variable.graph.as_default():
+            value = tf.compat.v1.placeholder(variable.dtype.base_dtype, shape=variable.shape)
+            assign = variable.assign(value, read_value=False)
+        run = backend.get_session().make_callable(assign, feed_list=[value])
+    except Exception:  # not a plain graph variable: use the backend's own route
+        return lambda rate: backend.set_value(variable, rate)
+    return lambda rate: run(rate)
+
+
 def _timed(hook):
     """Add the hook's wall time to self.hook_seconds (the callback's own overhead, reported by the seed script)."""
     @functools.wraps(hook)
@@ -350,6 +365,10 @@ def make_flavour(backend, callback_base, flavour):
                     "epoch(s)%s: lower start_epoch or raise epochs"
                     % (self.start_epoch, self.swa_freq, first + 1, last_train_epoch + 1,
                        " (the last of the %d is the batch-norm pass)" % self.epochs if self.has_bn else ""))
+            if self.swa_weights is not None:
+                shapes = [np.shape(w) for w in self.model.get_weights()]
+                if shapes != [np.shape(w) for w in self.swa_weights]:
+                    raise SWAError("the loaded SWA state does not match the model's weights (another model?)")
             self._resolve_rates()
             self.steps = self._batches_per_epoch()
             self._bn_pass = None
@@ -382,6 +401,8 @@ def make_flavour(backend, callback_base, flavour):
                                    "(model.optimizer.lr), and %s has none"
                                    % (self.lr_schedule, type(getattr(self.model, "optimizer", None)).__name__))
                 return
+            self._set_rate = _rate_setter(backend, self._lr_var)
+            self._last_rate = None
             if self.init_lr is None:
                 self.init_lr = float(backend.get_value(self._lr_var))
             if self.swa_lr == "auto":
@@ -461,8 +482,8 @@ def make_flavour(backend, callback_base, flavour):
             if self.swa_weights is not None and not self._bn_done:
                 self._apply_average()
                 if self.verbose > 0:
-                    print("\nFinal model weights set to the stochastic weight average of %d models"
-                          % self.n_averaged)
+                    print("\nFinal model weights set to the stochastic weight average of %d model%s"
+                          % (self.n_averaged, "" if self.n_averaged == 1 else "s"))
                 if self.has_bn:
                     warnings.warn("SWA: training ended before the batch-norm pass; the averaged model's BN "
                                   "statistics are stale: call recompute_bn_statistics(model, x)")
@@ -472,7 +493,9 @@ def make_flavour(backend, callback_base, flavour):
 
         # -- helpers ---------------------------------------------------------------------------------
         def _set_lr(self, value):
-            backend.set_value(self._lr_var, value)
+            if value != self._last_rate:      # one session call saved per batch where the rate holds
+                self._set_rate(value)
+                self._last_rate = value
             self.lr_history.append(float(value))
 
         def _fold(self, weights):
@@ -494,8 +517,9 @@ def make_flavour(backend, callback_base, flavour):
                 return
             self._apply_average()
             if self.verbose > 0:
-                print("\nEpoch %05d: final model weights set to stochastic weight average (%d models); "
-                      "recomputing batch normalization statistics" % (epoch + 1, self.n_averaged))
+                print("\nEpoch %05d: final model weights set to stochastic weight average (%d model%s); "
+                      "recomputing batch normalization statistics"
+                      % (epoch + 1, self.n_averaged, "" if self.n_averaged == 1 else "s"))
             fn = getattr(self.model, "train_function", None)
             if fn is None or not hasattr(fn, "inputs") or not hasattr(fn, "outputs"):
                 warnings.warn("SWA: cannot intercept %s's training function (eager or distributed fit?); the last "

@@ -288,12 +288,21 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
 @pytest.mark.parametrize("flag,message", [
     ("--train_epochs=0", "error: --train_epochs must be a positive integer, got 0"),
     ("--swa_start=9", "error: SWA(start_epoch=9, swa_freq=2) averages first at the end of epoch 10"),
+    ("--loss_scale=1024", "error: --loss_scale is not supported by this Keras script"),
 ])
 def test_seed_script_bad_input_is_one_line(flag, message):
     proc = run_python([SCRIPT] + SMALL + ["--baseline=False", flag], check=False, timeout=300)
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert message in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def test_seed_script_on_the_npu_route(tmp_path):
+    record = tmp_path / "npu_calls.jsonl"
+    out = run_python([SCRIPT] + SMALL + ["--baseline=False", "--precision_mode=allow_mix_precision"],
+                     fake_npu=True, record_file=record, timeout=300).stdout
+    assert "device: Ascend NPU (npu_bridge); precision_mode=allow_mix_precision" in out
+    assert "final test accuracy: swa=" in out
 
 
 def test_wrappers_report_the_ascend_summary(tmp_path):
