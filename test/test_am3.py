@@ -177,3 +177,13 @@ def test_wrapper_full_run(tmp_path):
     proc = run(["bash", "am3/test/train_full_1p.sh", "--data_path=" + str(tmp_path / "data"), "--train_steps=2",
                 "--num_cases_test=200", "--num_filters=4"], OUTPUT_ROOT=tmp_path / "out")
     assert "Final Train Accuracy : 0." in proc.stdout
+
+
+@pytest.mark.slow
+def test_am3_beats_its_visual_base_when_words_carry_the_class(tmp_path):
+    """The paper's claim on the generated task of am3/cross_modal_check.py (1-shot, unseen test classes)."""
+    from am3 import cross_modal_check
+    results = cross_modal_check.run_pair(str(tmp_path), steps=200, base="protonet++", test_cases=5000, seed=0)
+    base, am3 = results["protonet++"], results["AM3_protonet++"]
+    assert am3["accuracy"] - am3["ci95"] > base["accuracy"] + base["ci95"] + 0.05, results
+    assert am3["lambda"] < 0.9    # it learned to lean on the word embeddings
