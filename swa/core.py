@@ -223,7 +223,8 @@ def recompute_bn_statistics(model, x, backend, batch_size=32, steps=None):
 def _check_rate(name, value):
     if value in ("auto", None):
         return "auto"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0 \
+            or math.isinf(value):
         raise SWAError("%s must be 'auto' or a positive number, got %r" % (name, value))
     return float(value)
 
@@ -288,8 +289,8 @@ def make_flavour(backend, callback_base, flavour):
                 raise SWAError("lr_schedule must be one of %s, got %r" % (", ".join(map(repr, SCHEDULES)),
                                                                           lr_schedule))
             self.lr_schedule = lr_schedule
-            self.swa_lr = _check_rate("swa_lr", swa_lr)
-            self.swa_lr2 = _check_rate("swa_lr2", swa_lr2)
+            self.swa_lr = self._swa_lr_arg = _check_rate("swa_lr", swa_lr)       # resolved per fit
+            self.swa_lr2 = self._swa_lr2_arg = _check_rate("swa_lr2", swa_lr2)
             self.swa_freq = _check_int("swa_freq", swa_freq, 1)
             self.batch_size = None if batch_size is None else _check_int("batch_size", batch_size, 1)
             self.verbose = verbose
@@ -394,9 +395,10 @@ def make_flavour(backend, callback_base, flavour):
             return None
 
         def _resolve_rates(self):
+            self.swa_lr, self.swa_lr2 = self._swa_lr_arg, self._swa_lr2_arg
             self._lr_var = self._lr_variable()
             if self._lr_var is None:
-                if self.lr_schedule != "manual" or self.swa_lr != "auto":
+                if self.lr_schedule != "manual":      # 'manual' never touches the rate
                     raise SWAError("SWA(lr_schedule=%r) needs an optimizer with a numeric learning-rate variable "
                                    "(model.optimizer.lr), and %s has none"
                                    % (self.lr_schedule, type(getattr(self.model, "optimizer", None)).__name__))

@@ -305,15 +305,23 @@ def test_seed_script_on_the_npu_route(tmp_path):
     assert "final test accuracy: swa=" in out
 
 
-def test_wrappers_report_the_ascend_summary(tmp_path):
-    wrapper = os.path.join(REPO, "swa", "test", "train_performance_1p.sh")
-    proc = run(["bash", wrapper] + SMALL, OUTPUT_ROOT=str(tmp_path), timeout=300)
+@pytest.mark.parametrize("kind", ["perf", "acc"])
+def test_wrappers_report_the_ascend_summary(tmp_path, kind):
+    name = "train_performance_1p.sh" if kind == "perf" else "train_full_1p.sh"
+    proc = run(["bash", os.path.join(REPO, "swa", "test", name)] + SMALL, OUTPUT_ROOT=str(tmp_path), timeout=300)
     out_dir = tmp_path / "0"
-    case = (out_dir / "SWA_ID0252_for_TensorFlow_bs512_1p_perf.log").read_text()
+    case = (out_dir / ("SWA_ID0252_for_TensorFlow_bs512_1p_%s.log" % kind)).read_text()
     fields = dict(line.split(" = ", 1) for line in case.splitlines())
     log = (out_dir / "train_0.log").read_text()
     mean_dt = float(log.split("step_time_summary: mean_dt=")[1].split()[0])
     assert float(fields["ActualFPS"]) == pytest.approx(512 / mean_dt, rel=0.01)
     assert float(fields["TrainingTime"]) == pytest.approx(mean_dt * 1000, rel=0.01)
     assert "Final Performance samples/sec" in proc.stdout
-    assert fields["ActualLoss"] != "None"
+    losses = (out_dir / ("train_SWA_ID0252_for_TensorFlow_bs512_1p_%s_loss.txt" % kind)).read_text().split()
+    assert len(losses) == 6 and fields["ActualLoss"] == losses[-1]
+    if kind == "acc":
+        final = log.split("final test accuracy: swa=")[1].split()[0]
+        assert fields["TrainAccuracy"] == final and float(final) > 0.75
+        assert (out_dir / "ckpt" / "swa" / "checkpoint.json").exists()
+    else:
+        assert fields["TrainAccuracy"] == "None"
