@@ -101,8 +101,8 @@ def _layer_input(layer, model_inputs):
     for tensor in reversed(candidates):
         if _depends_on(tensor, model_inputs):
             return tensor
-    raise SWAError("cannot find the input of batch normalization layer %r in the model's graph (subclassed "
-                   "models are not supported: build the model with the Sequential or functional API)" % layer.name)
+    raise SWAError("cannot find the input of batch normalization layer %r in the model's graph: subclassed models, "
+                   "and with standalone Keras BN layers inside a nested model, are not supported" % layer.name)
 
 
 class BatchNormStatistics(object):
