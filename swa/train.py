@@ -89,26 +89,26 @@ class _EpochReport(tf.keras.callbacks.Callback):
 class _StepStart(tf.keras.callbacks.Callback):
     """Last callback in the list: its batch-begin hook runs right before the training step."""
 
-    def __init__(self, timer, batch_size):
+    def __init__(self):
         super(_StepStart, self).__init__()
-        self.timer = timer
-        self.batch_size = batch_size
+        self.t0 = None
 
     def on_batch_begin(self, batch, logs=None):
-        self.timer.start()
+        self.t0 = time.perf_counter()
 
 
 class _StepEnd(tf.keras.callbacks.Callback):
     """First callback in the list: its batch-end hook runs right after the step. A partial last batch is not
     timed, so samples/s = batch_size / mean step time holds."""
 
-    def __init__(self, timer, batch_size):
+    def __init__(self, start, timer, batch_size):
         super(_StepEnd, self).__init__()
+        self.start = start
         self.timer = timer
         self.batch_size = batch_size
 
     def on_batch_end(self, batch, logs=None):
-        dt = time.perf_counter() - self.timer._t0
+        dt = time.perf_counter() - self.start.t0
         if (logs or {}).get("size", self.batch_size) == self.batch_size:
             self.timer.record(dt)
 
@@ -191,14 +191,15 @@ def _fit(name, model, config, train, timer, swa=None, model_dir=""):
     """Compile and fit one run; returns (epoch times, weights of the last SGD iterate)."""
     lr_var = model.optimizer.lr
     report = _EpochReport(name, lambda: float(tf.keras.backend.get_value(lr_var)))
-    callbacks = [_StepEnd(timer, config.batch_size), report]
+    step_start = _StepStart()
+    callbacks = [_StepEnd(step_start, timer, config.batch_size), report]
     if swa is not None:
         callbacks.append(swa)
     # Also in runs without checkpoints, so both runs do the same per-epoch work.
     checkpoint = _Checkpoint(model_dir, swa)
     initial_epoch, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
     callbacks.append(checkpoint)
-    callbacks.append(_StepStart(timer, config.batch_size))
+    callbacks.append(step_start)
     if initial_epoch < config.train_epochs:
         model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=0, shuffle=True)
