@@ -57,6 +57,7 @@ flags.DEFINE_integer("omniglot_test_chars", 100, "omniglot characters of the tes
 flags.DEFINE_integer("print_interval", 0, "iterations per 'Iteration N' line (0: 1000 regression, 100 images)")
 flags.DEFINE_integer("save_interval", trainer.SAVE_INTERVAL, "iterations between checkpoints")
 flags.DEFINE_integer("num_test_tasks", -1, "test-mode tasks (-1: upstream's 600, 20 for polynomial)")
+flags.DEFINE_integer("test_num_updates", 10, "inner steps evaluated in test mode (upstream: 10)")
 define_ascend_flags(flags)
 
 

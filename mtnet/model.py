@@ -21,6 +21,9 @@ tf1 = tf.compat.v1
 BN_EPSILON = 1e-3      # tf.contrib.layers.batch_norm's default, as upstream uses it
 LN_EPSILON = 1e-12     # tf.contrib.layers.layer_norm's default
 NORMS = ("batch_norm", "layer_norm", "None")
+# Conv meta-batches up to this size are unrolled task by task (several times faster per step than a while loop);
+# larger ones (omniglot's 32) go through map_fn so the graph stays one task big.
+UNROLL_MAX_TASKS = 8
 
 
 class ModelSpec(object):
@@ -94,7 +97,6 @@ class MetaLearner(object):
         return None
 
     def _fc_weights(self):
-        s = self.spec
         dims = self._layer_widths()
         w = {}
         init = tf1.truncated_normal_initializer(stddev=0.01)
@@ -291,9 +293,31 @@ class MetaLearner(object):
                 else:
                     fast[key] = var
             return self._adapt(inputa, labela, inputb, labelb, fast, num_steps, batch)
-        per_task = [self._adapt(inputa[t], labela[t], inputb[t], labelb[t], dict(self.weights), num_steps, None)
-                    for t in range(inputa.shape[0].value)]
-        return _stack_tasks(per_task)
+        batch = inputa.shape[0].value
+        if batch is not None and batch <= UNROLL_MAX_TASKS:
+            per_task = [self._adapt(inputa[t], labela[t], inputb[t], labelb[t], dict(self.weights), num_steps, None)
+                        for t in range(batch)]
+            return _stack_tasks(per_task)
+        return self._adapt_each_task(inputa, labela, inputb, labelb, num_steps)
+
+    def _adapt_each_task(self, inputa, labela, inputb, labelb, num_steps):
+        """Conv net, large meta-batch: a map_fn (while loop) over tasks, as upstream."""
+        keys = ["outputa", "lossa", "outputb_pre"] + (["accuracya"] if self.classification else [])
+        lists = ["outputbs", "lossesb"] + (["accuraciesb"] if self.classification else [])
+        mask_keys = self.train_keys if self.spec.use_M else []
+
+        def one_task(elems):
+            out = self._adapt(*(elems + (dict(self.weights), num_steps, None)))
+            return ([out[k] for k in keys], [out[k] for k in lists], [out["masks"][k] for k in mask_keys])
+
+        dtypes = ([tf.float32] * len(keys), [[tf.float32] * num_steps] * len(lists), [tf.float32] * len(mask_keys))
+        singles, series, masks = tf.map_fn(one_task, (inputa, labela, inputb, labelb), dtype=dtypes,
+                                           parallel_iterations=int(inputa.shape[0].value or 1))
+        out = dict(zip(keys, singles))
+        out.update(zip(lists, series))
+        out["masks"] = dict(zip(mask_keys, masks)) if self.spec.use_M else None
+        out["fast_weights"] = None     # per-task conv weights are not kept (memory)
+        return out
 
     def mask_keep_probability(self):
         """Mean P(mask=1) per masked layer, for TensorBoard (upstream logs the complement, 'change probs')."""
@@ -319,7 +343,7 @@ def _stack_tasks(per_task):
     for key in ("outputbs", "lossesb", "accuraciesb"):
         if key in per_task[0]:
             out[key] = [tf.stack([t[key][j] for t in per_task]) for j in range(len(per_task[0][key]))]
-    out["masks"] = per_task[0]["masks"] if per_task[0]["masks"] is None else \
-        {k: tf.stack([t["masks"][k] for t in per_task]) for k in per_task[0]["masks"]}
+    masks = per_task[0]["masks"]
+    out["masks"] = None if masks is None else {k: tf.stack([t["masks"][k] for t in per_task]) for k in masks}
     out["fast_weights"] = {k: tf.stack([t["fast_weights"][k] for t in per_task]) for k in per_task[0]["fast_weights"]}
     return out

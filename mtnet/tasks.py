@@ -151,7 +151,7 @@ class ImageTasks(object):
         from PIL import Image
         try:
             with Image.open(path) as img:
-                size, mode = img.size, img.mode
+                size = img.size
         except (IOError, OSError) as err:
             raise UserError("cannot read image %s: %s" % (path, err))
         want = self.shape

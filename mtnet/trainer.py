@@ -42,7 +42,7 @@ def default_config(**overrides):
         max_pool=False, stop_grad=False, log=True, logdir="/tmp/data", resume=True, train=True, test_iter=-1,
         test_set=False, train_update_batch_size=-1, train_update_lr=-1.0,
         seed=1, data_path="", omniglot_train_chars=1100, omniglot_test_chars=100, print_interval=0,
-        save_interval=SAVE_INTERVAL, num_test_tasks=-1)
+        save_interval=SAVE_INTERVAL, num_test_tasks=-1, test_num_updates=10)
     values.update(overrides)
     return Config(**values)
 
@@ -67,6 +67,7 @@ def validate(cfg):
     require(cfg.test_iter == -1 or cfg.test_iter >= 0, "test_iter must be -1 (latest) or an iteration")
     require(cfg.test_iter == -1 or not cfg.train, "test_iter applies to test mode (--train=False) only")
     require(cfg.num_test_tasks == -1 or cfg.num_test_tasks >= 1, "num_test_tasks must be -1 or >= 1")
+    require(cfg.test_num_updates >= 1, "test_num_updates must be >= 1, got %r" % cfg.test_num_updates)
     require(cfg.print_interval >= 0, "print_interval must be >= 0 (0: upstream's)")
 
 
@@ -130,7 +131,7 @@ class Graph(object):
 def _reduce(out, classification):
     g = Graph()
     g.preloss = tf.reduce_mean(out["lossa"])
-    g.postlosses = [tf.reduce_mean(l) for l in out["lossesb"]]
+    g.postlosses = [tf.reduce_mean(loss) for loss in out["lossesb"]]
     g.per_task = [out["lossa"]] + out["lossesb"]
     if classification:
         g.preacc = tf.reduce_mean(out["accuracya"])
@@ -151,11 +152,19 @@ def build_regression(cfg, learner, batch, num_points, num_steps):
     return g
 
 
-def build_images(cfg, learner, dataset, num_steps):
-    images, labels = tf1.data.make_one_shot_iterator(dataset).get_next()
+def build_images(cfg, learner, dataset, num_steps, val_dataset=None):
+    """Image tasks from `dataset`; with val_dataset, feeding g.use_val=True draws from it instead (one graph)."""
+    use_val = tf1.placeholder_with_default(False, [], name="use_val")
+    train_it = tf1.data.make_one_shot_iterator(dataset)
+    if val_dataset is None:
+        images, labels = train_it.get_next()
+    else:
+        val_it = tf1.data.make_one_shot_iterator(val_dataset)
+        images, labels = tf.cond(use_val, val_it.get_next, train_it.get_next)
     support = cfg.num_classes * cfg.update_batch_size
     g = _reduce(learner.build(images[:, :support], labels[:, :support], images[:, support:], labels[:, support:],
                               num_steps), classification=True)
+    g.use_val = use_val
     return g
 
 
@@ -224,12 +233,13 @@ def _train(cfg, options, exp_dir, checkpoint):
         g = build_regression(cfg, learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS, eval_steps)
         val = None
     else:
-        train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + (15 if cfg.datasource == "miniimagenet"
-                                                                            else cfg.update_batch_size))
+        query = 15 if cfg.datasource == "miniimagenet" else cfg.update_batch_size   # per class, as upstream
+        train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + query)
         val_tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
         learner = MetaLearner(model_spec(cfg, train_tasks.dim_input, cfg.num_classes))
-        g = build_images(cfg, learner, train_tasks.dataset(cfg.meta_batch_size, cfg.seed), eval_steps)
-        val = build_images(cfg, learner, val_tasks.dataset(cfg.meta_batch_size, 6), eval_steps)
+        g = build_images(cfg, learner, train_tasks.dataset(cfg.meta_batch_size, cfg.seed), eval_steps,
+                         val_tasks.dataset(cfg.meta_batch_size, 6))
+        val = g
     loss = g.postlosses[cfg.num_updates - 1]
     global_step = tf1.train.get_or_create_global_step()
     optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr), options)
@@ -278,7 +288,7 @@ def _train(cfg, options, exp_dir, checkpoint):
             window_post.extend(postlosses)
             prelosses, postlosses, accs = [], [], []
         if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
-            vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]])
+            vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]], {val.use_val: True})
             print("Validation results: %s, %s" % tuple(vals), flush=True)
         if last % cfg.save_interval == 0 and last != 0:
             saver.save(sess, os.path.join(exp_dir, "model%d" % last))
@@ -303,7 +313,7 @@ def _train(cfg, options, exp_dir, checkpoint):
 
 def _test(cfg, options, exp_dir, checkpoint):
     regression = cfg.datasource in T.REGRESSION
-    num_steps = 10                       # upstream's test_num_updates in test mode
+    num_steps = cfg.test_num_updates     # upstream: 10
     if regression:
         default_tasks = 20 if cfg.datasource == "polynomial" else 600
         num_tasks = cfg.num_test_tasks if cfg.num_test_tasks > 0 else default_tasks
@@ -335,8 +345,8 @@ def _test(cfg, options, exp_dir, checkpoint):
     print((means, stds, ci95))
     for j in range(len(means)):
         print("update%d: mean %.6f std %.6f ci95 %.6f" % (j, means[j], stds[j], ci95[j]))
-    base = os.path.join(exp_dir, "test_ubs%d_stepsize%s_testiter%d" % (cfg.update_batch_size, cfg.update_lr,
-                                                                        cfg.test_iter))
+    name = "test_ubs%d_stepsize%s_testiter%d" % (cfg.update_batch_size, cfg.update_lr, cfg.test_iter)
+    base = os.path.join(exp_dir, name)
     with open(base + ".pkl", "wb") as f:
         pickle.dump({"mses": results}, f)
     with open(base + ".csv", "w", newline="") as f:
