@@ -82,6 +82,12 @@ def _train_graph(cfg, data, sampler):
     return out
 
 
+def _eval_sampler(cfg, splits, split, index):
+    return fsd.EpisodeSampler(splits[split], cfg.num_classes_test, cfg.num_shots_test, cfg.eval_batch_size, tasks=1,
+                              seed=_seed(cfg, 100 + index), what="evaluation on %s (--num_classes_test/"
+                              "--num_shots_test/--eval_batch_size)" % split)
+
+
 class EvalGraph(object):
     """One evaluation model (one task per episode, moving BN statistics) fed from any of several splits
     through a feedable iterator; class ids are offset into one table holding every split's embeddings."""
@@ -90,9 +96,7 @@ class EvalGraph(object):
         datasets, tables, offset = {}, [], 0
         for i, split in enumerate(names):
             data = splits[split]
-            sampler = fsd.EpisodeSampler(data, cfg.num_classes_test, cfg.num_shots_test, cfg.eval_batch_size,
-                                         tasks=1, seed=_seed(cfg, 100 + i), what="evaluation on %s (--num_classes_"
-                                         "test/--num_shots_test/--eval_batch_size)" % split)
+            sampler = _eval_sampler(cfg, splits, split, i)
             datasets[split] = fsd.episode_dataset(sampler).map(
                 lambda s, q, lab, c, off=offset: (s, q, lab, c + off))
             if data.embeddings is not None:
@@ -206,6 +210,9 @@ def train(cfg):
                                    cfg.num_tasks_per_batch)
     aux_mode = cfg.feat_extract_pretrain
     eval_on = cfg.eval_interval_steps > 0 or cfg.eval_interval_fine_steps > 0
+    if eval_on:   # fail on impossible evaluation settings before building anything
+        for i, split in enumerate(EVAL_SPLITS):
+            _eval_sampler(cfg, splits, split, i)
 
     graph = tf.Graph()
     with graph.as_default():

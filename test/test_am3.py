@@ -12,7 +12,7 @@ from am3 import flags as am3_flags, model as M, train as am3_train
 from common.errors import UserError
 
 VARIANTS = sorted(am3_flags.VARIANTS)
-TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=2", "--num_max_pools=2", "--cbn_num_layers=2",
+TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=1", "--num_max_pools=2", "--cbn_num_layers=2",
         "--num_tasks_per_batch=2", "--num_classes_train=3", "--num_shots_train=1", "--train_batch_size=4",
         "--num_classes_test=3", "--num_shots_test=1", "--eval_batch_size=5", "--num_cases_val=10",
         "--num_cases_test=20", "--log_interval_steps=1", "--seed=1", "--eval_interval_steps=2",
@@ -148,17 +148,30 @@ def test_entry_script_bad_input_is_one_line(tmp_path):
 def test_npu_route_with_fake_bridge(tmp_path, data_dir):
     """The script on the (fake) Ascend route: NPU session config, loss scaling and the looped train op."""
     record = tmp_path / "calls.jsonl"
-    proc = run_python(["am3/AM3_TADAM.py", "--data_path", data_dir, "--log_dir", tmp_path / "log",
+    proc = run_python(["am3/AM3_protonet++.py", "--data_path", data_dir, "--log_dir", tmp_path / "log",
                        "--train_steps=2", "--iterations_per_loop=2", "--loss_scale=dynamic",
                        "--precision_mode=allow_mix_precision", "--eval_interval_steps=0",
-                       "--eval_interval_fine_steps=0"] + TINY, fake_npu=True, record_file=record)
+                       "--eval_interval_fine_steps=0", "--mlp_dropout=0.5"] + TINY, fake_npu=True,
+                      record_file=record)
     assert "device: Ascend NPU" in proc.stdout
     names = [json.loads(line)["name"] for line in open(str(record))]
     assert "set_iteration_per_loop" in names and "NPULossScaleOptimizer" in names, names
+    assert "npu_ops.dropout" in names, names
     # The fake loop op runs one step per call where the NPU runs two, so only check that training saved.
     assert checkpoint_steps(tmp_path / "log" / "train")
 
 
+def test_wrappers_reject_bad_flags(tmp_path):
+    for script in ("train_full_1p.sh", "train_performance_1p.sh"):
+        proc = run(["bash", "am3/test/" + script, "--help"], OUTPUT_ROOT=tmp_path)
+        assert "--data_path" in proc.stdout and "--train_steps" in proc.stdout
+        proc = run(["bash", "am3/test/" + script, "--bogus=1"], check=False, OUTPUT_ROOT=tmp_path)
+        assert proc.returncode == 2 and "unknown flag --bogus" in proc.stdout
+        proc = run(["bash", "am3/test/" + script], check=False, OUTPUT_ROOT=tmp_path)
+        assert proc.returncode == 2 and "--data_path is required" in proc.stdout
+
+
+@pytest.mark.slow
 def test_wrapper_performance_run(tmp_path):
     data = make_data(str(tmp_path / "data" / "mini-imagenet"), per_class=30, classes=(6, 5, 5))
     proc = run(["bash", "am3/test/train_performance_1p.sh", "--data_path=" + str(tmp_path / "data"),
