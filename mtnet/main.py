@@ -58,6 +58,7 @@ flags.DEFINE_integer("print_interval", 0, "iterations per 'Iteration N' line (0:
 flags.DEFINE_integer("save_interval", trainer.SAVE_INTERVAL, "iterations between checkpoints")
 flags.DEFINE_integer("num_test_tasks", -1, "test-mode tasks (-1: upstream's 600, 20 for polynomial)")
 flags.DEFINE_integer("test_num_updates", 10, "inner steps evaluated in test mode (upstream: 10)")
+flags.DEFINE_integer("num_threads", 0, "CPU/GPU intra-op threads (0: 1 for regression, TF's default for images)")
 define_ascend_flags(flags)
 
 
