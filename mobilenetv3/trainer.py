@@ -145,6 +145,7 @@ class _Graph(object):
         v_logits = mobilenet_v3(v_images, spec, n, alpha=config.alpha, training=False)
         v_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=v_labels, logits=v_logits)
         v_right = tf.cast(tf.equal(tf.argmax(v_logits, 1, output_type=tf.int32), v_labels), tf.float32)
+        self.val_images = len(val_folder)
         self.val_sums = (tf.reduce_sum(v_loss * mask), tf.reduce_sum(v_right * mask), tf.reduce_sum(mask))
 
         model_vars = tf.compat.v1.global_variables("MobilenetV3")
@@ -238,7 +239,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
     sess.run(g.train_iter.initializer)
     timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))
     last_saved = step
-    stopped = False
+    stopped = warned = False
     while epoch < config.epochs and step < max_step and not stopped:
         epoch += 1
         losses, accs, start = [], [], time.time()
@@ -256,6 +257,10 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
                 g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
                 last_saved = step
         val_loss, val_acc, n_val = g.validate(sess)
+        if n_val < g.val_images and not warned:
+            data.warn("%d of %d validation images could not be decoded and are left out"
+                      % (g.val_images - n_val, g.val_images))
+            warned = True
         improved = val_acc > best_acc
         best_acc, wait = (val_acc, 0) if improved else (best_acc, wait + 1)
         row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(losses), acc="%.6f" % np.mean(accs),

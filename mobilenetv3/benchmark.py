@@ -1,0 +1,61 @@
+"""Parameters, multiply-adds (counted from the graph) and batch-1 inference latency of a MobileNetV3 variant.
+
+    python benchmark.py --model=small [--variant=paper] [--image_size=224] [--runs=50]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf
+
+from common import npu_session
+from common.errors import main_guard
+from common.npu_session import NpuOptions
+from mobilenetv3.madds import count_madds
+from mobilenetv3.model import get_spec, mobilenet_v3
+
+
+def measure(model, variant="paper", size=224, num_classes=1000, alpha=1.0, runs=50, warmup=5):
+    """dict(params, madds, latency_ms median over `runs` batch-1 forward passes after `warmup` ones)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [1, size, size, 3])
+        probabilities = tf.nn.softmax(mobilenet_v3(images, get_spec(model, variant), num_classes, alpha=alpha))
+        params = sum(int(np.prod(v.shape.as_list())) for v in tf.compat.v1.global_variables())
+        madds = count_madds(graph, "MobilenetV3")
+        with npu_session.new_session(NpuOptions()) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            image = np.random.RandomState(0).rand(1, size, size, 3).astype(np.float32)
+            times = []
+            for i in range(warmup + runs):
+                start = time.perf_counter()
+                sess.run(probabilities, {images: image})
+                if i >= warmup:
+                    times.append(time.perf_counter() - start)
+    return dict(params=params, madds=madds, latency_ms=1000 * float(np.median(times)))
+
+
+@main_guard
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="small", help="large or small")
+    p.add_argument("--variant", default="paper", help="paper or upstream")
+    p.add_argument("--image_size", type=int, default=224)
+    p.add_argument("--num_classes", type=int, default=1000)
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--runs", type=int, default=50)
+    args = p.parse_args(argv)
+    get_spec(args.model, args.variant)
+    result = measure(args.model, args.variant, args.image_size, args.num_classes, args.alpha, args.runs)
+    print("benchmark: model=%s variant=%s size=%d params=%d madds=%.1fM latency_batch1_median=%.2f ms"
+          % (args.model, args.variant, args.image_size, result["params"], result["madds"] / 1e6,
+             result["latency_ms"]))
+
+
+if __name__ == "__main__":
+    main()
