@@ -14,10 +14,20 @@ from common.npu_session import dropout as npu_dropout
 
 v1 = tf.compat.v1
 
+
+@tf.custom_gradient
+def swish(x):
+    """x * sigmoid(x); the backward pass recomputes the sigmoid instead of keeping it (less peak memory)."""
+    def grad(dy):
+        s = tf.sigmoid(x)
+        return dy * (s * (1.0 + x * (1.0 - s)))
+    return x * tf.sigmoid(x), grad
+
+
 ACTIVATIONS = {
     "relu": tf.nn.relu,
     "selu": tf.nn.selu,
-    "swish-1": lambda x: x * tf.sigmoid(x),
+    "swish-1": swish,
 }
 
 

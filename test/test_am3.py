@@ -200,3 +200,14 @@ def test_am3_beats_its_visual_base_when_words_carry_the_class(tmp_path):
     base, am3 = results["protonet++"], results["AM3_protonet++"]
     assert am3["accuracy"] - am3["ci95"] > base["accuracy"] + base["ci95"] + 0.05, results
     assert am3["lambda"] < 0.9    # it learned to lean on the word embeddings
+
+
+def test_swish_matches_its_plain_definition_and_gradient():
+    with tf.Graph().as_default():
+        x = tf.constant(np.linspace(-8, 8, 201).astype(np.float32))
+        ours, plain = M.swish(x), x * tf.sigmoid(x)
+        grads = [tf.gradients(tf.reduce_sum(tf.square(y)), x)[0] for y in (ours, plain)]
+        with tf.compat.v1.Session() as sess:
+            a, b, ga, gb = sess.run([ours, plain] + grads)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-5)
