@@ -58,6 +58,8 @@ def validate(cfg):
     for name in ("meta_batch_size", "update_batch_size", "num_updates", "dim_hidden", "num_filters",
                  "save_interval"):
         require(getattr(cfg, name) >= 1, "%s must be >= 1, got %r" % (name, getattr(cfg, name)))
+    require(cfg.use_M or not cfg.share_M, "share_M=True needs use_M=True (it shares mask bits; without masks "
+                                          "there is nothing to share)")
     require(cfg.temp > 0, "temp must be > 0 (Gumbel-softmax temperature), got %r" % cfg.temp)
     require(cfg.meta_lr > 0, "meta_lr must be > 0, got %r" % cfg.meta_lr)
     require(cfg.update_lr > 0, "update_lr must be > 0, got %r" % cfg.update_lr)

@@ -12,6 +12,7 @@ from common.errors import UserError
 from common.npu_session import NpuOptions
 from conftest import REPO, run, run_python
 from mtnet import tasks as T
+from mtnet import model as mtnet_model
 from mtnet import trainer
 from mtnet.model import MetaLearner, ModelSpec, straight_through_mask
 
@@ -176,7 +177,8 @@ def _mini(root, classes=3, images=3):
     return root
 
 
-def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path):
+def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(mtnet_model, "UNROLL_MAX_TASKS", 1)   # training (2 tasks) takes the map_fn path
     omni = _omniglot(tmp_path / "omniglot")
     cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=3, update_batch_size=1,
                meta_batch_size=2, num_filters=4, norm="None", metatrain_iterations=6, update_lr=0.4,
@@ -191,7 +193,7 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path):
     mini = _mini(tmp_path / "mini")
     cfg = _cfg(tmp_path, datasource="miniimagenet", data_path=str(mini), num_classes=2, update_batch_size=1,
                meta_batch_size=1, num_filters=4, max_pool=True, norm="None", metatrain_iterations=2,
-               use_M=False)
+               use_M=False, share_M=False)
     with pytest.raises(UserError, match="has 3 .* images; a task needs 16"):
         trainer.run(cfg, NpuOptions())          # upstream draws 15 query images per class when training
     for folder in (mini / "train").iterdir():
@@ -207,6 +209,8 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path):
     (dict(norm="group_norm"), "unknown norm"),
     (dict(temp=0.0), "temp must be > 0"),
     (dict(num_updates=0), "num_updates must be >= 1"),
+    (dict(use_M=False, share_M=True), "share_M=True needs use_M=True"),
+    (dict(train=True, test_iter=3), "test_iter applies to test mode"),
     (dict(train=False), "nothing to test: no checkpoint"),
     (dict(datasource="omniglot", data_path="/nonexistent/omniglot"), "is not a directory"),
     (dict(datasource="omniglot", data_path="EMPTY"), "no character folders"),
