@@ -259,9 +259,10 @@ def train(cfg):
                                aux_vars, global_step_aux, aux_updates, cfg.clip_gradient_norm)
             aux_acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
                                              tf.float32))
-            summaries.append(v1.summary.scalar("pretrain/loss", aux_loss))
+            aux_summary = v1.summary.merge([v1.summary.scalar("pretrain/loss", aux_loss),
+                                            v1.summary.scalar("pretrain/misclassification", 1.0 - aux_acc)])
             iterators.append(aux_iterator)
-            aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc}
+            aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc, "summary": aux_summary}
         summary_op = v1.summary.merge(summaries)
         eval_graph = EvalGraph(cfg, splits, EVAL_SPLITS) if eval_on else None
         saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
@@ -293,7 +294,8 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
     writer = v1.summary.FileWriter(train_dir, graph=graph if start == 0 else None)
     eval_writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval")) if eval_graph else None
     images_per_step = sampler.tasks * (sampler.ways * sampler.shots + sampler.queries)
-    timer = StepTimer(images_per_step, warmup_steps=min(5, max(total - start, 0) // 2), unit="images")
+    main_left = total - max(start, aux_steps)
+    timer = StepTimer(images_per_step, warmup_steps=min(5, max(main_left, 0) // 2), unit="images")
     rng = np.random.RandomState(_seed(cfg, 2))
     decay_every = max(cfg.number_of_steps // max(cfg.feat_extract_pretrain_decay_n, 1), 1)
     print("training %s from step %d to %d: %d tasks x (%d-way %d-shot + %d queries) = %d images per step"
@@ -305,13 +307,18 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
         if aux is not None and (step < aux_steps or aux_mode == "multitask"):
             probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
             if aux_mode != "multitask" or rng.uniform() < probability:
-                aux_loss, aux_acc, _ = sess.run([aux["loss"], aux["accuracy"], aux["train"]])
-                check_finite(aux_loss, step, "auxiliary loss")
-                if step % cfg.log_interval_steps == 0:
-                    print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, aux_loss, aux_acc),
+                log_aux = step % cfg.log_interval_steps == 0
+                fetched = sess.run([aux["loss"], aux["accuracy"], aux["train"]] + ([aux["summary"]] if log_aux else []))
+                check_finite(fetched[0], step, "auxiliary loss")
+                if log_aux:
+                    writer.add_summary(fetched[3], step)
+                    print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, fetched[0], fetched[1]),
                           flush=True)
-            if aux_mode != "multitask":
+            if aux_mode != "multitask":   # finetune/freeze: auxiliary-only steps first
                 step += 1
+                if step - last_saved >= cfg.save_checkpoint_steps:
+                    saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+                    last_saved = step
                 continue
         log_now = step % cfg.log_interval_steps == 0 or step + per_run >= total
         fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],

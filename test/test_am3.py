@@ -211,3 +211,15 @@ def test_swish_matches_its_plain_definition_and_gradient():
             a, b, ga, gb = sess.run([ours, plain] + grads)
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-5)
+
+
+def test_tadam_auxiliary_task_multitask(tmp_path, data_dir, capsys):
+    cfg = config("tadam", data_dir, tmp_path, "--number_of_steps=2", "--feat_extract_pretrain=multitask",
+                 "--num_classes_pretrain=8", "--pre_train_batch_size=6", "--feat_extract_pretrain_decay_rate=0.999",
+                 "--eval_interval_steps=0", "--eval_interval_fine_steps=0")
+    am3_train.run(cfg)
+    out = capsys.readouterr().out
+    assert "step 0, pretrain loss : " in out and "step 1, loss : " in out
+    with pytest.raises(UserError, match="num_classes_pretrain=4 but .* has 8 classes"):
+        am3_train.run(config("tadam", data_dir, tmp_path / "x", "--feat_extract_pretrain=finetune",
+                             "--num_classes_pretrain=4"))
