@@ -228,3 +228,35 @@ def test_8p_wrapper_says_it_needs_ascend(tmp_path, image_data):
                check=False, OUTPUT_ROOT=tmp_path)
     assert proc.returncode == 2
     assert "8-device training needs Ascend NPUs" in proc.stdout
+
+
+def test_upstream_keras_h5_weights_load_in_order(tmp_path):
+    """An .h5 in Keras's save_weights layout (layer_names -> weight_names) lands on the upstream variant's variables."""
+    import h5py
+    from mobilenetv3 import weights
+    graph, images, logits = build("small", "upstream", size=32, classes=3, batch=1)
+    with graph.as_default():
+        variables = tf.compat.v1.global_variables("MobilenetV3")
+    rng = np.random.RandomState(0)
+    arrays = [rng.normal(size=v.shape.as_list()).astype(np.float32) for v in variables]
+    path = str(tmp_path / "small_weights.h5")
+    with h5py.File(path, "w") as handle:
+        names = []
+        for i, (var, value) in enumerate(zip(variables, arrays)):
+            layer = "layer_%d" % i
+            names.append(layer.encode())
+            group = handle.create_group(layer)
+            if var.op.name.split("/")[-2] in ("head", "logits") and var.op.name.endswith("kernel"):
+                value = value.reshape((1, 1) + value.shape)    # Keras keeps the head as 1x1 convolutions
+            group.attrs["weight_names"] = [b"w:0"]
+            group.create_dataset("w:0", data=value)
+        handle.attrs["layer_names"] = names
+    with graph.as_default(), tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        weights.load_initial(sess, path, variables, "upstream")
+        for var, value in zip(variables, arrays):
+            np.testing.assert_array_equal(sess.run(var), value)
+        with pytest.raises(UserError, match="need --variant=upstream"):
+            weights.load_initial(sess, path, variables, "paper")
+        with pytest.raises(UserError, match="holds %d weight arrays but" % len(arrays)):
+            weights.load_initial(sess, path, variables[:-1], "upstream")
