@@ -228,7 +228,7 @@ def test_bad_input_is_one_clear_error(tmp_path, change, message):
 
 
 def test_corrupt_checkpoint_is_an_error_and_left_alone(tmp_path):
-    cfg = _cfg(tmp_path, metatrain_iterations=10, use_T=False, use_M=False, share_M=False)
+    cfg = _cfg(tmp_path, metatrain_iterations=10, use_T=False, use_M=False, share_M=False, norm="layer_norm")
     exp_dir = trainer.run(cfg, NpuOptions())["exp_dir"]
     data = os.path.join(exp_dir, "model9.data-00000-of-00001")
     with open(data, "r+b") as f:
