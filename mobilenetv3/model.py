@@ -54,6 +54,7 @@ SMALL_BLOCKS = (
 Spec = collections.namedtuple("Spec", [
     "name", "stem", "blocks", "last_conv", "head",
     "se_ratio",        # SE bottleneck width as a fraction of the expanded channels (1.0 = no squeeze)
+    "relu",            # the "RE" activation: "relu" (paper) or "relu6" (upstream's K.relu(x, max_value=6))
     "gate",            # SE gate: "hard_sigmoid" = ReLU6(x+3)/6 (paper), "keras_hard_sigmoid" = clip(0.2x+0.5)
     "conv_bias",       # biases on the convolutions that are followed by batch norm (upstream Keras default)
     "skip_identity_expansion",  # no 1x1 expansion when the expansion size equals the input channels (paper)
@@ -61,13 +62,15 @@ Spec = collections.namedtuple("Spec", [
     "default_dropout",  # dropout rate before the classifier when the user gives none
 ])
 
+_PAPER = dict(stem=16, se_ratio=0.25, relu="relu", gate="hard_sigmoid", conv_bias=False,
+              skip_identity_expansion=True, width_rule="paper", default_dropout=0.2)
+_UPSTREAM = dict(stem=16, se_ratio=1.0, relu="relu6", gate="keras_hard_sigmoid", conv_bias=True,
+                 skip_identity_expansion=False, width_rule="upstream", default_dropout=0.0)
 SPECS = {
-    ("large", "paper"): Spec("large", 16, LARGE_BLOCKS, 960, 1280, 0.25, "hard_sigmoid", False, True, "paper", 0.2),
-    ("small", "paper"): Spec("small", 16, SMALL_BLOCKS, 576, 1024, 0.25, "hard_sigmoid", False, True, "paper", 0.2),
-    ("large", "upstream"): Spec("large", 16, LARGE_BLOCKS, 960, 1280, 1.0, "keras_hard_sigmoid", True, False,
-                                "upstream", 0.0),
-    ("small", "upstream"): Spec("small", 16, SMALL_BLOCKS, 576, 1280, 1.0, "keras_hard_sigmoid", True, False,
-                                "upstream", 0.0),
+    ("large", "paper"): Spec(name="large", blocks=LARGE_BLOCKS, last_conv=960, head=1280, **_PAPER),
+    ("small", "paper"): Spec(name="small", blocks=SMALL_BLOCKS, last_conv=576, head=1024, **_PAPER),
+    ("large", "upstream"): Spec(name="large", blocks=LARGE_BLOCKS, last_conv=960, head=1280, **_UPSTREAM),
+    ("small", "upstream"): Spec(name="small", blocks=SMALL_BLOCKS, last_conv=576, head=1280, **_UPSTREAM),
 }
 MODEL_NAMES = ("large", "small")
 VARIANTS = ("paper", "upstream")
@@ -109,7 +112,7 @@ def keras_hard_sigmoid(x):
     return tf.clip_by_value(0.2 * x + 0.5, 0.0, 1.0)
 
 
-_ACTIVATIONS = {"RE": tf.nn.relu, "HS": hard_swish, None: tf.identity}
+_ACTIVATIONS = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "HS": hard_swish}
 _GATES = {"hard_sigmoid": hard_sigmoid, "keras_hard_sigmoid": keras_hard_sigmoid}
 
 
@@ -146,10 +149,13 @@ class _Builder(object):
         return tf.compat.v1.layers.batch_normalization(x, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                                                        training=self.training, fused=True, name="bn")
 
+    def act(self, x, kind):
+        return _ACTIVATIONS[self.spec.relu if kind == "RE" else kind](x)
+
     def conv_bn(self, x, filters, kernel, stride, act, name):
         with tf.compat.v1.variable_scope(name):
             x = self.conv(x, filters, kernel, stride, self.spec.conv_bias)
-            return _ACTIVATIONS[act](self.bn(x))
+            return self.act(self.bn(x), act)
 
     def squeeze_excite(self, x, name):
         channels = int(x.shape[-1])
@@ -166,7 +172,7 @@ class _Builder(object):
             x = self.conv_bn(x, exp, 1, 1, row.act, "expand")
         with tf.compat.v1.variable_scope("depthwise"):
             x = self.depthwise(x, row.kernel, row.stride, self.spec.conv_bias)
-            x = _ACTIVATIONS[row.act](self.bn(x))
+            x = self.act(self.bn(x), row.act)
         if row.se:
             x = self.squeeze_excite(x, "se")
         with tf.compat.v1.variable_scope("project"):

@@ -94,5 +94,5 @@ def assign_in_order(sess, model_vars, values, source):
                                 % (source, list(value.shape), var.op.name, shape))
             value = value.reshape(shape)
         feed[var] = value
-    for var, value in feed.items():
-        var.load(value, sess)
+    # One run of the variables' initializers with the values fed in: no new ops, one executor.
+    sess.run([var.initializer for var in feed], {var.initializer.inputs[1]: value for var, value in feed.items()})

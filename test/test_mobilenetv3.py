@@ -254,8 +254,8 @@ def test_upstream_keras_h5_weights_load_in_order(tmp_path):
     with graph.as_default(), tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         weights.load_initial(sess, path, variables, "upstream")
-        for var, value in zip(variables, arrays):
-            np.testing.assert_array_equal(sess.run(var), value)
+        for loaded, value in zip(sess.run(variables), arrays):
+            np.testing.assert_array_equal(loaded, value)
         with pytest.raises(UserError, match="need --variant=upstream"):
             weights.load_initial(sess, path, variables, "paper")
         with pytest.raises(UserError, match="holds %d weight arrays but" % len(arrays)):
