@@ -1,8 +1,9 @@
 """Image-folder data (`<dir>/<class>/<image>`) as tf.data pipelines: parallel decode, resize, augment, prefetch.
 
 The augmentation reproduces upstream's Keras ImageDataGenerator settings (rotation 90 degrees, shear 0.2 degrees,
-zoom 0.8-1.2 per axis, shifts of 20% of the size, horizontal flip, 'nearest' border fill, bilinear sampling) as one
-affine warp per image inside the graph. Pixels are scaled to [0, 1] as upstream's `rescale=1/255`.
+zoom 0.8-1.2 per axis, shifts of 20% of the size, horizontal flip, 'nearest' border fill, bilinear sampling); the
+resize to the input size and the affine warp are one bilinear sampling pass per image inside the graph.
+Pixels are scaled to [0, 1] as upstream's `rescale=1/255`.
 """
 import math
 import os
@@ -94,56 +95,66 @@ def check_same_classes(train, validation):
                         % (train.root, validation.root, ", ".join(only_train) or "-", ", ".join(only_val) or "-"))
 
 
+def decode_raw(path):
+    """File -> uint8 [h, w, 3] at the file's own size."""
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+
 def decode(path, height, width):
-    """File -> float32 [height, width, 3] in [0, 1]; decode errors are dropped by the pipeline."""
-    raw = tf.io.read_file(path)
-    image = tf.io.decode_image(raw, channels=3, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32), [height, width])   # bilinear
+    """File -> float32 [height, width, 3] in [0, 1] (bilinear resize); decode errors are dropped by the pipeline."""
+    image = tf.compat.v2.image.resize(tf.cast(decode_raw(path), tf.float32), [height, width])   # half-pixel centres
     image = image * (1.0 / 255.0)
     image.set_shape([height, width, 3])
     return image
 
 
-def _affine_params(height, width):
-    """Random output->input pixel map (matrix A, offset t) with upstream's ranges, about the image centre."""
+def random_affine_params():
+    """Random output->input map (2x2 matrix on (row, col), shift as a fraction of the size) with upstream's ranges."""
     uniform = tf.random.uniform
     theta = uniform([], -ROTATION_DEG, ROTATION_DEG) * (math.pi / 180.0)
     shear = uniform([], -SHEAR_DEG, SHEAR_DEG) * (math.pi / 180.0)
     zoom = uniform([2], 1.0 - ZOOM, 1.0 + ZOOM)
-    shift = uniform([2], -SHIFT, SHIFT) * tf.constant([height, width], tf.float32)
+    shift = uniform([2], -SHIFT, SHIFT)
     cos, sin = tf.cos(theta), tf.sin(theta)
     rotation = tf.stack([tf.stack([cos, -sin]), tf.stack([sin, cos])])
     shear_m = tf.stack([tf.stack([1.0, -tf.sin(shear)]), tf.stack([0.0, tf.cos(shear)])])
-    matrix = tf.matmul(tf.matmul(rotation, shear_m), tf.linalg.diag(zoom))
-    return matrix, shift
+    return tf.matmul(tf.matmul(rotation, shear_m), tf.linalg.diag(zoom)), shift
 
 
-def random_affine(image, height, width):
-    """Warp one [H, W, C] image with a random affine map; borders repeat the edge pixels (fill_mode='nearest')."""
-    matrix, shift = _affine_params(height, width)
+def warp(image, height, width, matrix, shift):
+    """Resize-and-warp in one bilinear sampling pass: [h, w, C] uint8/float -> float32 [height, width, C].
+
+    Output pixel p (in the height x width frame) samples the resized image at A (p - centre) + centre + shift * size,
+    i.e. the source image at the corresponding point; coordinates beyond the border are clamped, which repeats
+    the edge pixels (Keras's fill_mode='nearest').
+    """
+    src_h, src_w = tf.shape(image)[0], tf.shape(image)[1]
     rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
-    centre = tf.constant([(height - 1) / 2.0, (width - 1) / 2.0], tf.float32)
+    size = tf.constant([height, width], tf.float32)
+    centre = (size - 1.0) / 2.0
     out = tf.stack([tf.reshape(rows, [-1]), tf.reshape(cols, [-1])], axis=1) - centre      # [HW, 2] (row, col)
-    src = tf.matmul(out, matrix, transpose_b=True) + centre + shift
-    src_r = tf.clip_by_value(src[:, 0], 0.0, height - 1.0)
-    src_c = tf.clip_by_value(src[:, 1], 0.0, width - 1.0)
+    pos = tf.matmul(out, matrix, transpose_b=True) + centre + shift * size
+    scale = tf.cast(tf.stack([src_h, src_w]), tf.float32) / size
+    src = (pos + 0.5) * scale - 0.5                        # half-pixel centres, as tf.image.resize
+    src_r = tf.clip_by_value(src[:, 0], 0.0, tf.cast(src_h - 1, tf.float32))
+    src_c = tf.clip_by_value(src[:, 1], 0.0, tf.cast(src_w - 1, tf.float32))
     r0, c0 = tf.floor(src_r), tf.floor(src_c)
     fr, fc = (src_r - r0)[:, None], (src_c - c0)[:, None]
     r0, c0 = tf.cast(r0, tf.int32), tf.cast(c0, tf.int32)
-    r1, c1 = tf.minimum(r0 + 1, height - 1), tf.minimum(c0 + 1, width - 1)
-    flat = tf.reshape(image, [height * width, -1])
-
-    def at(r, c):
-        return tf.gather(flat, r * width + c)
-
-    top = at(r0, c0) * (1.0 - fc) + at(r0, c1) * fc
-    bottom = at(r1, c0) * (1.0 - fc) + at(r1, c1) * fc
-    warped = top * (1.0 - fr) + bottom * fr
-    return tf.reshape(warped, tf.shape(image))
+    r1, c1 = tf.minimum(r0 + 1, src_h - 1), tf.minimum(c0 + 1, src_w - 1)
+    flat = tf.reshape(image, [src_h * src_w, -1])
+    corners = tf.cast(tf.gather(flat, tf.concat([r0 * src_w + c0, r0 * src_w + c1, r1 * src_w + c0,
+                                                 r1 * src_w + c1], 0)), tf.float32)
+    p00, p01, p10, p11 = tf.split(corners, 4)
+    top = p00 + (p01 - p00) * fc
+    bottom = p10 + (p11 - p10) * fc
+    return tf.reshape(top + (bottom - top) * fr, [height, width, -1])
 
 
-def augment(image, height, width):
-    image = random_affine(image, height, width)
+def load_augmented(path, height, width):
+    """Decode, then one random affine warp straight to the input size, random horizontal flip, scale to [0, 1]."""
+    matrix, shift = random_affine_params()
+    image = warp(decode_raw(path), height, width, matrix, shift) * (1.0 / 255.0)
     image = tf.image.random_flip_left_right(image)
     image.set_shape([height, width, 3])
     return image
@@ -163,10 +174,9 @@ def train_dataset(folder, batch, height, width, augmentation=True, seed=None, sh
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
 
     def load(path, label):
-        image = decode(path, height, width)
         if augmentation:
-            image = augment(image, height, width)
-        return image, label
+            return load_augmented(path, height, width), label
+        return decode(path, height, width), label
 
     ds = ds.map(load, num_parallel_calls=_parallel())
     ds = ds.apply(tf.data.experimental.ignore_errors())

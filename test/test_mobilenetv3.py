@@ -139,6 +139,32 @@ def test_non_image_files_are_skipped_with_a_warning(image_data, capsys):
     assert "skipping" in capsys.readouterr().err
 
 
+def test_augmentation_warp_is_resize_rotation_and_edge_fill():
+    rng = np.random.RandomState(0)
+    image = rng.randint(0, 255, (50, 70, 3)).astype(np.uint8)
+    square = image[:40, :40]
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        identity, resized, turned, shifted = sess.run([
+            data.warp(tf.constant(image), 40, 40, tf.eye(2), tf.zeros([2])),
+            tf.compat.v2.image.resize(tf.cast(image, tf.float32), [40, 40]),
+            data.warp(tf.constant(square), 40, 40, tf.constant([[-1.0, 0.0], [0.0, -1.0]]), tf.zeros([2])),
+            data.warp(tf.constant(square), 40, 40, tf.eye(2), tf.constant([0.25, 0.0]))])
+        augmented = sess.run(data.load_augmented(tf.constant(_write_jpeg(image)), 32, 32))
+    np.testing.assert_allclose(identity, resized, atol=1e-3)          # no transform: a plain bilinear resize
+    np.testing.assert_allclose(turned, square[::-1, ::-1], atol=1e-3)  # 180 degrees: both axes flipped
+    np.testing.assert_allclose(shifted[:30], square[10:], atol=1e-3)   # shift by a quarter of the height
+    np.testing.assert_allclose(shifted[30:], np.repeat(square[39:40], 10, 0), atol=1e-3)   # edge pixels repeat
+    assert augmented.shape == (32, 32, 3) and 0.0 <= augmented.min() and augmented.max() <= 1.0
+
+
+def _write_jpeg(pixels):
+    import tempfile
+    handle, path = tempfile.mkstemp(suffix=".jpg")
+    os.close(handle)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 def test_config_file_route_and_flag_precedence(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"model": "large", "height": 64, "width": 48, "class_number": 2, "batch": 4,
