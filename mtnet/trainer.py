@@ -201,6 +201,9 @@ def run(cfg, options):
         require(checkpoint is not None, "nothing to test: no checkpoint in %s (train first, or check the flags "
                                         "that name the experiment directory)" % exp_dir)
     print(exp, flush=True)
+    if cfg.train and not cfg.resume and os.path.isdir(exp_dir) and tf.train.latest_checkpoint(exp_dir):
+        print("warning: --resume=False: training from scratch; the checkpoints in %s will be replaced as this run "
+              "saves its own" % exp_dir, flush=True)
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(cfg.seed)
