@@ -208,6 +208,16 @@ def _fit(name, model, config, train, timer, swa=None, model_dir=""):
     return report.epoch_times, checkpoint.last_iterate
 
 
+def _bn_statistics_error(model, x):
+    """Largest gap between the BN layer's moving mean/variance and the true statistics of its input."""
+    bn = model.layers[1]
+    if not hasattr(bn, "moving_mean"):
+        return 0.0
+    h = tf.keras.backend.function(model.inputs, [model.layers[0].output])([x])[0].astype(np.float64)
+    mean, var = tf.keras.backend.batch_get_value([bn.moving_mean, bn.moving_variance])
+    return float(max(np.abs(mean - h.mean(axis=0)).max(), np.abs(var - h.var(axis=0)).max()))
+
+
 def _median(values):
     return float(np.median(values)) if len(values) else float("nan")
 
@@ -253,6 +263,7 @@ def train_and_evaluate(config):
     swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"))
     results["swa_callback_share"] = swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)
     results["test_accuracy_swa"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
+    results["bn_statistics_error"] = _bn_statistics_error(swa_model, train[0])
     # Epoch times of training epochs only: not the first (graph warm-up), not SWA's BN pass.
     results["epoch_time_swa"] = _median(swa_times[1:-1] if getattr(swa, "has_bn", False) else swa_times[1:])
     if last_iterate is not None:
@@ -266,6 +277,8 @@ def train_and_evaluate(config):
         " sgd=%.4f" % results["test_accuracy_sgd"] if "test_accuracy_sgd" in results else "",
         " swa_run_last_iterate=%.4f" % results["test_accuracy_swa_last_iterate"]
         if "test_accuracy_swa_last_iterate" in results else ""), flush=True)
+    print("SWA model's BN statistics vs the training data under its weights: max abs gap %.2e"
+          % results["bn_statistics_error"], flush=True)
     if config.baseline:
         overhead = results["epoch_time_swa"] / results["epoch_time_sgd"] - 1.0
         results["epoch_time_overhead"] = overhead

@@ -306,6 +306,8 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     # SGD's BN moving averages (momentum 0.99) are far from converged after 30 steps; SWA's are exact.
     assert float(accs["swa"]) > 0.75 and 0.0 <= float(accs["sgd"]) <= 1.0
     assert "step_time_summary: mean_dt=" in out and "samples/s" in out
+    gap = float(out.split("under its weights: max abs gap ")[1].split()[0])
+    assert gap < 1e-3
     again = run_python(args, timeout=300).stdout          # everything done: resumes and only evaluates
     assert "swa: all 6 epochs already done" in again
     line2 = [ln for ln in again.splitlines() if ln.startswith("final test accuracy:")][-1]
