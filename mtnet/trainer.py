@@ -223,8 +223,8 @@ def _open_session(cfg, options, saver, checkpoint):
     config = npu_session.session_config(options)
     threads = cfg.num_threads if cfg.num_threads > 0 else (1 if cfg.datasource in T.REGRESSION else 0)
     if threads and not npu_session.on_npu():
-        # The regression net's ops are tiny: one thread avoids the pool's hand-offs (about 3x faster per step
-        # on a 2-core CPU than intra_op_parallelism_threads=2).
+        # The regression net's ops are tiny: one thread avoids the pool's hand-offs, which cost most when other
+        # processes keep the cores busy (then several times slower per step than one thread).
         config.intra_op_parallelism_threads = threads
     sess = tf1.Session(config=config)
     sess.run(tf1.global_variables_initializer())
