@@ -105,12 +105,14 @@ class DataParallel(object):
         return contextlib.suppress()
 
     def run_step(self, step_fn, *inputs):
-        """Call step_fn(*inputs) on every replica; returns its loss averaged over the replicas."""
+        """Call step_fn(*inputs) on every replica; returns its output (a tensor or a tuple of scalars)
+        averaged over the replicas."""
         if self.strategy is None:
             return step_fn(*inputs)
         import tensorflow as tf
         per_replica = self.strategy.experimental_run_v2(step_fn, args=inputs)
-        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+        return tf.nest.map_structure(
+            lambda value: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None), per_replica)
 
     def session(self, graph=None):
         import tensorflow as tf
@@ -185,3 +187,20 @@ def read_rank_table(path):
 def checkpoint_dir(cluster, model_dir):
     """Where this rank may write: model_dir on rank 0, nothing (None) on the others."""
     return model_dir if cluster.is_chief else None
+
+
+def save_dir(cluster, model_dir):
+    """Where this rank saves checkpoints: model_dir on rank 0, a private scratch directory elsewhere.
+
+    Under MultiWorkerMirroredStrategy every rank must run each save: reading the batch-norm moving statistics
+    (sync-on-read variables) is an all-reduce, and a save run by rank 0 alone waits forever for the others.
+    The scratch copies are deleted when the process exits; only rank 0's checkpoints are kept.
+    """
+    if cluster.is_chief or cluster.route != "collective":
+        return model_dir
+    import atexit
+    import shutil
+    import tempfile
+    scratch = tempfile.mkdtemp(prefix="rank%d_scratch_" % cluster.rank)
+    atexit.register(shutil.rmtree, scratch, True)
+    return os.path.join(scratch, os.path.basename(os.path.normpath(model_dir)))

@@ -101,6 +101,8 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
         raise UserError("--nproc must be at least 1, got %d" % nproc)
     envs = worker_environments(nproc, route, base_port, rank_table)
     procs, logs = [], []
+    # A launcher stopped by SIGTERM (a job scheduler, `timeout`) must take its workers down with it.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         for rank, env in enumerate(envs):
             out_dir = os.path.join(output_root, str(rank))
@@ -131,8 +133,15 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
                 return 124
             time.sleep(0.2)
     except KeyboardInterrupt:
+        printer("launch: interrupted; stopping the workers")
         _stop(procs)
-        raise
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @main_guard
