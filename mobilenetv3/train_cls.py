@@ -10,6 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import distributed
 from common.ascend_flags import add_ascend_arguments, npu_options_from
 from common.errors import UserError, main_guard
 from mobilenetv3.trainer import TrainConfig, find_eval_dir, train
@@ -83,8 +84,7 @@ def build_config(args):
     for key in ("alpha", "learning_rate"):
         if key in values:
             values[key] = float(values[key])
-    return TrainConfig(npu=npu_options_from(args), rank_size=int(os.environ.get("RANK_SIZE", "1")),
-                       rank_id=int(os.environ.get("RANK_ID", "0")), **values)
+    return TrainConfig(npu=npu_options_from(args), cluster=distributed.cluster_from_env(), **values)
 
 
 @main_guard

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from common import checkpoints, npu_session
+from common import checkpoints, distributed, npu_session
 from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
 from common.step_timer import StepTimer
@@ -52,8 +52,7 @@ class TrainConfig(object):
         self.seed = 0
         self.log_every = 10             # steps between loss lines
         self.warmup_steps = 5           # steps left out of the throughput
-        self.rank_size = 1              # data-parallel processes (Ascend only)
-        self.rank_id = 0
+        self.cluster = distributed.Cluster()   # data-parallel workers (common.distributed.cluster_from_env)
         self.npu = NpuOptions()
         for key, value in kwargs.items():
             if not hasattr(self, key):
@@ -72,11 +71,6 @@ class TrainConfig(object):
         require(self.save_interval >= 0, "save_interval must be >= 0, got %r" % self.save_interval)
         require(self.patience >= 0, "patience must be >= 0, got %r" % self.patience)
         require(self.save_dir, "save_dir (--modeldir) must be given")
-        if self.rank_size > 1 and not npu_session.on_npu():
-            raise UserError("RANK_SIZE=%d: multi-device training here needs Ascend NPUs (npu_bridge); on CPU/GPU "
-                            "run one process (train_full_1p.sh)" % self.rank_size)
-        require(0 <= self.rank_id < self.rank_size,
-                "RANK_ID=%d outside RANK_SIZE=%d" % (self.rank_id, self.rank_size))
 
     def model_record(self, classes):
         """What eval, predict and export need to rebuild this network."""
@@ -122,25 +116,42 @@ def _read_history(path):
 
 
 class _Graph(object):
-    """The training and validation graphs, sharing variables."""
+    """The training and validation graphs, sharing variables; the training step runs on every worker of dp."""
 
-    def __init__(self, config, train_folder, val_folder, spec):
+    def __init__(self, config, train_folder, val_folder, spec, dp):
         n = len(train_folder.classes)
+        cluster = config.cluster
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
             train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
-            shard=(config.rank_size, config.rank_id)))
-        images, labels = self.train_iter.get_next()
-        logits = mobilenet_v3(images, spec, n, alpha=config.alpha, dropout=config.dropout, training=True)
-        self.loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-        self.acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32))
+            shard=(cluster.size, cluster.rank)))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
         optimizer = npu_session.wrap_optimizer(tf.compat.v1.train.AdamOptimizer(config.learning_rate), config.npu,
-                                               distributed=config.rank_size > 1)
-        with tf.control_dependencies(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)):
-            self.train_op = optimizer.minimize(self.loss, global_step=self.global_step)
+                                               distributed=cluster.distributed)
 
+        def step(images, labels):
+            update_ops_before = set(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))
+            logits = mobilenet_v3(images, spec, n, alpha=config.alpha, dropout=config.dropout, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+            acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32))
+            update_ops = [op for op in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+                          if op not in update_ops_before]
+            with tf.control_dependencies(update_ops):
+                train_op = optimizer.minimize(loss * dp.gradient_scale, global_step=self.global_step)
+            with tf.control_dependencies([train_op]):
+                return tf.identity(loss), tf.identity(acc)
+
+        # Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route).
+        self.loss, self.acc = dp.run_step(step, *self.train_iter.get_next())
+        self.train_op = self.loss.op
+
+        # A fixed number of batches, then all-masked padding: an OutOfRangeError in a session run would abort
+        # the collective executor of the multi-worker route and hang the next all-reduce.
+        self.val_batches = -(-len(val_folder) // config.batch)
+        padding = tf.data.Dataset.from_tensors((tf.zeros([config.batch, config.height, config.width, 3]),
+                                                tf.zeros([config.batch], tf.int32), tf.zeros([config.batch])))
         self.val_iter = tf.compat.v1.data.make_initializable_iterator(data.eval_dataset(
-            val_folder.files, val_folder.labels, config.batch, config.height, config.width))
+            val_folder.files, val_folder.labels, config.batch, config.height, config.width).concatenate(
+                padding.repeat()))
         v_images, v_labels, mask = self.val_iter.get_next()
         v_logits = mobilenet_v3(v_images, spec, n, alpha=config.alpha, training=False)
         v_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=v_labels, logits=v_logits)
@@ -153,15 +164,14 @@ class _Graph(object):
         self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints)
         self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1)
         self.init = tf.compat.v1.global_variables_initializer()
+        # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
+        self.broadcast = npu_session.broadcast_variables_op(model_vars) if cluster.route == "npu" else tf.no_op()
 
     def validate(self, sess):
         sess.run(self.val_iter.initializer)
         loss = right = count = 0.0
-        while True:
-            try:
-                batch_loss, batch_right, batch_count = sess.run(self.val_sums)
-            except tf.errors.OutOfRangeError:
-                break
+        for _ in range(self.val_batches):   # unreadable images only leave masked padding at the end
+            batch_loss, batch_right, batch_count = sess.run(self.val_sums)
             loss, right, count = loss + batch_loss, right + batch_right, count + batch_count
         require(count > 0, "no validation image could be decoded")
         return loss / count, right / count, int(count)
@@ -180,18 +190,18 @@ def train(config):
     if config.class_number is not None:
         require(config.class_number == len(classes), "class_number is %d but %s has %d class folders (%s)"
                 % (config.class_number, config.train_dir, len(classes), ", ".join(classes[:10])))
-    per_rank = len(train_folder) // config.rank_size
+    cluster = config.cluster
+    per_rank = len(train_folder) // cluster.size
     require(config.batch <= per_rank, "batch %d is larger than the %d training images%s under %s" % (
-        config.batch, per_rank, " per device" if config.rank_size > 1 else "", config.train_dir))
+        config.batch, per_rank, " per device" if cluster.distributed else "", config.train_dir))
     steps_per_epoch = per_rank // config.batch
     per_run = npu_session.steps_per_run(config.npu)
     require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
             % (per_run, steps_per_epoch))
-    chief = config.rank_id == 0
+    chief = cluster.is_chief
     record = config.model_record(classes)
     _check_record(config.save_dir, record)
     ckpt_dir = os.path.join(config.save_dir, "checkpoints")
-    best_dir = os.path.join(config.save_dir, "best")
     hist_path = os.path.join(config.save_dir, "hist.csv")
     print("data: %d training images (%d per device), %d validation images, %d classes: %s"
           % (len(train_folder), per_rank, len(val_folder), len(classes), ", ".join(classes[:10])), flush=True)
@@ -199,11 +209,14 @@ def train(config):
           % (config.model.capitalize(), config.variant, config.height, config.width, config.alpha,
              steps_per_epoch, config.batch), flush=True)
 
+    print(cluster.describe(), flush=True)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
-        g = _Graph(config, train_folder, val_folder, spec)
-        sess = npu_session.new_session(config.npu)
+        dp = distributed.DataParallel(cluster, npu_session.session_config(config.npu))
+        with dp.scope():
+            g = _Graph(config, train_folder, val_folder, spec, dp)
+        sess = dp.session(graph)
         with sess:
             sess.run(g.init)
             restored = checkpoints.restore_latest(g.saver, sess, ckpt_dir)
@@ -211,13 +224,20 @@ def train(config):
                 print("resumed from %s" % restored, flush=True)
             elif config.weights:
                 weights.load_initial(sess, config.weights, g.model_vars, config.variant)
+            sess.run(g.broadcast)
             train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
             graph.finalize()
             if chief:
                 os.makedirs(ckpt_dir, exist_ok=True)
                 with open(os.path.join(config.save_dir, MODEL_FILE), "w") as handle:
                     json.dump(record, handle, indent=1)
-            return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path,
+            # Every rank runs the saves (see distributed.save_dir); only rank 0's land in save_dir.
+            save_root = distributed.save_dir(cluster, config.save_dir)
+            save_dirs = [os.path.join(save_root, name) for name in ("checkpoints", "best")]
+            for directory in save_dirs:
+                os.makedirs(directory, exist_ok=True)
+            return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
+                         hist_path,
                          bool(restored))
 
 
@@ -246,14 +266,17 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         epoch_end = min(epoch * steps_per_epoch, max_step)
         while step < epoch_end:
             timer.start()
-            _, loss, acc, step = sess.run([train_op, g.loss, g.acc, g.global_step])
+            _, loss, acc = sess.run([train_op, g.loss, g.acc])
             timer.stop(steps=per_run)
+            # Counted here: a global_step fetched beside the train op may be read before its increment, and
+            # workers that disagree on the step count stop pairing their all-reduces.
+            step += per_run
             check_finite(loss, step)
             losses.append(loss)
             accs.append(acc)
             if step % config.log_every == 0 or step == epoch_end:
                 print("train step=%d epoch=%d loss=%.6f acc=%.4f" % (step, epoch, loss, acc), flush=True)
-            if chief and config.save_interval and step - last_saved >= config.save_interval:
+            if config.save_interval and step - last_saved >= config.save_interval:
                 g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
                 last_saved = step
         val_loss, val_acc, n_val = g.validate(sess)
@@ -269,18 +292,18 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         print("epoch %d/%d: loss=%s acc=%s val_loss=%s val_acc=%s (%d images) %.1fs%s" % (
             epoch, config.epochs, row["loss"], row["acc"], row["val_loss"], row["val_acc"], n_val,
             time.time() - start, " best" if improved else ""), flush=True)
+        if improved:
+            g.best_saver.save(sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
+                              latest_filename="checkpoint")
+        if not config.save_interval and step > last_saved:
+            g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+            last_saved = step
         if chief:
-            if improved:
-                g.best_saver.save(sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
-                                  latest_filename="checkpoint")
-            if not config.save_interval and step > last_saved:
-                g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
-                last_saved = step
             _write_history(hist_path, history)
         if config.patience and wait >= config.patience:
             print("early stopping: val_acc has not improved for %d epochs (best %.4f)" % (wait, best_acc))
             stopped = True
-    if chief and step > last_saved:
+    if step > last_saved:
         g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
     print("final: step=%d best_val_acc=%.4f val_acc=%s" % (step, best_acc, history[-1]["val_acc"]), flush=True)
     timer.summary()

@@ -249,11 +249,48 @@ def test_train_resume_evaluate_export_round_trip(tmp_path, image_data, capsys):
         trainer.train(tiny_config(tmp_path, image_data, model="large"))
 
 
-def test_8p_wrapper_says_it_needs_ascend(tmp_path, image_data):
+def epoch_lines(log_path):
+    return [line.split(") ")[0] for line in open(str(log_path)) if line.startswith("epoch ")]
+
+
+def test_8p_wrapper_trains_with_two_cpu_workers(tmp_path, image_data):
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_8p.sh"), "--data_path=" + image_data,
+                "--workers=2", "--image_size=32", "--batch=4", "--epochs=2"], OUTPUT_ROOT=out, timeout=400)
+    assert "launch: all 2 workers finished" in proc.stdout
+    logs = [out / str(rank) / ("train_%d.log" % rank) for rank in (0, 1)]
+    for rank, log in enumerate(logs):
+        assert "cluster: rank %d of 2 (MultiWorkerMirroredStrategy)" % rank in log.read_text()
+    # One model trained by both: the averaged losses and validation results agree line for line.
+    assert len(epoch_lines(logs[0])) == 2 and epoch_lines(logs[0]) == epoch_lines(logs[1])
+    case = "MobileNetV3_ID0256_for_TensorFlow_bs4_2p_acc"
+    summary = dict(line.split(" = ", 1) for line in (out / "0" / (case + ".log")).read_text().splitlines())
+    assert summary["RankSize"] == "2" and float(summary["ActualFPS"]) > 0
+    model_dir = out / "0" / "ckpt"
+    assert len(read_history(model_dir / "hist.csv")) == 2
+    assert (model_dir / "checkpoints" / "checkpoint").exists() and (model_dir / "best" / "checkpoint").exists()
+    assert sorted(os.listdir(str(out))) == ["0", "1"]   # rank 1 kept no checkpoints of its own
+
+
+def test_8p_wrapper_on_the_npu_route(tmp_path, image_data):
+    table = {"version": "1.0", "server_count": "1", "status": "completed", "server_list": [
+        {"server_id": "127.0.0.1", "device": [{"device_id": "0", "device_ip": "192.168.1.1", "rank_id": "0"},
+                                              {"device_id": "1", "device_ip": "192.168.1.2", "rank_id": "1"}]}]}
+    (tmp_path / "rank_table.json").write_text(json.dumps(table))
+    record = tmp_path / "npu_calls.jsonl"
+    out = tmp_path / "out"
+    run(["bash", os.path.join(MODEL_DIR, "test", "train_full_8p.sh"), "--data_path=" + image_data,
+         "--image_size=32", "--batch=4", "--epochs=2"], fake_npu=True, record_file=record, OUTPUT_ROOT=out,
+        RANK_SIZE=2, RANK_TABLE_FILE=tmp_path / "rank_table.json", timeout=400)
+    for rank in (0, 1):
+        assert "cluster: rank %d of 2 (HCCL on Ascend), device %d" % (rank, rank) in \
+            (out / str(rank) / ("train_%d.log" % rank)).read_text()
+    calls = [json.loads(line)["name"] for line in record.read_text().splitlines()]
+    assert calls.count("NPUDistributedOptimizer") == 2 and calls.count("hccl_ops.broadcast") > 2
+    assert (out / "0" / "MobileNetV3_ID0256_for_TensorFlow_bs4_2p_acc.log").exists()
     proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_8p.sh"), "--data_path=" + image_data],
-               check=False, OUTPUT_ROOT=tmp_path)
-    assert proc.returncode == 2
-    assert "8-device training needs Ascend NPUs" in proc.stdout
+               fake_npu=True, check=False, OUTPUT_ROOT=out, RANK_TABLE_FILE=tmp_path / "missing.json")
+    assert proc.returncode == 2 and "set RANK_TABLE_FILE" in proc.stdout
 
 
 def test_upstream_keras_h5_weights_load_in_order(tmp_path):
