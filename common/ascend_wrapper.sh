@@ -83,6 +83,10 @@ wrapper_parse() {
   echo "log: $LOG"
 }
 
+abs_path() {  # wrapper_run runs from the model directory: make a user's relative path absolute first
+  case "$1" in /*|"") echo "$1" ;; *) echo "$PWD/$1" ;; esac
+}
+
 ascend_args() {  # the Ascend flags the user set, as --key=value words for the Python script
   local flag
   for flag in precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling; do

@@ -33,7 +33,6 @@ wrapper_parse "$@"
 BatchSize="$batch"
 modeldir="${modeldir:-$OUTPUT_DIR/ckpt}"
 if [ -z "$data_path" ]; then echo "train_full_8p.sh: --data_path is required (see --help)" >&2; exit 2; fi
-abs_path() { case "$1" in /*|"") echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 data_path="$(abs_path "$data_path")"
 modeldir="$(abs_path "$modeldir")"
 if "$PYTHON" -c "import sys; from common import npu_session; sys.exit(0 if npu_session.on_npu() else 3)" \

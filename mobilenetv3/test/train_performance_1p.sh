@@ -25,8 +25,6 @@ wrapper_parse "$@"
 BatchSize="$batch"
 if [ -z "$modeldir" ]; then modeldir="$OUTPUT_DIR/ckpt_perf"; rm -rf "$modeldir"; fi
 if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is required (see --help)" >&2; exit 2; fi
-# The script runs from the model directory: make relative paths absolute first.
-abs_path() { case "$1" in /*|"") echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 data_path="$(abs_path "$data_path")"
 modeldir="$(abs_path "$modeldir")"
 extract_losses() { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
