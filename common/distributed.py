@@ -184,11 +184,6 @@ def read_rank_table(path):
     return [int(d) for d in devices]
 
 
-def checkpoint_dir(cluster, model_dir):
-    """Where this rank may write: model_dir on rank 0, nothing (None) on the others."""
-    return model_dir if cluster.is_chief else None
-
-
 def save_dir(cluster, model_dir):
     """Where this rank saves checkpoints: model_dir on rank 0, a private scratch directory elsewhere.
 

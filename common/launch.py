@@ -71,8 +71,7 @@ def worker_environments(nproc, route, base_port=None, rank_table=None, env=None)
     workers = ["127.0.0.1:%d" % p for p in ports]
     for rank in range(nproc):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}}
-        envs.append(dict(env, TF_CONFIG=json.dumps(config), RANK_ID=str(rank), RANK_SIZE=str(nproc),
-                         NPU_FALLBACK=env.get("NPU_FALLBACK", "")))
+        envs.append(dict(env, TF_CONFIG=json.dumps(config), RANK_ID=str(rank), RANK_SIZE=str(nproc)))
     return envs
 
 

@@ -88,8 +88,8 @@ def main():
 def save(args, cluster, weights, model):
     os.makedirs(args.out, exist_ok=True)
     np.save(os.path.join(args.out, "weights_%d.npy" % cluster.rank), weights)
-    ckpt_dir = distributed.checkpoint_dir(cluster, os.path.join(args.out, "ckpt"))
-    if ckpt_dir and model is not None:
+    ckpt_dir = distributed.save_dir(cluster, os.path.join(args.out, "ckpt"))
+    if model is not None:
         os.makedirs(ckpt_dir, exist_ok=True)
         model.save_weights(os.path.join(ckpt_dir, "model.ckpt"))
     print("done", flush=True)
