@@ -10,6 +10,7 @@ Flags keep upstream's names, meanings and defaults; the ones after the upstream 
 from absl import app
 import tensorflow as tf
 
+from common import distributed
 from common.ascend_flags import define_ascend_flags, npu_options_from
 from common.errors import main_guard
 from mtnet import trainer
@@ -67,7 +68,9 @@ def main(argv):
     del argv
     names = set(trainer.default_config().__dict__)
     cfg = trainer.Config(**{name: FLAGS[name].value for name in names})
-    trainer.run(cfg, npu_options_from(FLAGS))
+    # data-parallel meta-training when started by common.launch; test mode always runs in one process
+    cluster = distributed.cluster_from_env() if cfg.train else None
+    trainer.run(cfg, npu_options_from(FLAGS), cluster)
 
 
 if __name__ == "__main__":

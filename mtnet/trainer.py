@@ -7,7 +7,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from common import npu_session
+from common import distributed, npu_session
 from common.checkpoints import restore
 from common.errors import UserError, check_finite, require
 from common.step_timer import StepTimer
@@ -21,6 +21,7 @@ SAVE_INTERVAL = 1000
 FINAL_WINDOW = 5000          # iterations averaged for the final postloss line
 QUERY_POINTS = 10            # regression query points per task (upstream: "10 val samples", as Meta-SGD)
 NUM_PLOTS = 5                # regression test mode: fitted tasks drawn as PNG
+RANK_SEED_STRIDE = 1000      # data-parallel rank r seeds its graph (tasks, masks) with seed + 1000 * r
 
 
 class Config(object):
@@ -145,8 +146,9 @@ def _reduce(out, classification):
     return g
 
 
-def build_regression(cfg, learner, batch, num_points, num_steps):
-    sampled = T.regression_tasks(cfg.datasource, batch, num_points, cfg.poly_order)
+def build_regression(cfg, learner, batch, num_points, num_steps, task_source=None):
+    """Regression tasks drawn in the graph (or by task_source(batch, num_points), e.g. fixed tasks in tests)."""
+    sampled = (task_source or _sample_tasks(cfg))(batch, num_points)
     x = tf1.placeholder_with_default(sampled.x, [batch, None, 1], name="x")
     y = tf1.placeholder_with_default(sampled.y, [batch, None, 1], name="y")
     inputa, labela, inputb, labelb = T.split_support_query(x, y, cfg.update_batch_size)
@@ -154,6 +156,10 @@ def build_regression(cfg, learner, batch, num_points, num_steps):
     g.x, g.y, g.params = x, y, sampled.params
     g.inputa, g.inputb = inputa, inputb
     return g
+
+
+def _sample_tasks(cfg):
+    return lambda batch, num_points: T.regression_tasks(cfg.datasource, batch, num_points, cfg.poly_order)
 
 
 def build_images(cfg, learner, dataset, num_steps, val_dataset=None):
@@ -188,9 +194,18 @@ def add_summaries(learner, g, prefix, num_steps):
 
 
 # ---- entry ------------------------------------------------------------------------------------------------------
-def run(cfg, options):
-    """Train (cfg.train) or test one configuration; returns a dict of results for callers and tests."""
+def run(cfg, options, cluster=None, task_source=None):
+    """Train (cfg.train) or test one configuration; returns a dict of results for callers and tests.
+
+    cluster (common.distributed.Cluster, default single process): data-parallel meta-training, meta_batch_size
+    tasks per rank. task_source(batch, num_points) -> tasks.RegressionTasks replaces the in-graph sampler
+    (tests use it to train on fixed tasks).
+    """
+    cluster = cluster or distributed.Cluster()
     validate(cfg)
+    require(cfg.train or not cluster.distributed, "test mode runs in one process, but the environment describes "
+                                                  "rank %d of %d workers: run --train=False without the launcher"
+            % (cluster.rank, cluster.size))
     if cfg.datasource in T.CLASSIFICATION and not cfg.data_path:
         cfg = cfg.replace(data_path="./data/omniglot_resized" if cfg.datasource == "omniglot"
                           else "./data/miniImagenet")
@@ -201,14 +216,20 @@ def run(cfg, options):
         require(checkpoint is not None, "nothing to test: no checkpoint in %s (train first, or check the flags "
                                         "that name the experiment directory)" % exp_dir)
     print(exp, flush=True)
-    if cfg.train and not cfg.resume and os.path.isdir(exp_dir) and tf.train.latest_checkpoint(exp_dir):
+    if cluster.distributed:
+        print(cluster.describe(), flush=True)
+    if cfg.train and not cfg.resume and os.path.isdir(exp_dir) and tf.train.latest_checkpoint(exp_dir) \
+            and cluster.is_chief:
         print("warning: --resume=False: training from scratch; the checkpoints in %s will be replaced as this run "
               "saves its own" % exp_dir, flush=True)
     graph = tf.Graph()
     with graph.as_default():
-        tf1.set_random_seed(cfg.seed)
+        # Each rank draws its own tasks and masks: graph seed + RANK_SEED_STRIDE * rank (rank 0 = the 1p run's).
+        # The initial weights still agree: MultiWorkerMirroredStrategy starts every replica from rank 0's
+        # values, and on Ascend they are broadcast from rank 0.
+        tf1.set_random_seed(cfg.seed + RANK_SEED_STRIDE * cluster.rank)
         if cfg.train:
-            return _train(cfg, options, exp_dir, checkpoint)
+            return _train(cfg, options, exp_dir, checkpoint, cluster, task_source)
         return _test(cfg, options, exp_dir, checkpoint)
 
 
@@ -219,55 +240,108 @@ def _image_tasks(cfg, which, samples_per_class):
     return T.ImageTasks(cfg.datasource, folders[which], cfg.num_classes, samples_per_class, name)
 
 
-def _open_session(cfg, options, saver, checkpoint):
+def _session_config(cfg, options):
     config = npu_session.session_config(options)
     threads = cfg.num_threads if cfg.num_threads > 0 else (1 if cfg.datasource in T.REGRESSION else 0)
     if threads and not npu_session.on_npu():
         # The regression net's ops are tiny: one thread avoids the pool's hand-offs, which cost most when other
         # processes keep the cores busy (then several times slower per step than one thread).
         config.intra_op_parallelism_threads = threads
-    sess = tf1.Session(config=config)
+    return config
+
+
+def _init_session(sess, saver, checkpoint):
     sess.run(tf1.global_variables_initializer())
     start = 0
     if checkpoint is not None:
         print("Restoring model weights from " + checkpoint, flush=True)
         restore(saver, sess, checkpoint)
         start = (checkpoint_iteration(checkpoint) or -1) + 1
-    return sess, start
+    return start
 
 
-def _train(cfg, options, exp_dir, checkpoint):
+def _open_session(cfg, options, saver, checkpoint):
+    sess = tf1.Session(config=_session_config(cfg, options))
+    return sess, _init_session(sess, saver, checkpoint)
+
+
+def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     regression = cfg.datasource in T.REGRESSION
     # upstream also builds (for its summaries) post-update losses up to 5 steps; without summaries skip them
     eval_steps = max(5 if regression and cfg.log else 1, cfg.num_updates)
-    if regression:
-        spec = model_spec(cfg, 1, 1)
-        learner = MetaLearner(spec)
-        g = build_regression(cfg, learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS, eval_steps)
-        val = None
+    dp = distributed.DataParallel(cluster, _session_config(cfg, options))
+    with dp.scope():
+        if regression:
+            learner = MetaLearner(model_spec(cfg, 1, 1))
+        else:
+            query = 15 if cfg.datasource == "miniimagenet" else cfg.update_batch_size   # per class, as upstream
+            train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + query)
+            val_tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
+            learner = MetaLearner(model_spec(cfg, train_tasks.dim_input, cfg.num_classes))
+            train_data = train_tasks.dataset(cfg.meta_batch_size, cfg.seed + RANK_SEED_STRIDE * cluster.rank)
+            val_data = val_tasks.dataset(cfg.meta_batch_size, 6)
+        graphs = []
+
+        def step():
+            """One meta-update on this rank's tasks; returns its metrics, each tied to the update and not."""
+            if regression:
+                g = build_regression(cfg, learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS,
+                                     eval_steps, task_source)
+            else:
+                g = build_images(cfg, learner, train_data, eval_steps, val_data)
+            graphs.append(g)
+            loss = g.postlosses[cfg.num_updates - 1]
+            global_step = tf1.train.get_or_create_global_step()
+            optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr), options,
+                                                   distributed=cluster.distributed)
+            scaled = loss * dp.gradient_scale if dp.gradient_scale != 1.0 else loss
+            grads_and_vars = optimizer.compute_gradients(scaled)
+            if cfg.datasource == "miniimagenet":
+                grads_and_vars = [(tf.clip_by_value(gr, -10, 10), v) for gr, v in grads_and_vars if gr is not None]
+            train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+            metrics = [g.preloss] + g.postlosses
+            if learner.classification:
+                metrics += [g.preacc] + g.postaccs
+            metrics = tf.stack(metrics)     # one vector: one all-reduce for all of them
+            with tf.control_dependencies([train_op]):
+                trained = tf.identity(metrics)
+            return trained, metrics
+
+        # Fetching `trained` runs the update (on the multi-worker route its gradient all-reduce too);
+        # `metrics` evaluate the same quantities without training (validation). Both are rank means.
+        trained, metrics = dp.run_step(step)
+        train_op = trained.op
+        trained, metrics = tf.unstack(trained), tf.unstack(metrics)
+    g = graphs[0]
+    n_loss = 1 + eval_steps
+    g.preloss, g.postlosses = trained[0], list(trained[1:n_loss])
+    if learner.classification:
+        g.preacc, g.postaccs = trained[n_loss], list(trained[n_loss + 1:])
+        val = Graph()
+        val.use_val = g.use_val
+        val.preacc, val.postaccs = metrics[n_loss], list(metrics[n_loss + 1:])
     else:
-        query = 15 if cfg.datasource == "miniimagenet" else cfg.update_batch_size   # per class, as upstream
-        train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + query)
-        val_tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
-        learner = MetaLearner(model_spec(cfg, train_tasks.dim_input, cfg.num_classes))
-        g = build_images(cfg, learner, train_tasks.dataset(cfg.meta_batch_size, cfg.seed), eval_steps,
-                         val_tasks.dataset(cfg.meta_batch_size, 6))
-        val = g
+        val = None
     loss = g.postlosses[cfg.num_updates - 1]
-    global_step = tf1.train.get_or_create_global_step()
-    optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr), options)
-    grads_and_vars = optimizer.compute_gradients(loss)
-    if cfg.datasource == "miniimagenet":
-        grads_and_vars = [(tf.clip_by_value(gr, -10, 10), v) for gr, v in grads_and_vars if gr is not None]
-    train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
     summary_op = add_summaries(learner, g, "metatrain_", eval_steps) if cfg.log else None
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
+    # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
+    broadcast = npu_session.broadcast_variables_op(tf1.global_variables("model")) \
+        if cluster.route == "npu" else None
 
-    sess, start = _open_session(cfg, options, saver, checkpoint)
+    sess = dp.session(tf1.get_default_graph())
+    start = _init_session(sess, saver, checkpoint)
+    if broadcast is not None:
+        sess.run(broadcast)
     train_op = npu_session.set_iterations_per_loop(sess, train_op, options)
     per_run = npu_session.steps_per_run(options)
-    os.makedirs(exp_dir, exist_ok=True)
-    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log else None
+    # Rank 0 keeps checkpoints and summaries. On the multi-worker route every rank must run each save (see
+    # distributed.save_dir), the others into scratch directories; on Ascend the other ranks do not save.
+    save_here = distributed.save_dir(cluster, exp_dir)
+    saves = cluster.is_chief or cluster.route == "collective"
+    if saves:
+        os.makedirs(save_here, exist_ok=True)
+    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief else None
     print_interval = cfg.print_interval or (1000 if regression else 100)
     timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, cfg.metatrain_iterations // 10)),
                       unit="tasks", log_every=print_interval * 5)
@@ -275,17 +349,20 @@ def _train(cfg, options, exp_dir, checkpoint):
     fetches = [train_op, g.preloss, loss] + acc_fetch
     total = cfg.metatrain_iterations
     if start >= total:
-        print("Checkpoint is at iteration %d; nothing left of metatrain_iterations=%d" % (start - 1, total))
-    print("Done initializing, starting training.", flush=True)
+        print("nothing to train: checkpoint model%d already reached metatrain_iterations=%d (raise it to train "
+              "on)" % (start - 1, total), flush=True)
+    else:
+        print("Done initializing, starting training.", flush=True)
     prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
     itr = start
     while itr < total:
-        want_summary = writer is not None and itr % SUMMARY_INTERVAL == 0
+        # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
+        want_summary = summary_op is not None and itr % SUMMARY_INTERVAL == 0
         timer.start()
         result = sess.run(fetches + ([summary_op] if want_summary else []))
         timer.stop(steps=per_run)
         check_finite(result[2], itr, "postloss")
-        if want_summary:
+        if want_summary and writer is not None:
             writer.add_summary(result[-1], itr)
         prelosses.append(result[1])
         postlosses.append(result[2])
@@ -303,13 +380,13 @@ def _train(cfg, options, exp_dir, checkpoint):
         if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
             vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]], {val.use_val: True})
             print("Validation results: %s, %s" % tuple(vals), flush=True)
-        if last % cfg.save_interval == 0 and last != 0:
-            saver.save(sess, os.path.join(exp_dir, "model%d" % last))
+        if saves and last % cfg.save_interval == 0 and last != 0:
+            saver.save(sess, os.path.join(save_here, "model%d" % last))
         itr += per_run
     window_pre.extend(prelosses)
     window_post.extend(postlosses)
-    if itr > start:
-        saver.save(sess, os.path.join(exp_dir, "model%d" % (itr - 1)))
+    if saves and itr > start:
+        saver.save(sess, os.path.join(save_here, "model%d" % (itr - 1)))
     if writer is not None:
         writer.close()
     results = {"exp_dir": exp_dir, "start": start, "end": itr}
@@ -319,7 +396,9 @@ def _train(cfg, options, exp_dir, checkpoint):
         results["postloss"] = float(np.mean(window_post[-tail:]))
         print("final: preloss %.6f postloss %.6f (mean of the last %d iterations)"
               % (results["preloss"], results["postloss"], min(tail, len(window_post)) * per_run), flush=True)
-    timer.summary()
+    if itr > start:
+        timer.summary()     # no step time when nothing was trained (the wrappers then report none)
+    results["weights"] = sess.run(learner.weights)
     sess.close()
     return results
 

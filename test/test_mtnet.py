@@ -1,7 +1,9 @@
 """MT-net port: the three learners train, masks and T behave as the paper says, train/resume/test/images work."""
 import csv
+import json
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -256,3 +258,84 @@ def test_performance_wrapper_on_the_fake_npu(tmp_path):
     case_log = (tmp_path / "0" / "MTnet_for_TensorFlow_bs4_1p_perf.log").read_text()
     assert "ActualLoss = " in case_log and "ActualLoss = None" not in case_log
     assert '"NPULossScaleOptimizer"' in record.read_text()
+
+
+# ---- data parallel (issue 6) ------------------------------------------------------------------------------------
+def _case_summary(path):
+    return dict(line.split(" = ", 1) for line in path.read_text().splitlines())
+
+
+def _iteration_lines(log):
+    return [line for line in log.read_text().splitlines() if line.startswith("Iteration ")]
+
+
+def test_8p_wrapper_trains_with_two_cpu_workers(tmp_path):
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_8p.sh"), "--workers=2", "--train_steps=30"],
+               OUTPUT_ROOT=out, timeout=500)
+    assert "launch: all 2 workers finished" in proc.stdout
+    logs = [out / str(rank) / ("train_%d.log" % rank) for rank in (0, 1)]
+    for rank, log in enumerate(logs):
+        assert "cluster: rank %d of 2 (MultiWorkerMirroredStrategy)" % rank in log.read_text()
+    # one model trained by both: the losses (means over both ranks' tasks) agree line for line
+    assert _iteration_lines(logs[0]) and _iteration_lines(logs[0]) == _iteration_lines(logs[1])
+    summary = _case_summary(out / "0" / "MTnet_for_TensorFlow_bs4_2p_acc.log")
+    assert summary["RankSize"] == "2" and float(summary["ActualFPS"]) > 0
+    assert float(summary["TrainAccuracy"]) > 0          # test MSE after 10 steps, from rank 0's checkpoint
+    exp_dir = out / "0" / "ckpt" / "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
+    assert tf.train.latest_checkpoint(str(exp_dir)).endswith("model29")
+    assert (exp_dir / "test_ubs10_stepsize0.01_testiter-1.csv").exists()
+    assert sorted(os.listdir(str(out))) == ["0", "1"] and os.listdir(str(out / "1")) == ["train_1.log"]
+
+
+def test_two_workers_equal_one_worker_on_the_combined_meta_batch(tmp_path):
+    """Fixed tasks, masks pinned open (random masks differ between the setups): the same weights."""
+    worker = os.path.join(REPO, "test", "mtnet_fixed_tasks.py")
+    run_python([worker, "--out", tmp_path / "one", "--steps", "1"])          # model0: the common start
+    start = tmp_path / "one" / "logs" / "cls_5.mbs_8.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
+    two = tmp_path / "two" / "logs" / "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
+    two.mkdir(parents=True)
+    for name in os.listdir(str(start)):
+        if name.startswith("model0."):
+            (two / name).write_bytes((start / name).read_bytes())
+    (two / "checkpoint").write_text('model_checkpoint_path: "model0"\n')
+    run_python(["-m", "common.launch", "--nproc", "2", "--output_root", tmp_path / "logs", "--",
+                sys.executable, worker, "--out", tmp_path / "two"], timeout=300)
+    run_python([worker, "--out", tmp_path / "one"])
+    ranks = [np.load(str(tmp_path / "two" / ("weights_%d.npz" % r))) for r in (0, 1)]
+    single = np.load(str(tmp_path / "one" / "weights_0.npz"))
+    first = np.load(str(tmp_path / "two" / "weights_0.npz"))
+    assert sorted(single.files) == sorted(first.files) and "w2_f" in single.files
+    for key in single.files:
+        assert np.array_equal(ranks[0][key], ranks[1][key]), key
+        assert np.allclose(ranks[0][key], single[key], rtol=1e-5, atol=1e-7), key
+    moved = [key for key in single.files if not key.endswith("_prob")]
+    start_w = trainer_weights_at(start / "model0")
+    assert all(np.abs(single[k] - start_w[k]).max() > 1e-4 for k in moved)   # 4 steps changed every weight
+
+
+def trainer_weights_at(path):
+    reader = tf.train.load_checkpoint(str(path))
+    return {name.split("/")[-1]: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(path))
+            if name.startswith("model/") and "Adam" not in name}
+
+
+def test_8p_wrapper_on_the_npu_route(tmp_path):
+    table = {"version": "1.0", "server_count": "1", "status": "completed", "server_list": [
+        {"server_id": "127.0.0.1", "device": [{"device_id": "0", "device_ip": "192.168.1.1", "rank_id": "0"},
+                                              {"device_id": "1", "device_ip": "192.168.1.2", "rank_id": "1"}]}]}
+    (tmp_path / "rank_table.json").write_text(json.dumps(table))
+    record = tmp_path / "npu_calls.jsonl"
+    out = tmp_path / "out"
+    run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_8p.sh"), "--train_steps=12"], fake_npu=True,
+        record_file=record, OUTPUT_ROOT=out, RANK_SIZE=2, RANK_TABLE_FILE=tmp_path / "rank_table.json", timeout=400)
+    for rank in (0, 1):
+        assert "cluster: rank %d of 2 (HCCL on Ascend), device %d" % (rank, rank) in \
+            (out / str(rank) / ("train_%d.log" % rank)).read_text()
+    calls = [json.loads(line)["name"] for line in record.read_text().splitlines()]
+    assert calls.count("NPUDistributedOptimizer") == 2 and calls.count("hccl_ops.broadcast") >= 2 * 12
+    assert (out / "0" / "MTnet_for_TensorFlow_bs4_2p_acc.log").exists()
+    assert os.listdir(str(out / "1")) == ["train_1.log"]        # rank 1 saved nothing
+    proc = run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_8p.sh")], fake_npu=True, check=False,
+               OUTPUT_ROOT=out, RANK_TABLE_FILE=tmp_path / "missing.json")
+    assert proc.returncode == 2 and "set RANK_TABLE_FILE" in proc.stdout
