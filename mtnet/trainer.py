@@ -341,13 +341,14 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     saves = cluster.is_chief or cluster.route == "collective"
     if saves:
         os.makedirs(save_here, exist_ok=True)
-    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief else None
+    total = cfg.metatrain_iterations
+    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief and start < total \
+        else None
     print_interval = cfg.print_interval or (1000 if regression else 100)
     timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, cfg.metatrain_iterations // 10)),
                       unit="tasks", log_every=print_interval * 5)
     acc_fetch = [g.preacc, g.postaccs[cfg.num_updates - 1]] if learner.classification else []
     fetches = [train_op, g.preloss, loss] + acc_fetch
-    total = cfg.metatrain_iterations
     if start >= total:
         print("nothing to train: checkpoint model%d already reached metatrain_iterations=%d (raise it to train "
               "on)" % (start - 1, total), flush=True)

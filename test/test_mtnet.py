@@ -339,3 +339,20 @@ def test_8p_wrapper_on_the_npu_route(tmp_path):
     proc = run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_8p.sh")], fake_npu=True, check=False,
                OUTPUT_ROOT=out, RANK_TABLE_FILE=tmp_path / "missing.json")
     assert proc.returncode == 2 and "set RANK_TABLE_FILE" in proc.stdout
+
+
+def test_full_wrapper_on_a_finished_checkpoint_tests_and_reports_no_step_time(tmp_path):
+    out = tmp_path / "out"
+    cfg = _cfg(tmp_path, logdir=str(out / "0" / "ckpt"), metatrain_iterations=20, seed=1)
+    trained = trainer.run(cfg, NpuOptions())
+    before = sorted(os.listdir(trained["exp_dir"]))
+    proc = run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_1p.sh"), "--train_steps=20"],
+               OUTPUT_ROOT=out, timeout=300)
+    assert "nothing to train: checkpoint model19 already reached metatrain_iterations=20" in proc.stdout
+    assert "step_time_summary" not in proc.stdout and "Final Performance tasks/sec : None" in proc.stdout
+    assert "update10: mean" in proc.stdout                      # the test mode ran on that checkpoint
+    summary = _case_summary(out / "0" / "MTnet_for_TensorFlow_bs4_1p_acc.log")
+    assert summary["ActualFPS"] == "None" and summary["TrainingTime"] == "None"
+    assert float(summary["TrainAccuracy"]) > 0
+    after = sorted(os.listdir(trained["exp_dir"]))
+    assert [n for n in after if not n.startswith("test_")] == before        # no new checkpoint or event file

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MT-net seed configuration (10-shot sinusoid, 60000 iterations), then test mode on 600 tasks; Ascend summary.
 # usage: bash mtnet/test/train_full_1p.sh [--train_steps=60000] [--use_M=False ...]   (see --help)
+# Rerun on a finished checkpoint (train_steps already reached): "nothing to train", test mode, no step time.
 set -euo pipefail
 Network="MTnet_for_TensorFlow"
 BatchSize=4                    # meta_batch_size: tasks per step
@@ -15,6 +16,7 @@ use_M=True
 share_M=True
 seed=1
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
+source "$MODEL_DIR/test/nothing_trained.sh"
 wrapper_flag datasource "sinusoid or polynomial"
 wrapper_flag train_steps "meta-training iterations"
 wrapper_flag update_lr "inner-loop step size"
@@ -32,4 +34,4 @@ args=(--datasource="$datasource" --metatrain_iterations="$train_steps" --meta_ba
       --use_T="$use_T" --use_M="$use_M" --share_M="$share_M" --seed="$seed" --logdir="$OUTPUT_DIR/ckpt")
 wrapper_run "$PYTHON" main.py "${args[@]}" $(ascend_args)
 wrapper_run "$PYTHON" main.py "${args[@]}" --train=False $(ascend_args)
-wrapper_summary acc
+summary_or_nothing_trained acc   # no step time if the checkpoint had nothing left to train
