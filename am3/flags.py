@@ -22,7 +22,7 @@ MODEL_OPTIONS = (
     "encoder_classifier_link", "task_encoder", "num_filters", "num_units_in_block", "num_blocks", "num_max_pools",
     "block_size_growth", "activation", "feature_expansion_size", "feature_bottleneck_size", "embedding_pooled",
     "encoder_sharing", "polynomial_metric_order", "cbn_num_layers", "cbn_per_block", "cbn_per_network",
-    "mlp_type", "att_input", "att_type", "feat_extract_pretrain", "num_classes_pretrain")
+    "cbn_premultiplier", "mlp_type", "att_input", "att_type", "feat_extract_pretrain", "num_classes_pretrain")
 
 
 def build_parser(variant):
@@ -117,7 +117,9 @@ def build_parser(variant):
     a("--metric_multiplier_trainable", type=b, default=False, help="learn the metric scale")
     a("--polynomial_metric_order", type=int, default=1, help="TADAM metric: polynomial order in the distance")
     a("--weight_decay_cbn", type=float, default=0.01, help="L2 decay of the FiLM output multipliers")
-    a("--cbn_premultiplier", default="var", choices=["var"], help="FiLM outputs times a learned scalar (init 0)")
+    a("--cbn_premultiplier", default="var", choices=["var", "projection"],
+      help="factor of the FiLM outputs, 0 at the start: var (a learned scalar) or projection (a linear map of the "
+           "task embedding, one factor per task)")
     a("--cbn_num_layers", type=int, default=3, help="FC layers of each FiLM generator")
     a("--cbn_per_block", type=b, default=False, help="FiLM only on the last unit of each block")
     a("--cbn_per_network", type=b, default=False, help="FiLM only on the last unit of the network")
@@ -127,8 +129,10 @@ def build_parser(variant):
     a("--mlp_type", default="non-linear", choices=["linear", "non-linear"], help="g(e): FC, or FC-ReLU-dropout-FC")
     a("--mlp_weight_decay", type=float, default=0.0, help="L2 decay of g")
     a("--mlp_dropout", type=float, default=0.0, help="dropout rate inside g")
-    a("--att_input", default="word", choices=["word", "word_original", "proto", "combined"],
-      help="input of the mixing network: g(e), e, the visual prototype, or both")
+    a("--att_input", default="word",
+      choices=["word", "word_original", "proto", "combined", "queryproto", "queryword"],
+      help="input of the mixing network: g(e), e, the visual prototype, both; or, one weight per query and "
+           "class, the visual prototype (queryproto) or g(e) (queryword) with the query's features")
     a("--att_type", default="non-linear", choices=["linear", "non-linear"], help="mixing network shape")
     a("--att_weight_decay", type=float, default=0.0, help="L2 decay of the mixing network")
     a("--att_dropout", type=float, default=0.0, help="dropout rate inside the mixing network")

@@ -5,6 +5,8 @@ One builder serves the four upstream scripts; they differ by two options of the 
       FiLM layers in the backbone and a scaled metric);
   task_encoder: 'class_mean' (visual prototypes only), 'self_att_mlp' (AM3: p' = lam*p + (1-lam)*g(e) with an
       adaptive lam from the word embedding e), 'fixed_alpha_mlp' (AM3 with a constant lam = cfg.alpha).
+AM3's mixing network sees the class (`--att_input` word, word_original, proto, combined: one lam per class) or
+the class and the query (queryproto, queryword: one lam, hence one prototype, per query and class).
 Every call that builds variables goes through tf.compat.v1.AUTO_REUSE scopes under 'Model', so the training
 graph (several tasks, batch statistics) and evaluation graphs (one task, moving statistics) share weights.
 """
@@ -170,12 +172,29 @@ def film_parameters(task_embedding, cfg, training):
                             h = h + previous
                         if layer < cfg.cbn_num_layers - 1:
                             h = act(h)
-                    scale = v1.get_variable("%s_weight%d_%d" % (kind, i, j), shape=[],
-                                            initializer=v1.zeros_initializer(),
-                                            regularizer=_l2(cfg.weight_decay_cbn))
-                    out.append(h * scale)
+                    out.append(h * _film_premultiplier(task_embedding, cfg, "%s_weight%d_%d" % (kind, i, j)))
                 film[(i, j)] = tuple(out)
     return film
+
+
+def _film_premultiplier(task_embedding, cfg, name):
+    """The factor that scales a FiLM output, 0 at the start so training begins from the unconditioned network.
+
+    'var': one learned scalar, L2 decay weight_decay_cbn.
+    'projection': a per-task factor [T, 1] = linear map of the task embedding (kernel and bias start at 0; kernel
+    decay weight_decay, the factor itself decay weight_decay_cbn). Upstream stored this factor through tf.assign
+    into a variable, which blocks the gradient, so its projection never left 0 and FiLM stayed off; here it learns.
+    """
+    if cfg.cbn_premultiplier == "var":
+        return v1.get_variable(name, shape=[], initializer=v1.zeros_initializer(),
+                               regularizer=_l2(cfg.weight_decay_cbn))
+    factor = v1.layers.dense(task_embedding, 1, kernel_initializer=v1.zeros_initializer(),
+                             bias_initializer=v1.zeros_initializer(), kernel_regularizer=_l2(cfg.weight_decay),
+                             name=name)
+    if cfg.weight_decay_cbn:
+        v1.losses.add_loss(tf.multiply(cfg.weight_decay_cbn, tf.nn.l2_loss(factor), name=name + "_decay"),
+                           loss_collection=v1.GraphKeys.REGULARIZATION_LOSSES)
+    return factor
 
 
 def word_transform(embeddings, cfg, out_dim, training):
@@ -202,12 +221,32 @@ def mixing_coefficient(inputs, cfg, training):
         return tf.sigmoid(h)
 
 
-def cross_modal_prototypes(visual, class_embeddings, cfg, training):
-    """AM3: p' = lam * p + (1 - lam) * g(e). visual [T, N, D], class_embeddings [T, N, E] -> (p', lam [T, N, 1])."""
+QUERY_ATT_INPUTS = ("queryproto", "queryword")
+
+
+def per_query_mixing(cfg):
+    """True when AM3 mixes one prototype per query and class (query-dependent --att_input)."""
+    return cfg.task_encoder == "self_att_mlp" and cfg.att_input in QUERY_ATT_INPUTS
+
+
+def cross_modal_prototypes(visual, class_embeddings, cfg, training, queries=None):
+    """AM3: p' = lam * p + (1 - lam) * g(e).
+
+    visual [T, N, D], class_embeddings [T, N, E] -> (p' [T, N, D], lam [T, N, 1]); with a query-dependent
+    --att_input, lam comes from [p or g(e), q] for every query q [T, Q, D] and class, and the result is
+    (p' [T, Q, N, D], lam [T, Q, N, 1]).
+    """
     with v1.variable_scope("class_encoder", reuse=v1.AUTO_REUSE):
         transformed = word_transform(class_embeddings, cfg, int(visual.shape[-1]), training)
         if cfg.task_encoder == "fixed_alpha_mlp":
             lam = tf.fill(tf.concat([tf.shape(visual)[:2], [1]], axis=0), float(cfg.alpha))
+        elif per_query_mixing(cfg):
+            tile_q = tf.stack([1, tf.shape(queries)[1], 1, 1])
+            visual = tf.tile(visual[:, None], tile_q)              # [T, Q, N, D]
+            transformed = tf.tile(transformed[:, None], tile_q)
+            per_pair = tf.tile(queries[:, :, None], tf.stack([1, 1, tf.shape(class_embeddings)[1], 1]))
+            side = visual if cfg.att_input == "queryproto" else transformed
+            lam = mixing_coefficient(tf.concat([side, per_pair], axis=-1), cfg, training)
         else:
             inputs = {"word": transformed, "word_original": class_embeddings, "proto": visual,
                       "combined": tf.concat([visual, transformed], axis=-1)}[cfg.att_input]
@@ -216,8 +255,9 @@ def cross_modal_prototypes(visual, class_embeddings, cfg, training):
 
 
 def euclidean_distance(queries, protos):
-    """||q - p|| for queries [T, Q, D], prototypes [T, N, D] -> [T, Q, N] (not squared, as upstream)."""
-    diff = queries[:, :, None, :] - protos[:, None, :, :]
+    """||q - p|| for queries [T, Q, D], prototypes [T, N, D] (or one set per query [T, Q, N, D]) -> [T, Q, N]
+    (not squared, as upstream)."""
+    diff = queries[:, :, None, :] - (protos if protos.shape.ndims == 4 else protos[:, None, :, :])
     return tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(diff), axis=-1), 1e-12))
 
 
@@ -242,7 +282,8 @@ def episode_logits(cfg, support, query, class_embeddings, ways, shots, training)
     """Logits [T, Q, ways] for episodes: support float [T, ways*shots, S, S, 3] (class-major), query float
     [T, Q, S, S, 3], class_embeddings [T, ways, E] (or None for the visual-only models).
 
-    Returns a dict with 'logits', 'lambda' ([T, ways, 1], ones for visual-only models) and 'prototypes'.
+    Returns a dict with 'logits', 'lambda' ([T, ways, 1], ones for visual-only models; [T, Q, ways, 1] with a
+    query-dependent --att_input) and 'prototypes' ([T, ways, D], or [T, Q, ways, D]).
     """
     tasks = tf.shape(support)[0]
     size = support.shape[2:]
@@ -264,9 +305,11 @@ def episode_logits(cfg, support, query, class_embeddings, ways, shots, training)
         protos = prototypes(support_features, ways, shots)
         lam = tf.ones([tasks, ways, 1])
         if uses_word_embeddings(cfg):
-            protos, lam = cross_modal_prototypes(protos, class_embeddings, cfg, training)
+            protos, lam = cross_modal_prototypes(protos, class_embeddings, cfg, training, queries=query_features)
         distance = euclidean_distance(query_features, protos)
         if cfg.encoder_classifier_link == "cbn":
+            # Also with per-query prototypes: upstream's per-query TADAM head negated the distance before this
+            # scaling, so its logits grew with the distance; not copied.
             logits = scaled_metric(distance, cfg)
         else:
             logits = -distance

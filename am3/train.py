@@ -158,6 +158,58 @@ def evaluate_splits(sess, graph, cfg, step, writer=None):
     return results
 
 
+class AuxEval(object):
+    """Held-out evaluation of the auxiliary all-classes task (as upstream's eval_pretrain): accuracy of the
+    auxiliary classifier (moving BN statistics) on the images of the training split it never trains on, and on
+    as many of the images it trains on, each capped at num_cases_val images."""
+
+    def __init__(self, cfg, data, train_idx, held_idx):
+        rng = np.random.RandomState(1)
+        cap = cfg.num_cases_val
+        self.sets = {"test": rng.permutation(held_idx)[:cap], "train": rng.permutation(train_idx)[:cap]}
+        datasets = {k: fsd.sequential_dataset(data, idx, cfg.eval_batch_size) for k, idx in self.sets.items()}
+        first = datasets["test"]
+        self.handle = v1.placeholder(tf.string, [], name="aux_eval_set")
+        iterator = v1.data.Iterator.from_string_handle(self.handle, v1.data.get_output_types(first),
+                                                       v1.data.get_output_shapes(first))
+        self.iterators = {k: v1.data.make_initializable_iterator(ds) for k, ds in datasets.items()}
+        self._handle_ops = {k: it.string_handle() for k, it in self.iterators.items()}
+        self._handles = {}
+        images, labels = iterator.get_next()
+        logits = M.auxiliary_logits(cfg, tf.cast(images, tf.float32), cfg.num_classes_pretrain, training=False)
+        self.correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                                             tf.int64))
+        self.count = tf.size(labels, out_type=tf.int64)
+        self.data_name = data.name
+
+    def accuracy(self, sess, which):
+        if which not in self._handles:
+            self._handles[which] = sess.run(self._handle_ops[which])
+        sess.run(self.iterators[which].initializer)
+        correct = count = 0
+        while True:
+            try:
+                c, n = sess.run([self.correct, self.count], {self.handle: self._handles[which]})
+            except tf.errors.OutOfRangeError:
+                break
+            correct += int(c)
+            count += int(n)
+        return correct / float(max(count, 1))
+
+    def evaluate(self, sess, step, writer=None):
+        results = {"pretrain/accuracy_test": self.accuracy(sess, "test"),
+                   "pretrain/accuracy_train": self.accuracy(sess, "train")}
+        print("step %d, pretrain_accuracy_test: %.4f, pretrain_accuracy_train: %.4f (auxiliary task on %d held-out "
+              "and %d training images of %s)" % (step, results["pretrain/accuracy_test"],
+                                                 results["pretrain/accuracy_train"], len(self.sets["test"]),
+                                                 len(self.sets["train"]), self.data_name), flush=True)
+        if writer is not None:
+            writer.add_summary(v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v)
+                                                 for k, v in sorted(results.items())]), step)
+            writer.flush()
+        return results
+
+
 def learning_rate(cfg, global_step):
     lr = cfg.init_learning_rate
     if cfg.lr_anneal == "const":
@@ -241,7 +293,9 @@ def train(cfg):
             if cfg.num_classes_pretrain < train_data.num_classes:
                 raise UserError("--num_classes_pretrain=%d but %s has %d classes" % (
                     cfg.num_classes_pretrain, train_data.name, train_data.num_classes))
-            aux_sampler = fsd.BatchSampler(train_data, cfg.pre_train_batch_size, seed=_seed(cfg, 1))
+            aux_train_idx, aux_held_idx = fsd.holdout_split(train_data)   # upstream: 90% / 10%
+            aux_sampler = fsd.BatchSampler(train_data, cfg.pre_train_batch_size, seed=_seed(cfg, 1),
+                                           indices=aux_train_idx)
             aux_iterator = v1.data.make_initializable_iterator(fsd.batch_dataset(aux_sampler))
             images, labels = aux_iterator.get_next()
             images = tf.cast(images, tf.float32)
@@ -265,6 +319,8 @@ def train(cfg):
             aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc, "summary": aux_summary}
         summary_op = v1.summary.merge(summaries)
         eval_graph = EvalGraph(cfg, splits, EVAL_SPLITS) if eval_on else None
+        if aux is not None and eval_on:
+            aux["eval"] = AuxEval(cfg, train_data, aux_train_idx, aux_held_idx)
         saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
         init = v1.global_variables_initializer()
 
@@ -319,6 +375,8 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
                 if step - last_saved >= cfg.save_checkpoint_steps:
                     saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
                     last_saved = step
+                if "eval" in aux and cfg.eval_interval_steps > 0 and step % cfg.eval_interval_steps == 0:
+                    aux["eval"].evaluate(sess, step, eval_writer)
                 continue
         log_now = step % cfg.log_interval_steps == 0 or step + per_run >= total
         fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],
@@ -343,6 +401,8 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
         if eval_graph and interval > 0 and (main_step - per_run) // interval != main_step // interval \
                 and step < total:
             evaluate_splits(sess, eval_graph, cfg, main_step, eval_writer)
+            if aux is not None and "eval" in aux:
+                aux["eval"].evaluate(sess, step, eval_writer)
         if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
             print("early stop at step %d" % step, flush=True)
             saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
@@ -357,12 +417,14 @@ def _checkpoint_dir(cfg):
     return cfg.pretrained_model_dir or os.path.join(cfg.log_dir, "train")
 
 
-def _restore_graph(cfg, splits, names):
+def _restore_graph(cfg, splits, names, aux_eval=False):
     graph = tf.Graph()
     with graph.as_default():
         if cfg.seed is not None:
             v1.set_random_seed(cfg.seed)
         eval_graph = EvalGraph(cfg, splits, names)
+        if aux_eval:
+            eval_graph.aux = AuxEval(cfg, splits["sources"], *fsd.holdout_split(splits["sources"]))
         saver = v1.train.Saver(v1.global_variables())
     return graph, eval_graph, saver
 
@@ -390,7 +452,7 @@ def evaluate(cfg):
     (every eval_interval_secs) until max_number_of_evaluations evaluations are done."""
     splits = Splits(cfg)
     _require_checkpoint(cfg)
-    graph, eval_graph, saver = _restore_graph(cfg, splits, EVAL_SPLITS)
+    graph, eval_graph, saver = _restore_graph(cfg, splits, EVAL_SPLITS, aux_eval=bool(cfg.feat_extract_pretrain))
     writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval"))
     done, last_step, results = 0, -1, None
     with npu_session.new_session(cfg.npu, graph=graph) as sess:
@@ -399,6 +461,8 @@ def evaluate(cfg):
             step = _restore(cfg, saver, sess, path)
             if step > last_step:
                 results = evaluate_splits(sess, eval_graph, cfg, step, writer)
+                if cfg.feat_extract_pretrain:
+                    results.update(eval_graph.aux.evaluate(sess, step, writer))
                 last_step = step
                 done += 1
             if done >= cfg.max_number_of_evaluations:

@@ -194,18 +194,49 @@ def episode_dataset(sampler, prefetch=2):
 
 
 class BatchSampler(object):
-    """Uniform random image batches with labels (the auxiliary all-classes classification task)."""
+    """Uniform random image batches with labels (the auxiliary all-classes classification task), drawn from
+    `indices` (default: every image of the split)."""
 
-    def __init__(self, data, batch_size, seed=None):
+    def __init__(self, data, batch_size, seed=None, indices=None):
         if batch_size < 1:
             raise UserError("pre_train_batch_size must be at least 1, got %d" % batch_size)
         self.data, self.batch_size = data, batch_size
+        self.indices = np.arange(len(data.labels)) if indices is None else np.asarray(indices)
         self.rng = np.random.RandomState(seed)
 
     def generator(self):
         while True:
-            idx = self.rng.randint(0, len(self.data.labels), self.batch_size)
+            idx = self.indices[self.rng.randint(0, len(self.indices), self.batch_size)]
             yield self.data.images[idx], self.data.labels[idx]
+
+
+def holdout_split(data, fraction=0.1, seed=0):
+    """(train, held_out) image indices: per class, a fixed random `fraction` (at least one image of every class
+    with two or more) is held out. The same for every run on the same data, so a resumed run never trains on
+    images it evaluated on."""
+    rng = np.random.RandomState(seed)
+    train, held = [], []
+    for members in data.class_indices:
+        perm = rng.permutation(members)
+        n = max(1, int(round(fraction * len(perm)))) if len(perm) > 1 else 0
+        held.append(perm[:n])
+        train.append(perm[n:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+def sequential_dataset(data, indices, batch_size):
+    """One pass over data.images[indices] in batches of `batch_size` (the last may be smaller):
+    (images uint8 [b, S, S, 3], labels int32 [b]). Re-initialise the iterator for another pass."""
+    indices = np.asarray(indices)
+
+    def generator():
+        for start in range(0, len(indices), batch_size):
+            idx = indices[start:start + batch_size]
+            yield data.images[idx], data.labels[idx]
+
+    s = data.image_size
+    return tf.data.Dataset.from_generator(generator, (tf.uint8, tf.int32),
+                                          (tf.TensorShape((None, s, s, 3)), tf.TensorShape((None,)))).prefetch(2)
 
 
 def batch_dataset(sampler, prefetch=2):

@@ -213,13 +213,103 @@ def test_swish_matches_its_plain_definition_and_gradient():
     np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-5)
 
 
-def test_tadam_auxiliary_task_multitask(tmp_path, data_dir, capsys):
-    cfg = config("tadam", data_dir, tmp_path, "--number_of_steps=2", "--feat_extract_pretrain=multitask",
-                 "--num_classes_pretrain=8", "--pre_train_batch_size=6", "--feat_extract_pretrain_decay_rate=0.999",
-                 "--eval_interval_steps=0", "--eval_interval_fine_steps=0")
-    am3_train.run(cfg)
+def test_auxiliary_task_with_held_out_evaluation(tmp_path, data_dir, capsys):
+    """TADAM's auxiliary task (multitask) is evaluated on the training-split images it never trains on, during
+    training and in eval mode. The run also drives the other ported options through the train/test loop."""
+    flags = ["--feat_extract_pretrain=multitask", "--num_classes_pretrain=8", "--pre_train_batch_size=6",
+             "--feat_extract_pretrain_decay_rate=0.999", "--att_input=queryproto", "--cbn_premultiplier=projection"]
+    am3_train.run(config("AM3_TADAM", data_dir, tmp_path, "--number_of_steps=3", *flags))
     out = capsys.readouterr().out
-    assert "step 0, pretrain loss : " in out and "step 1, loss : " in out
+    assert "step 0, pretrain loss : " in out and "step 1, loss : " in out and "accuracy_sources: " in out
+    # 8 classes x 10 images: one image per class held out; the training-image sample is capped at num_cases_val
+    line = [x for x in out.splitlines() if "pretrain_accuracy_test" in x]
+    assert len(line) == 1 and line[0].startswith("step 2, ") and "on 8 held-out and 10 training images" in line[0]
+    accuracies = [float(x.split(": ")[1].split(",")[0].split(" ")[0]) for x in line[0].split("pretrain_")[1:]]
+    assert len(accuracies) == 2 and all(0.0 <= a <= 1.0 for a in accuracies)
+    results = am3_train.run(config("AM3_TADAM", data_dir, tmp_path, "--mode=eval", *flags))
+    assert 0.0 <= results["pretrain/accuracy_test"] <= 1.0 and 0.0 <= results["pretrain/accuracy_train"] <= 1.0
+    assert "step 3, pretrain_accuracy_test: " in capsys.readouterr().out
+    assert 0.0 < results["lambda_target_tst"] < 1.0
     with pytest.raises(UserError, match="num_classes_pretrain=4 but .* has 8 classes"):
         am3_train.run(config("tadam", data_dir, tmp_path / "x", "--feat_extract_pretrain=finetune",
                              "--num_classes_pretrain=4"))
+
+
+def _query_mixing_graph(att_input, link="prototypical"):
+    """Placeholders for one episode batch and the AM3 outputs with a query-dependent --att_input."""
+    cfg = am3_flags.parse_config("AM3_protonet++", TINY + ["--att_input", att_input,
+                                                           "--encoder_classifier_link", link])
+    support = tf.compat.v1.placeholder(tf.float32, [2, 3, 16, 16, 3])
+    query = tf.compat.v1.placeholder(tf.float32, [2, 4, 16, 16, 3])
+    words = tf.compat.v1.placeholder(tf.float32, [2, 3, 12])
+    out = M.episode_logits(cfg, support, query, words, ways=3, shots=1, training=False)
+    return (support, query, words), out
+
+
+@pytest.mark.parametrize("att_input", ["queryproto", "queryword"])
+def test_query_dependent_mixing_weights(att_input):
+    """One lambda (and prototype) per query and class, driven by the query and by the prototype (queryproto) or
+    the word embedding (queryword) only."""
+    rng = np.random.RandomState(0)
+    feeds = [rng.rand(2, 3, 16, 16, 3) * 255, rng.rand(2, 4, 16, 16, 3) * 255, rng.randn(2, 3, 12)]
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        placeholders, out = _query_mixing_graph(att_input)
+        assert out["lambda"].shape.as_list() == [2, 4, 3, 1] and out["logits"].shape.as_list() == [2, 4, 3]
+        assert out["prototypes"].shape.as_list()[:3] == [2, 4, 3]
+        fetch = [out["lambda"], out["logits"]]
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            lam, logits = sess.run(fetch, dict(zip(placeholders, feeds)))
+            other_support = dict(zip(placeholders, [rng.rand(2, 3, 16, 16, 3) * 255] + feeds[1:]))
+            other_words = dict(zip(placeholders, feeds[:2] + [rng.randn(2, 3, 12)]))
+            lam_support, _ = sess.run(fetch, other_support)
+            lam_words, _ = sess.run(fetch, other_words)
+    assert np.all((lam > 0) & (lam < 1)) and np.isfinite(logits).all()
+    assert lam.std(axis=1).max() > 1e-4            # the weight changes from query to query
+    moved_by_support = np.abs(lam_support - lam).max() > 1e-4
+    moved_by_words = np.abs(lam_words - lam).max() > 1e-4
+    assert (moved_by_support, moved_by_words) == ((True, False) if att_input == "queryproto" else (False, True))
+
+
+def test_query_dependent_mixing_tadam_head_has_the_sign_of_a_distance():
+    """With per-query prototypes the TADAM logits are -s * ||q - p'|| (upstream's per-query head had them grow
+    with the distance)."""
+    rng = np.random.RandomState(1)
+    feeds = [rng.rand(2, 3, 16, 16, 3) * 255, rng.rand(2, 4, 16, 16, 3) * 255, rng.randn(2, 3, 12)]
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        placeholders, out = _query_mixing_graph("queryword", link="cbn")
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            logits, protos = sess.run([out["logits"], out["prototypes"]], dict(zip(placeholders, feeds)))
+    assert logits.shape == (2, 4, 3) and protos.shape[:3] == (2, 4, 3)
+    assert np.all(logits < 0)        # -metric_multiplier_init * distance
+
+
+def test_cbn_premultiplier_projection_is_per_task_and_learns():
+    """--cbn_premultiplier=projection: the FiLM factor is a linear map of the task embedding that starts at 0 and
+    receives gradients (upstream's tf.assign blocked them); non-zero, it changes the network's output."""
+    cfg = am3_flags.parse_config("tadam", TINY + ["--cbn_premultiplier=projection"])
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        support = tf.constant(rng.rand(2, 3, 16, 16, 3).astype(np.float32) * 255)
+        query = tf.constant(rng.rand(2, 4, 16, 16, 3).astype(np.float32) * 255)
+        logits = M.episode_logits(cfg, support, query, None, ways=3, shots=1, training=True)["logits"]
+        kernels = [v for v in tf.compat.v1.trainable_variables() if "cbn_params" in v.name and "_weight" in v.name
+                   and v.name.endswith("kernel:0")]
+        # one (gamma, beta) pair per conditioned unit: 2 blocks x 1 unit
+        assert len(kernels) == 4 and all(k.shape.as_list() == [4 * 2, 1] for k in kernels)
+        decays = [r.name for r in tf.compat.v1.losses.get_regularization_losses() if "_weight" in r.name]
+        assert len(decays) == 8, decays   # per factor: its kernel's decay and its own (weight_decay_cbn)
+        grads = tf.gradients(tf.reduce_sum(tf.square(logits)), kernels)   # from the task loss, not the decay
+        assert all(g is not None for g in grads)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            before = sess.run(logits)
+            # the FiLM generators' own outputs are multiplied by the factor: make them non-zero to see gradients
+            sess.run([k.assign(0.05 * np.ones(k.shape.as_list(), np.float32)) for k in kernels])
+            after, grad_values = sess.run([logits, grads])
+    assert np.abs(after - before).max() > 1e-4
+    assert max(np.abs(g).max() for g in grad_values) > 0

@@ -207,6 +207,36 @@ def test_episode_dataset_yields_fixed_shapes(tmp_path):
     assert labels.max() < 2 and support.dtype == np.uint8
 
 
+def test_auxiliary_task_held_out_split(tmp_path):
+    """The auxiliary task's held-out images: ~10% of every class, fixed across runs, never drawn for training,
+    read back exactly (in batches, the last one short) by the evaluation pipeline."""
+    import tensorflow as tf
+    labels = np.repeat(np.arange(5), [20, 11, 9, 2, 1])
+    images = np.zeros((len(labels), 8, 8, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(len(labels))       # each image carries its index
+    data = fsd.SplitData(images, labels.astype(np.int32), None, "mem")
+    train, held = fsd.holdout_split(data)
+    assert not set(train) & set(held) and sorted(set(train) | set(held)) == list(range(len(labels)))
+    assert [int((labels[held] == c).sum()) for c in range(5)] == [2, 1, 1, 1, 0]
+    again = fsd.holdout_split(data)
+    assert (again[0] == train).all() and (again[1] == held).all()
+    drawn = next(fsd.BatchSampler(data, 500, seed=0, indices=train).generator())[0][:, 0, 0, 0]
+    assert set(drawn) == set(train)
+    with tf.Graph().as_default():
+        nxt = tf.compat.v1.data.make_one_shot_iterator(fsd.sequential_dataset(data, held, 2)).get_next()
+        seen, sizes = [], []
+        with tf.compat.v1.Session() as sess:
+            while True:
+                try:
+                    batch, batch_labels = sess.run(nxt)
+                except tf.errors.OutOfRangeError:
+                    break
+                seen.extend(batch[:, 0, 0, 0])
+                sizes.append(len(batch))
+                assert (batch_labels == labels[batch[:, 0, 0, 0]]).all()
+    assert seen == list(held) and sizes == [2, 2, 1]
+
+
 def test_sampler_rejects_impossible_tasks(tmp_path):
     _tiny_split(tmp_path, classes=4, per_class=6)
     data = fsd.load_split(str(tmp_path), "sources")
