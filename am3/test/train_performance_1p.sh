@@ -15,7 +15,7 @@ wrapper_flag num_filters "filters of the first backbone block"
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is required" >&2; exit 2; fi
 
-extract_losses() { grep -a -o 'loss : [0-9.eE+-]*' "$1" | grep -v pretrain | awk '{print $3}'; }
+extract_losses() { grep -a -o 'step [0-9]*, loss : [0-9.eE+-]*' "$1" | awk '{print $5}'; }
 
 # shellcheck disable=SC2046
 wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" \
