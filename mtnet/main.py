@@ -21,7 +21,10 @@ FLAGS = flags.FLAGS
 # Dataset/method options
 flags.DEFINE_string("datasource", "sinusoid", "sinusoid, polynomial, omniglot or miniimagenet")
 flags.DEFINE_integer("num_classes", 5, "number of classes used in classification (e.g. 5-way classification)")
+flags.DEFINE_integer("num_train_classes", -1, "number of classes to train on (-1 for all)")
+flags.DEFINE_string("baseline", None, "oracle (task amplitude and phase as inputs; sinusoid only), or None")
 # Training options
+flags.DEFINE_integer("pretrain_iterations", 0, "iterations training the pre-update loss before meta-training")
 flags.DEFINE_integer("metatrain_iterations", 15000, "number of meta-training iterations")
 flags.DEFINE_integer("meta_batch_size", 25, "number of tasks sampled per meta-update")
 flags.DEFINE_float("meta_lr", 0.001, "Adam learning rate of the outer loop")

@@ -42,6 +42,7 @@ def default_config(**overrides):
         share_M=False, temp=1.0, logit_init=0.0, norm="batch_norm", dim_hidden=40, num_filters=64, conv=True,
         max_pool=False, stop_grad=False, log=True, logdir="/tmp/data", resume=True, train=True, test_iter=-1,
         test_set=False, train_update_batch_size=-1, train_update_lr=-1.0,
+        pretrain_iterations=0, baseline=None, num_train_classes=-1,
         seed=1, data_path="", omniglot_train_chars=1100, omniglot_test_chars=100, print_interval=0,
         save_interval=SAVE_INTERVAL, num_test_tasks=-1, test_num_updates=10,
         num_threads=0)
@@ -54,7 +55,7 @@ def validate(cfg):
     require(cfg.datasource in T.DATASOURCES, "unknown datasource %r: choose one of %s"
             % (cfg.datasource, ", ".join(T.DATASOURCES)))
     require(cfg.norm in NORMS, "unknown norm %r: choose batch_norm, layer_norm or None" % cfg.norm)
-    for name in ("metatrain_iterations",):
+    for name in ("metatrain_iterations", "pretrain_iterations"):
         require(getattr(cfg, name) >= 0, "%s must be >= 0, got %r" % (name, getattr(cfg, name)))
     for name in ("meta_batch_size", "update_batch_size", "num_updates", "dim_hidden", "num_filters",
                  "save_interval"):
@@ -74,6 +75,27 @@ def validate(cfg):
     require(cfg.test_num_updates >= 1, "test_num_updates must be >= 1, got %r" % cfg.test_num_updates)
     require(cfg.num_threads >= 0, "num_threads must be >= 0 (0: automatic)")
     require(cfg.print_interval >= 0, "print_interval must be >= 0 (0: upstream's)")
+    require(baseline(cfg) in (None, "oracle"), "unknown baseline %r: choose oracle or None" % cfg.baseline)
+    require(baseline(cfg) != "oracle" or cfg.datasource == "sinusoid",
+            "baseline=oracle feeds the sinusoid's amplitude and phase as inputs: it needs datasource=sinusoid")
+    require(cfg.num_train_classes == -1 or cfg.num_train_classes >= 1, "num_train_classes must be -1 (all) or >= 1")
+    if cfg.datasource in T.CLASSIFICATION and cfg.num_train_classes != -1:
+        require(cfg.num_train_classes >= cfg.num_classes, "num_train_classes=%d is fewer than num_classes=%d: a task "
+                "needs num_classes training classes" % (cfg.num_train_classes, cfg.num_classes))
+
+
+def baseline(cfg):
+    """'oracle' or None ('None' and '' on the command line mean no baseline)."""
+    return None if cfg.baseline in (None, "", "None") else cfg.baseline
+
+
+def pretrain_until(cfg):
+    """Iterations [0, pretrain_until) train the pre-update loss (upstream's pretrain_op), the rest meta-train.
+
+    With baseline=oracle every iteration is pretraining, as upstream moves metatrain_iterations there.
+    """
+    total = cfg.pretrain_iterations + cfg.metatrain_iterations
+    return total if baseline(cfg) == "oracle" else cfg.pretrain_iterations
 
 
 def exp_string(cfg):
@@ -88,17 +110,22 @@ def exp_string(cfg):
         name += "Tnet" if cfg.use_T else "MAML"
     if cfg.datasource == "polynomial":
         name += "ord%d" % cfg.poly_order
+    if cfg.num_train_classes != -1:
+        name += "ntc%d" % cfg.num_train_classes
     if cfg.num_filters != 64:
         name += "hidden%d" % cfg.num_filters
     if cfg.max_pool:
         name += "maxpool"
     if cfg.stop_grad:
         name += "stopgrad"
+    if baseline(cfg):
+        name += baseline(cfg)
     return name + {"batch_norm": "batchnorm", "layer_norm": "layernorm", "None": "nonorm"}[cfg.norm]
 
 
 def model_spec(cfg, dim_input, dim_output):
     if cfg.datasource in T.REGRESSION:
+        dim_input = 3 if baseline(cfg) == "oracle" else dim_input      # x, amplitude, phase
         return ModelSpec("fc", dim_input, dim_output, dim_hidden=[cfg.dim_hidden] * 2, norm=cfg.norm,
                          use_T=cfg.use_T, use_M=cfg.use_M, share_M=cfg.share_M, temp=cfg.temp,
                          logit_init=cfg.logit_init, update_lr=cfg.update_lr, stop_grad=cfg.stop_grad, loss="mse",
@@ -151,9 +178,15 @@ def build_regression(cfg, learner, batch, num_points, num_steps, task_source=Non
     sampled = (task_source or _sample_tasks(cfg))(batch, num_points)
     x = tf1.placeholder_with_default(sampled.x, [batch, None, 1], name="x")
     y = tf1.placeholder_with_default(sampled.y, [batch, None, 1], name="y")
-    inputa, labela, inputb, labelb = T.split_support_query(x, y, cfg.update_batch_size)
+    features, params = x, sampled.params
+    if baseline(cfg) == "oracle":
+        # upstream's oracle: the task's amplitude and phase join x as inputs (not its frequency, as upstream)
+        params = {k: tf1.placeholder_with_default(v, [batch, 1, 1], name="oracle_" + k) for k, v in params.items()}
+        ones = tf.ones_like(x)
+        features = tf.concat([x, params["amp"] * ones, params["phase"] * ones], axis=-1)
+    inputa, labela, inputb, labelb = T.split_support_query(features, y, cfg.update_batch_size)
     g = _reduce(learner.build(inputa, labela, inputb, labelb, num_steps), classification=False)
-    g.x, g.y, g.params = x, y, sampled.params
+    g.x, g.y, g.params = x, y, params
     g.inputa, g.inputb = inputa, inputb
     return g
 
@@ -237,7 +270,13 @@ def _image_tasks(cfg, which, samples_per_class):
     folders = T.image_class_folders(cfg.datasource, cfg.data_path, cfg.test_set, cfg.omniglot_train_chars,
                                     cfg.omniglot_test_chars)
     name = "train" if which == "train" else folders["eval_name"]
-    return T.ImageTasks(cfg.datasource, folders[which], cfg.num_classes, samples_per_class, name)
+    chosen = folders[which]
+    if which == "train" and cfg.num_train_classes != -1:
+        # the first num_train_classes training classes (upstream: -1 slices off the last class; here -1 is all)
+        require(cfg.num_train_classes <= len(chosen), "num_train_classes=%d but the %s training split has %d "
+                "classes" % (cfg.num_train_classes, cfg.datasource, len(chosen)))
+        chosen = chosen[:cfg.num_train_classes]
+    return T.ImageTasks(cfg.datasource, chosen, cfg.num_classes, samples_per_class, name)
 
 
 def _session_config(cfg, options):
@@ -281,6 +320,12 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             train_data = train_tasks.dataset(cfg.meta_batch_size, cfg.seed + RANK_SEED_STRIDE * cluster.rank)
             val_data = val_tasks.dataset(cfg.meta_batch_size, 6)
         graphs = []
+        pretrain_end = pretrain_until(cfg)
+        pretraining = pretrain_end > 0
+        total = cfg.pretrain_iterations + cfg.metatrain_iterations
+        require(not pretraining or npu_session.steps_per_run(options) == 1,
+                "pretraining (pretrain_iterations, baseline=oracle) switches ops between iterations: use "
+                "iterations_per_loop=1")
 
         def step():
             """One meta-update on this rank's tasks; returns its metrics, each tied to the update and not."""
@@ -305,13 +350,24 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             metrics = tf.stack(metrics)     # one vector: one all-reduce for all of them
             with tf.control_dependencies([train_op]):
                 trained = tf.identity(metrics)
-            return trained, metrics
+            if not pretraining:
+                return trained, metrics
+            # upstream's pretrain_op: its own Adam on the pre-update loss (no inner step in the gradient)
+            pre_optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr, name="PretrainAdam"),
+                                                       options, distributed=cluster.distributed)
+            pre_loss = g.preloss * dp.gradient_scale if dp.gradient_scale != 1.0 else g.preloss
+            pretrain_op = pre_optimizer.minimize(pre_loss, global_step=global_step)
+            with tf.control_dependencies([pretrain_op]):
+                pretrained = tf.identity(metrics)
+            return trained, metrics, pretrained
 
         # Fetching `trained` runs the update (on the multi-worker route its gradient all-reduce too);
         # `metrics` evaluate the same quantities without training (validation). Both are rank means.
-        trained, metrics = dp.run_step(step)
+        outputs = dp.run_step(step)
+        trained, metrics = outputs[:2]
         train_op = trained.op
         trained, metrics = tf.unstack(trained), tf.unstack(metrics)
+        pretrained = tf.unstack(outputs[2]) if pretraining else None
     g = graphs[0]
     n_loss = 1 + eval_steps
     g.preloss, g.postlosses = trained[0], list(trained[1:n_loss])
@@ -341,17 +397,20 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     saves = cluster.is_chief or cluster.route == "collective"
     if saves:
         os.makedirs(save_here, exist_ok=True)
-    total = cfg.metatrain_iterations
     writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief and start < total \
         else None
     print_interval = cfg.print_interval or (1000 if regression else 100)
-    timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, cfg.metatrain_iterations // 10)),
+    timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, total // 10)),
                       unit="tasks", log_every=print_interval * 5)
     acc_fetch = [g.preacc, g.postaccs[cfg.num_updates - 1]] if learner.classification else []
     fetches = [train_op, g.preloss, loss] + acc_fetch
+    if pretraining:   # the same quantities, tied to the pretraining update instead
+        pick = [0, cfg.num_updates] + ([n_loss, n_loss + cfg.num_updates] if learner.classification else [])
+        pretrain_fetches = [outputs[2].op] + [pretrained[i] for i in pick]
     if start >= total:
-        print("nothing to train: checkpoint model%d already reached metatrain_iterations=%d (raise it to train "
-              "on)" % (start - 1, total), flush=True)
+        what = "metatrain_iterations" if not pretraining else "pretrain_iterations + metatrain_iterations"
+        print("nothing to train: checkpoint model%d already reached %s=%d (raise it to train on)"
+              % (start - 1, what, total), flush=True)
     else:
         print("Done initializing, starting training.", flush=True)
     prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
@@ -359,8 +418,9 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     while itr < total:
         # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
         want_summary = summary_op is not None and itr % SUMMARY_INTERVAL == 0
+        step_fetches = pretrain_fetches if itr < pretrain_end else fetches
         timer.start()
-        result = sess.run(fetches + ([summary_op] if want_summary else []))
+        result = sess.run(step_fetches + ([summary_op] if want_summary else []))
         timer.stop(steps=per_run)
         check_finite(result[2], itr, "postloss")
         if want_summary and writer is not None:
@@ -371,7 +431,11 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             accs.append(result[3:5])
         last = itr + per_run - 1
         if last // print_interval != (itr - 1) // print_interval and itr != 0 or last == total - 1:
-            line = "Iteration %d: %s, %s" % (last, np.mean(prelosses), np.mean(postlosses))
+            if last < pretrain_end:
+                label = "Pretrain Iteration %d" % last
+            else:
+                label = "Iteration %d" % (last - cfg.pretrain_iterations)   # upstream numbers meta-training alone
+            line = "%s: %s, %s" % (label, np.mean(prelosses), np.mean(postlosses))
             if accs:
                 line += " (accuracy %s, %s)" % tuple(np.mean(accs, 0))
             print(line, flush=True)
@@ -468,8 +532,11 @@ def _plot_tasks(cfg, sess, g, batch, exp_dir, num_steps):
     k = cfg.update_batch_size
     xs = np.concatenate([x[:, :k], np.tile(grid[None, :, None], [x.shape[0], 1, 1])], 1)
     ys = np.concatenate([y[:, :k], np.zeros([x.shape[0], len(grid), 1], np.float32)], 1)
+    feed = {g.x: xs, g.y: ys}
+    if baseline(cfg) == "oracle":
+        feed.update({g.params[k]: params[k] for k in g.params})
     pre, post1, post_n = sess.run([g.out["outputb_pre"], g.out["outputbs"][0], g.out["outputbs"][num_steps - 1]],
-                                  {g.x: xs, g.y: ys})
+                                  feed)
     paths = []
     for t in range(min(NUM_PLOTS, x.shape[0])):
         fig, ax = plt.subplots(figsize=(8, 5))

@@ -218,6 +218,12 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path, monkeypatch)
     (dict(datasource="omniglot", data_path="EMPTY"), "no character folders"),
     (dict(datasource="omniglot", data_path="OMNI", num_classes=9, omniglot_train_chars=6), "fewer than num_classes"),
     (dict(datasource="miniimagenet", data_path="OMNI"), "missing folder"),
+    (dict(baseline="random"), "unknown baseline 'random'"),
+    (dict(datasource="polynomial", baseline="oracle"), "needs datasource=sinusoid"),
+    (dict(pretrain_iterations=-1), "pretrain_iterations must be >= 0"),
+    (dict(datasource="omniglot", data_path="OMNI", num_classes=3, num_train_classes=2), "fewer than num_classes=3"),
+    (dict(datasource="omniglot", data_path="OMNI", num_classes=2, num_train_classes=7, omniglot_train_chars=6),
+     "num_train_classes=7 but the omniglot training split has 6 classes"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, change, message):
     if change.get("data_path") == "EMPTY":
@@ -356,3 +362,53 @@ def test_full_wrapper_on_a_finished_checkpoint_tests_and_reports_no_step_time(tm
     assert float(summary["TrainAccuracy"]) > 0
     after = sorted(os.listdir(trained["exp_dir"]))
     assert [n for n in after if not n.startswith("test_")] == before        # no new checkpoint or event file
+
+
+# ---- upstream's pretrain_iterations, baseline, num_train_classes -------------------------------------------------
+def _checkpoint_slots(exp_dir):
+    path = tf.train.latest_checkpoint(exp_dir)
+    reader = tf.train.load_checkpoint(path)
+    slots = {}
+    for name, _ in tf.train.list_variables(path):
+        if name.startswith("model/w1/"):
+            slots[name.split("/")[-1]] = np.abs(reader.get_tensor(name)).max()
+    return slots
+
+
+def test_pretrain_iterations_train_the_pre_update_loss_first(tmp_path, capsys):
+    cfg = _cfg(tmp_path, pretrain_iterations=10, metatrain_iterations=0, print_interval=5)
+    first = trainer.run(cfg, NpuOptions())
+    out = capsys.readouterr().out
+    assert "Pretrain Iteration 5: " in out and "Pretrain Iteration 9: " in out and "\nIteration" not in out
+    assert first["end"] == 10 and tf.train.latest_checkpoint(first["exp_dir"]).endswith("model9")
+    slots = _checkpoint_slots(first["exp_dir"])       # PretrainAdam's moments moved, meta-training's did not
+    assert slots["PretrainAdam"] > 0 and slots["Adam"] == 0
+    second = trainer.run(cfg.replace(metatrain_iterations=6), NpuOptions())
+    out = capsys.readouterr().out
+    assert second["start"] == 10 and second["end"] == 16
+    assert "Iteration 5: " in out and "Pretrain Iteration" not in out   # numbered as upstream: meta-training only
+    assert tf.train.latest_checkpoint(first["exp_dir"]).endswith("model15")
+    assert _checkpoint_slots(first["exp_dir"])["Adam"] > 0
+
+
+def test_oracle_baseline_gets_amplitude_and_phase_as_inputs(tmp_path, capsys):
+    cfg = _cfg(tmp_path, baseline="oracle", use_T=False, use_M=False, share_M=False, metatrain_iterations=40)
+    out = trainer.run(cfg, NpuOptions())
+    assert out["exp_dir"].endswith("cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MAMLoraclenonorm")
+    assert out["weights"]["w1"].shape == (3, 40)                 # x, amplitude, phase
+    assert "Pretrain Iteration 39: " in capsys.readouterr().out  # upstream: all oracle iterations pretrain
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=7, test_num_updates=2), NpuOptions())
+    assert tested["results"].shape == (7, 3) and len(tested["plots"]) == 5
+    none = trainer.run(cfg.replace(baseline="None", metatrain_iterations=1), NpuOptions())
+    assert none["exp_dir"].endswith("MAMLnonorm") and none["weights"]["w1"].shape == (1, 40)
+
+
+def test_num_train_classes_limits_the_training_classes(tmp_path):
+    omni = _omniglot(tmp_path / "omniglot", alphabets=2, chars=5)
+    cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=2, update_batch_size=1,
+               omniglot_train_chars=6, omniglot_test_chars=2, num_train_classes=3)
+    assert trainer.exp_string(cfg).endswith("MTnetntc3nonorm")
+    every = trainer._image_tasks(cfg.replace(num_train_classes=-1), "train", 2).files
+    assert len(every) == 6                                        # -1: all (upstream's [:-1] dropped the last)
+    assert trainer._image_tasks(cfg, "train", 2).files == every[:3]
+    assert len(trainer._image_tasks(cfg, "eval", 2).files) == 2    # evaluation classes are not limited
