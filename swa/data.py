@@ -2,6 +2,12 @@
 import numpy as np
 
 
+def blob_centers(centers=3, n_features=2, seed=2, center_box=(-10.0, 10.0)):
+    """The blob centres make_blobs(seed=seed) uses: the first draws of RandomState(seed)."""
+    rng = np.random.RandomState(seed)
+    return rng.uniform(center_box[0], center_box[1], size=(centers, n_features))
+
+
 def make_blobs(n_samples, centers=3, n_features=2, cluster_std=2.0, seed=2, center_box=(-10.0, 10.0)):
     """Points around `centers` random centres, labelled by centre, in random order.
 
@@ -18,6 +24,22 @@ def make_blobs(n_samples, centers=3, n_features=2, cluster_std=2.0, seed=2, cent
     order = np.arange(n_samples)
     rng.shuffle(order)
     return points[order].astype(np.float32), labels[order]
+
+
+def sample_blobs(n_samples, means, cluster_std=2.0, seed=0):
+    """Fresh points from the same blobs (`means` from blob_centers), labels uniform over the blobs: a large
+    sample of the data distribution itself, to estimate a classifier's expected accuracy."""
+    rng = np.random.RandomState(seed)
+    means = np.asarray(means, np.float64)
+    labels = rng.randint(0, len(means), size=n_samples).astype(np.int64)
+    points = means[labels] + rng.normal(scale=cluster_std, size=(n_samples, means.shape[1]))
+    return points.astype(np.float32), labels
+
+
+def nearest_centre_accuracy(points, labels, means):
+    """Accuracy of the nearest-true-centre rule: Bayes-optimal for equal-std blobs with equal priors."""
+    d = ((points[:, None, :].astype(np.float64) - np.asarray(means)[None]) ** 2).sum(-1)
+    return float((d.argmin(1) == labels).mean())
 
 
 def split(points, labels, test_fraction):

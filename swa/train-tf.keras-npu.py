@@ -37,6 +37,8 @@ def parse_args(argv=None):
                                                         "empty: no checkpoints")
     parser.add_argument("--seed", type=int, default=2, help="initialisation and shuffling seed")
     parser.add_argument("--data_seed", type=int, default=2, help="blobs seed (2: the seed page's data)")
+    parser.add_argument("--population_samples", type=int, default=0,
+                        help="also score every model on this many fresh points of the same blobs (0: off)")
     parser.add_argument("--data_path", default="", help="unused: the data is generated (kept for the wrappers)")
     add_ascend_arguments(parser)
     return parser.parse_args(argv)
@@ -51,7 +53,7 @@ def main(argv=None):
         test_fraction=args.test_fraction, learning_rate=args.learning_rate, swa_start=args.swa_start,
         lr_schedule=args.lr_schedule, swa_lr=args.swa_lr, swa_lr2=args.swa_lr2, swa_freq=args.swa_freq,
         baseline=args.baseline, model_dir=args.model_dir, seed=args.seed, data_seed=args.data_seed,
-        npu_options=npu_options_from(args))
+        population_samples=args.population_samples, npu_options=npu_options_from(args))
     train_and_evaluate(config)
 
 

@@ -25,7 +25,7 @@ class TrainConfig(object):
 
     def __init__(self, train_epochs=100, batch_size=16384, num_samples=131072, test_fraction=0.2,
                  learning_rate=0.1, swa_start=75, lr_schedule="cyclic", swa_lr=0.001, swa_lr2=0.003, swa_freq=3,
-                 baseline=True, model_dir="", seed=2, data_seed=2, npu_options=None):
+                 baseline=True, model_dir="", seed=2, data_seed=2, population_samples=0, npu_options=None):
         self.train_epochs = train_epochs        # epochs of each run (with BN, SWA's last one is the BN pass)
         self.batch_size = batch_size            # samples per step
         self.num_samples = num_samples          # blobs generated, before the test split
@@ -40,9 +40,12 @@ class TrainConfig(object):
         self.model_dir = model_dir              # checkpoints (resume from the latest); '' = none
         self.seed = seed                        # initialisation and shuffling seed
         self.data_seed = data_seed              # blobs seed (2: the seed page's data set)
+        self.population_samples = population_samples    # fresh points of the blobs: large-sample accuracy; 0 = off
         self.npu_options = npu_options or npu_session.NpuOptions()
 
     def validate(self):
+        require(isinstance(self.population_samples, int) and self.population_samples >= 0,
+                "--population_samples must be a non-negative integer, got %r" % (self.population_samples,))
         for name in ("train_epochs", "batch_size", "num_samples"):
             value = getattr(self, name)
             require(isinstance(value, int) and value > 0, "--%s must be a positive integer, got %r" % (name, value))
@@ -229,6 +232,14 @@ def train_and_evaluate(config):
     train, test = data.split(x, y, config.test_fraction)
     print("data: %d training and %d test points, %d batches of up to %d per epoch"
           % (len(train[0]), len(test[0]), -(-len(train[0]) // config.batch_size), config.batch_size), flush=True)
+    centres = data.blob_centers(seed=config.data_seed)
+    results = {"test_size": len(test[0]),
+               "test_accuracy_bayes": data.nearest_centre_accuracy(test[0], test[1], centres)}
+    population = None
+    if config.population_samples:
+        # Another seed than the data set's, so these points are new draws from the same blobs.
+        population = data.sample_blobs(config.population_samples, centres, seed=config.data_seed + 7919)
+        results["population_accuracy_bayes"] = data.nearest_centre_accuracy(population[0], population[1], centres)
 
     tf.compat.v1.reset_default_graph()
     tf.keras.backend.clear_session()
@@ -246,23 +257,29 @@ def train_and_evaluate(config):
 
     swa_model = compiled()
     initial = swa_model.get_weights()
-    results = {}
     sub = (lambda name: os.path.join(config.model_dir, name)) if config.model_dir else (lambda name: "")
 
     if config.baseline:
         sgd_model = compiled(initial)
         sgd_timer = StepTimer(config.batch_size, unit="samples", log_every=0)
+        np.random.seed(config.seed)         # both runs see the same batch order (Keras shuffles with np.random)
         sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"))
         results["test_accuracy_sgd"] = _accuracy(sgd_model, test[0], test[1], config.batch_size)
+        if population:
+            results["population_accuracy_sgd"] = _accuracy(sgd_model, population[0], population[1],
+                                                           config.batch_size)
         results["epoch_time_sgd"] = _median(sgd_times[1:])
 
     swa = SWA(start_epoch=config.swa_start, lr_schedule=config.lr_schedule, swa_lr=config.swa_lr,
               swa_lr2=config.swa_lr2, swa_freq=config.swa_freq, verbose=1)
     timer = StepTimer(config.batch_size, unit="samples", log_every=0)
     t0 = time.perf_counter()
+    np.random.seed(config.seed)
     swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"))
     results["swa_callback_share"] = swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)
     results["test_accuracy_swa"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
+    if population:
+        results["population_accuracy_swa"] = _accuracy(swa_model, population[0], population[1], config.batch_size)
     results["bn_statistics_error"] = _bn_statistics_error(swa_model, train[0])
     # Epoch times of training epochs only: not the first (graph warm-up), not SWA's BN pass.
     results["epoch_time_swa"] = _median(swa_times[1:-1] if getattr(swa, "has_bn", False) else swa_times[1:])
@@ -270,6 +287,9 @@ def train_and_evaluate(config):
         final = swa_model.get_weights()
         swa_model.set_weights(last_iterate)
         results["test_accuracy_swa_last_iterate"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
+        if population:
+            results["population_accuracy_swa_last_iterate"] = _accuracy(swa_model, population[0], population[1],
+                                                                        config.batch_size)
         swa_model.set_weights(final)
 
     print("final test accuracy: swa=%.4f%s%s" % (
@@ -277,6 +297,13 @@ def train_and_evaluate(config):
         " sgd=%.4f" % results["test_accuracy_sgd"] if "test_accuracy_sgd" in results else "",
         " swa_run_last_iterate=%.4f" % results["test_accuracy_swa_last_iterate"]
         if "test_accuracy_swa_last_iterate" in results else ""), flush=True)
+    if population:
+        print("accuracy on %d fresh points of the same blobs: swa=%.5f%s%s bayes=%.5f" % (
+            config.population_samples, results["population_accuracy_swa"],
+            " sgd=%.5f" % results["population_accuracy_sgd"] if "population_accuracy_sgd" in results else "",
+            " swa_run_last_iterate=%.5f" % results["population_accuracy_swa_last_iterate"]
+            if "population_accuracy_swa_last_iterate" in results else "", results["population_accuracy_bayes"]),
+            flush=True)
     print("SWA model's BN statistics vs the training data under its weights: max abs gap %.2e"
           % results["bn_statistics_error"], flush=True)
     if config.baseline:
@@ -286,4 +313,5 @@ def train_and_evaluate(config):
               % (results["epoch_time_sgd"], results["epoch_time_swa"], 100.0 * overhead), flush=True)
     print("time in the SWA callback: %.2f%% of the SWA run" % (100.0 * results["swa_callback_share"]), flush=True)
     timer.summary()
+    print("results: %s" % json.dumps(results, sort_keys=True), flush=True)
     return results

@@ -1,5 +1,6 @@
 """SWA callback (swa.keras and swa.tfkeras run the same tests), its BN pass, and the seed script end to end."""
 import importlib
+import json
 import os
 import sys
 
@@ -296,7 +297,7 @@ SMALL = ["--num_samples=3000", "--batch_size=512", "--train_epochs=6", "--swa_st
 
 
 def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
-    args = [SCRIPT] + SMALL + ["--model_dir=%s" % (tmp_path / "ckpt")]
+    args = [SCRIPT] + SMALL + ["--model_dir=%s" % (tmp_path / "ckpt"), "--population_samples=5000"]
     out = run_python(args, timeout=300).stdout
     assert "data: 2400 training and 600 test points, 5 batches of up to 512 per epoch" in out
     assert "swa epoch 6/6" in out and "sgd epoch 6/6" in out
@@ -308,6 +309,12 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     assert "step_time_summary: mean_dt=" in out and "samples/s" in out
     gap = float(out.split("under its weights: max abs gap ")[1].split()[0])
     assert gap < 1e-3
+    results = json.loads([ln for ln in out.splitlines() if ln.startswith("results: ")][-1][len("results: "):])
+    assert results["test_accuracy_swa"] == pytest.approx(float(accs["swa"]), abs=5e-5)
+    # The fresh points are other draws of the same blobs: the nearest true centre scores about the same there.
+    assert abs(results["population_accuracy_bayes"] - results["test_accuracy_bayes"]) < 0.05
+    assert 0.5 < results["population_accuracy_swa"] <= results["population_accuracy_bayes"] + 0.02
+    assert "accuracy on 5000 fresh points of the same blobs: swa=" in out
     again = run_python(args, timeout=300).stdout          # everything done: resumes and only evaluates
     assert "swa: all 6 epochs already done" in again
     line2 = [ln for ln in again.splitlines() if ln.startswith("final test accuracy:")][-1]
@@ -354,3 +361,21 @@ def test_wrappers_report_the_ascend_summary(tmp_path, kind):
         assert (out_dir / "ckpt" / "swa" / "checkpoint.json").exists()
     else:
         assert fields["TrainAccuracy"] == "None"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The paired seed comparison.
+
+def test_paired_summary_and_sign_test():
+    from swa.compare_seeds import paired_summary, parse_seeds, sign_test
+    assert parse_seeds("2-4,7,3") == [2, 3, 4, 7]
+    assert sign_test(0, 5) == pytest.approx(2.0 / 32)
+    assert sign_test(3, 3) == 1.0
+    swa, sgd = [0.80, 0.82, 0.81, 0.83], [0.80, 0.81, 0.82, 0.80]
+    s = paired_summary(swa, sgd)
+    d = np.array(swa) - np.array(sgd)
+    half = 3.182446 * d.std(ddof=1) / 2.0            # t(0.975, 3) * sd / sqrt(4)
+    assert s["mean_diff"] == pytest.approx(d.mean())
+    assert s["ci95"][0] == pytest.approx(d.mean() - half, rel=1e-5)
+    assert s["ci95"][1] == pytest.approx(d.mean() + half, rel=1e-5)
+    assert (s["wins"], s["ties"], s["losses"]) == (2, 1, 1)
