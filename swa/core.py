@@ -253,6 +253,76 @@ def _rate_setter(backend, variable):
     return lambda rate: run(rate, options=inline)
 
 
+class _RateFeed(object):
+    """The cyclic rate of the next batch, set by the training step itself instead of a session call per batch.
+
+    An assign of the learning-rate variable from a placeholder, run after the step's updates (control
+    dependency on the training function's update op, so the step still reads the old rate), is added to the
+    graph-mode Keras training function as an extra fetch, its value fed through the function's feed_dict, the
+    mechanism Keras provides for callbacks (`fetches`, `feed_dict`, `fetch_callbacks`). A fetch callback
+    confirms after each step that the assign ran. Only used when the function has no feed_dict of its own.
+    """
+
+    def __init__(self, fn, placeholder, fetch):
+        self.fn, self.placeholder, self.fetch = fn, placeholder, fetch
+        self.value = None
+        self.armed = False
+        self._ran = False
+        self._saved = None
+
+    @classmethod
+    def attach(cls, fn, variable, rate, cache=None):
+        """Install on training function `fn`, the variable holding `rate` (reusing `cache` if built for the
+        same fn); None when not possible."""
+        needed = ("fetches", "feed_dict", "updates_op", "fetch_callbacks", "_fetches")
+        if fn is None or variable is None or tf.executing_eagerly() or not all(hasattr(fn, a) for a in needed) \
+                or fn.feed_dict or not isinstance(fn.fetches, list):
+            return None
+        if cache is not None and cache.fn is fn:
+            feed = cache
+        else:
+            try:
+                graph = fn.updates_op.graph
+                if getattr(variable, "graph", None) is not graph:
+                    return None
+                with graph.as_default(), tf.name_scope("swa_next_rate"):
+                    placeholder = tf.compat.v1.placeholder(variable.dtype.base_dtype, shape=variable.shape)
+                    with tf.control_dependencies([fn.updates_op]):
+                        fetch = tf.identity(variable.assign(placeholder))
+            except Exception:  # not a plain graph variable: keep the per-batch session call
+                return None
+            feed = cls(fn, placeholder, fetch)
+        feed._saved = (fn.fetches, fn.feed_dict)
+        # New list and dict objects: Keras rebuilds its cached callable when the fetches change.
+        fn.fetches = list(fn.fetches) + [feed.fetch]
+        fn.feed_dict = {feed.placeholder: rate}
+        fn.fetch_callbacks[feed.fetch] = feed._on_fetch
+        return feed
+
+    def _on_fetch(self, value):
+        self._ran = True
+
+    def arm(self, value):
+        """The next step leaves `value` in the rate variable."""
+        self.fn.feed_dict[self.placeholder] = value
+        self.value = value
+        self.armed = True
+        self._ran = False
+
+    def took_effect(self):
+        self.armed = False
+        return self._ran
+
+    def detach(self):
+        """Give the training function back its own fetches and feed_dict."""
+        if self._saved is None:
+            return
+        self.fn.fetches, self.fn.feed_dict = self._saved
+        self.fn.fetch_callbacks.pop(self.fetch, None)
+        self._saved = None
+        self.armed = False
+
+
 def _timed(hook):
     """Add the hook's wall time to self.hook_seconds (the callback's own overhead, reported by the seed script)."""
     @functools.wraps(hook)
@@ -305,6 +375,8 @@ def make_flavour(backend, callback_base, flavour):
                                "swa_lr" % (self.swa_lr, self.swa_lr2))
             self.start = self.start_epoch - 1          # 0-indexed first SWA epoch
             self._resumed = False
+            self._feed = self._feed_cache = None
+            self._feed_tried = False
             self.hook_seconds = 0.0
             self._reset_state()
 
@@ -377,6 +449,8 @@ def make_flavour(backend, callback_base, flavour):
             self.steps = self._batches_per_epoch()
             self._bn_pass = None
             self._bn_done = False
+            self._feed = None
+            self._feed_tried = False
             if self.verbose > 0 and self.has_bn:
                 print("SWA: the model has %d batch normalization layer(s); epoch %d is a forward pass that "
                       "recomputes their statistics for the averaged weights" % (len(self.bn_layers), self.epochs))
@@ -455,12 +529,27 @@ def make_flavour(backend, callback_base, flavour):
                 self.lr_history.append(0.0)
                 return
             steps = self.steps or 1
-            self._set_lr(cyclic_lr(self.epoch, batch, self.start, self.swa_freq, steps, self.init_lr,
-                                   self.swa_lr, self.swa_lr2))
+            rate = cyclic_lr(self.epoch, batch, self.start, self.swa_freq, steps, self.init_lr, self.swa_lr,
+                             self.swa_lr2)
+            self._set_lr(rate)
+            if self._feed is None and not self._feed_tried:
+                self._attach_rate_feed()
+            if self._feed is not None:
+                # The step sets the rate of the epoch's next batch once its updates are done; after the last
+                # batch the rate stays, so between epochs the optimizer shows the rate last used.
+                following = rate if batch + 1 >= steps else cyclic_lr(
+                    self.epoch, batch + 1, self.start, self.swa_freq, steps, self.init_lr, self.swa_lr, self.swa_lr2)
+                self._feed.arm(following)
 
         @_timed
         def on_batch_end(self, batch, logs=None):
             self._batches_seen += 1
+            if self._feed is not None and self._feed.armed:
+                if self._feed.took_effect():
+                    self._last_rate = self._feed.value
+                else:       # fit ran another function than model.train_function: set the rate per batch
+                    self._detach_rate_feed()
+                    self._last_rate = None
             if self._bn_pass is not None and self.steps is not None and self._batches_seen == self.steps:
                 self._finish_bn_pass(self.epoch)      # before validation, so it sees the final model
 
@@ -482,6 +571,7 @@ def make_flavour(backend, callback_base, flavour):
 
         @_timed
         def on_train_end(self, logs=None):
+            self._detach_rate_feed()
             if self._bn_pass is not None:       # fit stopped inside the BN epoch
                 self._finish_bn_pass(self.epoch)
             if self.swa_weights is not None and not self._bn_done:
@@ -503,6 +593,18 @@ def make_flavour(backend, callback_base, flavour):
                 self._last_rate = value
             self.lr_history.append(float(value))
 
+        def _attach_rate_feed(self):
+            self._feed_tried = True
+            self._feed = _RateFeed.attach(getattr(self.model, "train_function", None), self._lr_var,
+                                          self._last_rate, self._feed_cache)
+            if self._feed is not None:
+                self._feed_cache = self._feed
+
+        def _detach_rate_feed(self):
+            if self._feed is not None:
+                self._feed.detach()
+                self._feed = None
+
         def _fold(self, weights):
             """swa <- (swa * n + w) / (n + 1), in float64."""
             n = self.n_averaged
@@ -518,6 +620,7 @@ def make_flavour(backend, callback_base, flavour):
             self.model.set_weights([s.astype(w.dtype) for s, w in zip(self.swa_weights, current)])
 
         def _start_bn_pass(self, epoch):
+            self._detach_rate_feed()
             if self.swa_weights is None:
                 return
             self._apply_average()

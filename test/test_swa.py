@@ -3,6 +3,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -121,6 +122,33 @@ def test_per_batch_learning_rates_follow_the_schedule(flavour, schedule):
     else:
         per_epoch = expected[::BATCHES]
         np.testing.assert_allclose(history.history["lr"], per_epoch, rtol=1e-6)
+
+
+def test_rate_set_inside_the_step_trains_as_a_session_call_per_batch(flavour, monkeypatch):
+    """The cyclic schedule lets each step assign the next batch's rate after its updates; training must be
+    the same as with a separate assignment before every batch (so each step used its own batch's rate), and
+    fit must give the training function back unchanged."""
+    from swa import core
+    x, y = data()
+    model = flavour.model(lr=0.2)
+    initial = model.get_weights()
+    args = dict(start_epoch=3, lr_schedule="cyclic", swa_lr=0.02, swa_lr2=0.15, swa_freq=2)
+    runs = []
+    for in_step in (True, False):
+        if not in_step:
+            monkeypatch.setattr(core._RateFeed, "attach", classmethod(lambda cls, *a, **k: None))
+        model.set_weights(initial)
+        flavour.K.set_value(model.optimizer.lr, 0.2)
+        swa = flavour.swa.SWA(**args)
+        np.random.seed(0)
+        history = model.fit(x, y, batch_size=BATCH, epochs=7, callbacks=[swa], verbose=0)
+        assert (swa._feed_cache is not None) == in_step
+        runs.append((model.get_weights(), history.history["lr"]))
+        fn = model.train_function
+        assert not fn.feed_dict and all("swa_next_rate" not in t.name for t in fn.fetches)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-7)
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_auto_rates(flavour):
@@ -364,7 +392,7 @@ def test_wrappers_report_the_ascend_summary(tmp_path, kind):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The paired seed comparison.
+# The measuring tools: paired seed comparison and interleaved overhead benchmark.
 
 def test_paired_summary_and_sign_test():
     from swa.compare_seeds import paired_summary, parse_seeds, sign_test
@@ -379,3 +407,33 @@ def test_paired_summary_and_sign_test():
     assert s["ci95"][0] == pytest.approx(d.mean() - half, rel=1e-5)
     assert s["ci95"][1] == pytest.approx(d.mean() + half, rel=1e-5)
     assert (s["wins"], s["ties"], s["losses"]) == (2, 1, 1)
+
+
+def test_baton_runs_the_turns_in_order():
+    from swa.bench_overhead import Baton, interleaved_turns
+    turns = interleaved_turns(("a", "b"), 3)
+    assert turns == ["a", "b", "b", "a", "a", "b"]
+    baton, seen = Baton(turns), []
+
+    def runner(name):
+        for _ in range(3):
+            baton.wait(name)
+            seen.append(name)
+            baton.pass_on()
+
+    threads = [threading.Thread(target=runner, args=(n,)) for n in ("b", "a")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == turns
+
+
+def test_overhead_benchmark_runs(tmp_path):
+    out = run_python([os.path.join(REPO, "swa", "bench_overhead.py"), "--rounds=1", "--train_epochs=7",
+                      "--swa_start=3", "--swa_freq=2", "--num_samples=3000", "--batch_size=512"], timeout=300).stdout
+    assert "round 1 pre-SWA epochs: 1 epochs" in out
+    assert "round 1 SWA phase: 4 epochs" in out
+    pooled = [ln for ln in out.splitlines() if ln.startswith("all 1 rounds, SWA phase: median of 4 paired")]
+    share = float(pooled[0].split("callback's own time ")[1].split("%")[0])
+    assert 0.0 < share < 100.0
