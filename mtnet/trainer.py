@@ -368,18 +368,22 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
         train_op = trained.op
         trained, metrics = tf.unstack(trained), tf.unstack(metrics)
         pretrained = tf.unstack(outputs[2]) if pretraining else None
-    g = graphs[0]
     n_loss = 1 + eval_steps
-    g.preloss, g.postlosses = trained[0], list(trained[1:n_loss])
-    if learner.classification:
-        g.preacc, g.postaccs = trained[n_loss], list(trained[n_loss + 1:])
-        val = Graph()
-        val.use_val = g.use_val
-        val.preacc, val.postaccs = metrics[n_loss], list(metrics[n_loss + 1:])
-    else:
-        val = None
+
+    def view(values):
+        """preloss, postlosses (and accuracies) from one metrics vector."""
+        out = Graph()
+        out.preloss, out.postlosses = values[0], list(values[1:n_loss])
+        if learner.classification:
+            out.preacc, out.postaccs = values[n_loss], list(values[n_loss + 1:])
+            out.use_val = graphs[0].use_val
+        return out
+
+    g = view(trained)                 # fetching these trains
+    val = view(metrics) if learner.classification else None      # these do not (validation, summaries)
     loss = g.postlosses[cfg.num_updates - 1]
-    summary_op = add_summaries(learner, g, "metatrain_", eval_steps) if cfg.log else None
+    # untied values: fetched beside either update (meta-training or pretraining), they add no training step
+    summary_op = add_summaries(learner, view(metrics), "metatrain_", eval_steps) if cfg.log else None
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
     # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
     broadcast = npu_session.broadcast_variables_op(tf1.global_variables("model")) \

@@ -376,7 +376,7 @@ def _checkpoint_slots(exp_dir):
 
 
 def test_pretrain_iterations_train_the_pre_update_loss_first(tmp_path, capsys):
-    cfg = _cfg(tmp_path, pretrain_iterations=10, metatrain_iterations=0, print_interval=5)
+    cfg = _cfg(tmp_path, pretrain_iterations=10, metatrain_iterations=0, print_interval=5, log=True)
     first = trainer.run(cfg, NpuOptions())
     out = capsys.readouterr().out
     assert "Pretrain Iteration 5: " in out and "Pretrain Iteration 9: " in out and "\nIteration" not in out
