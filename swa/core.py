@@ -532,6 +532,8 @@ def make_flavour(backend, callback_base, flavour):
             rate = cyclic_lr(self.epoch, batch, self.start, self.swa_freq, steps, self.init_lr, self.swa_lr,
                              self.swa_lr2)
             self._set_lr(rate)
+            if self.epoch < self.start:         # one rate per epoch before SWA: nothing to do per step
+                return
             if self._feed is None and not self._feed_tried:
                 self._attach_rate_feed()
             if self._feed is not None:
