@@ -21,6 +21,18 @@ from common.errors import main_guard
 
 SPLIT_CLASSES = (("train", 64), ("val", 16), ("test", 20))
 AM3_OF = {"protonet++": "AM3_protonet++", "tadam": "AM3_TADAM"}
+# Upstream's README settings for mini-ImageNet 1-shot. The TADAM base gets the TADAM part of the AM3-TADAM
+# command (metric scale 5 and the auxiliary task), so the pair differs only in the word-embedding branch.
+UPSTREAM_SETTINGS = {
+    "protonet++": [],
+    "AM3_protonet++": ["--mlp_dropout=0.7", "--att_input=word", "--task_encoder=self_att_mlp", "--mlp_type=non-linear",
+                       "--mlp_weight_decay=0.001"],
+    "tadam": ["--metric_multiplier_init=5", "--feat_extract_pretrain=multitask"],
+    "AM3_TADAM": ["--metric_multiplier_init=5", "--feat_extract_pretrain=multitask", "--activation_mlp=relu",
+                  "--att_dropout=0.7", "--att_type=non-linear", "--att_weight_decay=0.001", "--mlp_dropout=0.7",
+                  "--mlp_type=non-linear", "--mlp_weight_decay=0.001", "--att_input=word",
+                  "--task_encoder=self_att_mlp"],
+}
 
 
 def make_task(out_dir, size=16, per_class=40, latent=8, word_dim=32, signal=60.0, distractor=60.0, pixel_noise=40.0,
@@ -52,7 +64,8 @@ def _pattern(z, decode, size):
 
 
 def run_pair(work_dir, steps, base, test_cases, seed, extra=()):
-    """Train and test `base` and its AM3 version on the generated task; returns {variant: test results}."""
+    """Train and test `base` and its AM3 version on the generated task, each with upstream's recommended settings
+    (UPSTREAM_SETTINGS); returns {variant: test results}."""
     from am3 import flags, train
     data = make_task(os.path.join(work_dir, "data"), seed=seed)
     common = ["--data_dir", data, "--number_of_steps", str(steps), "--num_classes_train=5", "--num_shots_train=1",
@@ -60,13 +73,11 @@ def run_pair(work_dir, steps, base, test_cases, seed, extra=()):
               "--num_blocks=3", "--num_units_in_block=2", "--num_max_pools=2", "--eval_interval_steps=0",
               "--eval_interval_fine_steps=0", "--num_steps_decay_pwc", str(max(steps // 4, 1)),
               "--num_cases_test", str(test_cases), "--log_interval_steps", str(max(steps // 4, 1)),
-              "--seed", str(seed), "--save_checkpoint_steps", str(steps)] + list(extra)
+              "--seed", str(seed), "--save_checkpoint_steps", str(steps)]
     results = {}
     for variant in (base, AM3_OF[base]):
         log_dir = os.path.join(work_dir, variant)
-        args = common + ["--log_dir", log_dir]
-        if variant.startswith("AM3"):
-            args += ["--mlp_dropout=0.7", "--mlp_weight_decay=0.001"]
+        args = common + UPSTREAM_SETTINGS[variant] + list(extra) + ["--log_dir", log_dir]
         train.run(flags.parse_config(variant, args))
         results[variant] = train.run(flags.parse_config(variant, args + ["--mode=test"]))
     return results
