@@ -108,14 +108,25 @@ wrapper_run() {  # run one training/eval command from the model directory, log t
 wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.log
   local kind="$1" mean_dt e2e
   e2e=$(awk -v s="$WRAPPER_START" -v e="$(date +%s.%N)" 'BEGIN{printf "%d", e - s + 0.5}')
-  mean_dt=$(grep -a 'step_time_summary:' "$LOG" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
+  mean_dt=$(grep -a 'step_time_summary:' "$LOG" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
+  local nothing_trained=""
   if [ -z "$mean_dt" ] || [ "$mean_dt" = nan ]; then
-    echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in $LOG" >&2
-    exit 1
+    # A rerun on a finished checkpoint says "nothing to train: ..." and measures no step: report no performance
+    # rather than fail or invent one. Any other run without a step time is an error.
+    nothing_trained=$(grep -a '^nothing to train:' "$LOG" | tail -n 1 || true)
+    if [ -z "$nothing_trained" ]; then
+      echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in $LOG" >&2
+      exit 1
+    fi
   fi
   CaseName="${Network}_bs${BatchSize}_${RankSize}p_${kind}"
-  ActualFPS=$(awk -v b="$BatchSize" -v r="$RankSize" -v t="$mean_dt" 'BEGIN{printf "%.2f", b * r / t}')
-  TrainingTime=$(awk -v t="$mean_dt" 'BEGIN{printf "%.2f", t * 1000}')
+  if [ -n "$nothing_trained" ]; then
+    ActualFPS=None
+    TrainingTime=None
+  else
+    ActualFPS=$(awk -v b="$BatchSize" -v r="$RankSize" -v t="$mean_dt" 'BEGIN{printf "%.2f", b * r / t}')
+    TrainingTime=$(awk -v t="$mean_dt" 'BEGIN{printf "%.2f", t * 1000}')
+  fi
   local loss_file="$OUTPUT_DIR/train_${CaseName}_loss.txt"
   if declare -F extract_losses >/dev/null; then extract_losses "$LOG" > "$loss_file" || true; else : > "$loss_file"; fi
   ActualLoss=$(awk 'NF {last=$0} END {print (last == "" ? "None" : last)}' "$loss_file")
@@ -127,6 +138,7 @@ wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.
   DeviceType=$(uname -m)
   {
     echo "------------------ Final result ------------------"
+    if [ -n "$nothing_trained" ]; then echo "no step time measured: $nothing_trained"; fi
     echo "Final Performance ${FPS_UNIT}/sec : $ActualFPS"
     echo "Final Train Accuracy : $TrainAccuracy"
     echo "E2E Training Duration sec : $e2e"

@@ -251,10 +251,11 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
     epoch = step // steps_per_epoch
     max_step = config.max_step or config.epochs * steps_per_epoch
     if config.patience and wait >= config.patience:
-        print("early stopping already reached in %s (no better val_acc for %d epochs)" % (hist_path, wait))
+        print("nothing to train: early stopping already reached in %s (no better val_acc for %d epochs)"
+              % (hist_path, wait))
         return history
     if step >= max_step or epoch >= config.epochs:
-        print("nothing to do: checkpoint at step %d, epochs %d, max_step %d" % (step, config.epochs, max_step))
+        print("nothing to train: checkpoint at step %d, epochs %d, max_step %d" % (step, config.epochs, max_step))
         return history
     sess.run(g.train_iter.initializer)
     timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))

@@ -11,6 +11,13 @@ FAKE_TRAIN = textwrap.dedent("""\
     import sys
     args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
     print("args:", sorted(args.items()))
+    if args.get("finished") == "1":   # a rerun on a checkpoint that already reached its steps
+        print("nothing to train: checkpoint already at step 40")
+        print("accuracy_sources: 0.875")
+        print("step_time_summary: mean_dt=nan steps=0 warmup=0 throughput=0.00 images/s")
+        sys.exit(0)
+    if args.get("finished") == "lost":   # no step time and no reason: the summary must fail
+        sys.exit(0)
     for step, loss in enumerate([2.5, 1.5, 0.75], 1):
         print("step %d loss : %.2f" % (step, loss))
     print("accuracy_sources: 0.875")
@@ -25,13 +32,16 @@ WRAPPER = textwrap.dedent("""\
     BatchSize=32
     data_path=""
     exit_code=0
+    finished=0
     source "{repo}/common/ascend_wrapper.sh"
     wrapper_flag data_path "source data of training"
     wrapper_flag exit_code "exit status of the fake training"
+    wrapper_flag finished "1: nothing left to train; lost: no step time"
     wrapper_parse "$@"
     extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
     extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
-    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" $(ascend_args)
+    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished" \\
+        $(ascend_args)
     wrapper_summary acc
 """)
 
@@ -84,3 +94,17 @@ def test_unknown_flag_and_help(fake_model, tmp_path):
     proc = run(["bash", script, "--help"], OUTPUT_ROOT=tmp_path / "out")
     assert "--data_path" in proc.stdout and "--precision_mode" in proc.stdout
     assert not os.path.exists(str(tmp_path / "out"))
+
+
+def test_finished_checkpoint_reports_no_performance(fake_model, tmp_path):
+    script = str(fake_model / "test" / "train_full_1p.sh")
+    proc = run(["bash", script, "--finished=1"], OUTPUT_ROOT=tmp_path / "out")
+    assert "no step time measured: nothing to train: checkpoint already at step 40" in proc.stdout
+    assert "Final Performance images/sec : None" in proc.stdout
+    assert "Final Train Accuracy : 0.875" in proc.stdout
+    keys = dict(line.split(" = ", 1) for line in
+                (tmp_path / "out" / "0" / "FakeNet_for_TensorFlow_bs32_1p_acc.log").read_text().splitlines())
+    assert keys["ActualFPS"] == "None" and keys["TrainingTime"] == "None" and keys["ActualLoss"] == "None"
+    # Without the "nothing to train" line a missing step time is still an error.
+    proc = run(["bash", script, "--finished=lost"], check=False, OUTPUT_ROOT=tmp_path / "out2")
+    assert proc.returncode == 1 and "no step_time_summary line with a step time" in proc.stdout

@@ -245,6 +245,9 @@ def test_train_resume_evaluate_export_round_trip(tmp_path, image_data, capsys):
     assert "resumed from" in capsys.readouterr().out
     assert [int(row["epoch"]) for row in history] == [1, 2, 3]
     assert int(history[-1]["steps"]) == 3 * (33 // 8)
+    capsys.readouterr()
+    assert len(trainer.train(config)) == 3   # finished: the wrappers report no step time instead of failing
+    assert "nothing to train: checkpoint at step %d" % (3 * (33 // 8)) in capsys.readouterr().out
     with pytest.raises(UserError, match="holds a different model"):
         trainer.train(tiny_config(tmp_path, image_data, model="large"))
 
