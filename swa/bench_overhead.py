@@ -220,12 +220,14 @@ def benchmark(config, rounds, printer=print):
         wall = np.concatenate([p["paired_ratios"] for p in parts])
         cpu = np.concatenate([p["cpu_paired_ratios"] for p in parts])
         share = sum(p["hooks_total"] for p in parts) / sum(p["swa_total"] for p in parts)
+        typical = np.median([p["hooks"] for p in parts]) / np.median([p["swa"] for p in parts])
         wall_lo, wall_hi = median_ci(wall)
         cpu_lo, cpu_hi = median_ci(cpu)
         printer("all %d rounds, %s: median of %d paired epoch ratios, wall %+.1f%% (95%% CI %+.1f%% .. %+.1f%%), "
-                "process CPU %+.1f%% (95%% CI %+.1f%% .. %+.1f%%); callback's own time %.2f%% of the SWA epochs"
+                "process CPU %+.1f%% (95%% CI %+.1f%% .. %+.1f%%); callback's own time %.2f%% of the SWA epochs "
+                "(median epoch: %.2f%%)"
                 % (rounds, label, len(wall), 100 * (np.median(wall) - 1), 100 * (wall_lo - 1), 100 * (wall_hi - 1),
-                   100 * (np.median(cpu) - 1), 100 * (cpu_lo - 1), 100 * (cpu_hi - 1), 100 * share))
+                   100 * (np.median(cpu) - 1), 100 * (cpu_lo - 1), 100 * (cpu_hi - 1), 100 * share, 100 * typical))
     return results
 
 
