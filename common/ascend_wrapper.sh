@@ -8,6 +8,7 @@
 #   extract_accuracy() { ...prints the final accuracy from "$1" (optional; None if undefined)... }
 #   wrapper_run "$PYTHON" train.py --data_dir="$data_path" $(ascend_args)
 #   wrapper_summary acc        # or perf
+# Data-parallel wrappers call data_parallel_route <workers> then data_parallel_run <command> instead of wrapper_run.
 #
 # Outputs: $OUTPUT_DIR = ${OUTPUT_ROOT:-<model>/test/output}/$ASCEND_DEVICE_ID with the full log
 # train_$ASCEND_DEVICE_ID.log, checkpoints under ckpt*/, ${CaseName}.log and train_${CaseName}_loss.txt.
@@ -103,6 +104,38 @@ wrapper_run() {  # run one training/eval command from the model directory, log t
     echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
     exit "$status"
   fi
+}
+
+data_parallel_route() {  # sets route (npu|collective) and RankSize; $1 = worker processes off Ascend
+  # Ascend: one process per device of RANK_TABLE_FILE (RANK_SIZE of them, default 8), HCCL all-reduce.
+  # Elsewhere: $1 local processes under MultiWorkerMirroredStrategy over loopback.
+  if "$PYTHON" -c "import sys; from common import npu_session; sys.exit(0 if npu_session.on_npu() else 3)" \
+      >/dev/null 2>&1; then
+    route=npu
+    RankSize="${RANK_SIZE:-8}"
+    if [ -z "${RANK_TABLE_FILE:-}" ] || [ ! -f "$RANK_TABLE_FILE" ]; then
+      echo "$(basename "$WRAPPER_SCRIPT"): set RANK_TABLE_FILE to the HCCL rank table of the $RankSize devices" \
+           "(now '${RANK_TABLE_FILE:-}')" | tee -a "$LOG" >&2
+      exit 2
+    fi
+    export RANK_TABLE_FILE JOB_ID="${JOB_ID:-10087}"
+  else
+    route=collective
+    RankSize="$1"
+  fi
+}
+
+data_parallel_run() {  # run a training command on every rank (common.launch, from the model directory)
+  # Rank r logs to <output root>/<r>/train_<r>.log; the launcher stops every worker when one fails, and so do we.
+  # Afterwards TRAIN_LOG is rank 0's log, which carries the losses and the step time.
+  local status=0
+  (cd "$MODEL_DIR" && "$PYTHON" -m common.launch --nproc="$RankSize" --route="$route" \
+     --output_root="$(dirname "$OUTPUT_DIR")" -- "$@") || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "$(basename "$WRAPPER_SCRIPT"): data-parallel training failed with exit status $status" >&2
+    exit "$status"
+  fi
+  TRAIN_LOG="$(dirname "$OUTPUT_DIR")/0/train_0.log"
 }
 
 wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.log

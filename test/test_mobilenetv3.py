@@ -326,3 +326,11 @@ def test_upstream_keras_h5_weights_load_in_order(tmp_path):
             weights.load_initial(sess, path, variables, "paper")
         with pytest.raises(UserError, match="holds %d weight arrays but" % len(arrays)):
             weights.load_initial(sess, path, variables[:-1], "upstream")
+
+
+def test_8p_wrapper_on_ascend_needs_a_rank_table(tmp_path, image_data):
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_8p.sh"), "--data_path=" + image_data],
+               fake_npu=True, record_file=tmp_path / "calls.jsonl", OUTPUT_ROOT=tmp_path / "out", check=False,
+               RANK_TABLE_FILE=tmp_path / "missing.json")
+    assert proc.returncode == 2
+    assert "train_full_8p.sh: set RANK_TABLE_FILE to the HCCL rank table of the 8 devices" in proc.stdout

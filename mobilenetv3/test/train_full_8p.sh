@@ -35,33 +35,12 @@ modeldir="${modeldir:-$OUTPUT_DIR/ckpt}"
 if [ -z "$data_path" ]; then echo "train_full_8p.sh: --data_path is required (see --help)" >&2; exit 2; fi
 data_path="$(abs_path "$data_path")"
 modeldir="$(abs_path "$modeldir")"
-if "$PYTHON" -c "import sys; from common import npu_session; sys.exit(0 if npu_session.on_npu() else 3)" \
-    >/dev/null 2>&1; then
-  route=npu
-  RankSize="${RANK_SIZE:-8}"
-  if [ -z "${RANK_TABLE_FILE:-}" ] || [ ! -f "$RANK_TABLE_FILE" ]; then
-    echo "train_full_8p.sh: set RANK_TABLE_FILE to the HCCL rank table of the $RankSize devices" \
-         "(now '${RANK_TABLE_FILE:-}')" | tee -a "$LOG" >&2
-    exit 2
-  fi
-  export RANK_TABLE_FILE JOB_ID="${JOB_ID:-10087}"
-else
-  route=collective
-  RankSize="$workers"
-fi
+data_parallel_route "$workers"
 extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
 extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }
 
-# The launcher writes each rank's log itself and stops every worker when one fails.
-status=0
-(cd "$MODEL_DIR" && "$PYTHON" -m common.launch --nproc="$RankSize" --route="$route" \
-   --output_root="$(dirname "$OUTPUT_DIR")" -- "$PYTHON" train_cls.py --data_path="$data_path" \
-   --model="$model" --image_size="$image_size" --epochs="$epochs" --max_step="$max_step" \
-   --learning_rate="$learning_rate" --batch="$batch" --modeldir="$modeldir" --save_interval="$save_interval" \
-   $(ascend_args)) || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "train_full_8p.sh: data-parallel training failed with exit status $status" >&2
-  exit "$status"
-fi
-LOG="$(dirname "$OUTPUT_DIR")/0/train_0.log"   # rank 0's log carries the losses and the step time
+data_parallel_run "$PYTHON" train_cls.py --data_path="$data_path" --model="$model" --image_size="$image_size" \
+  --epochs="$epochs" --max_step="$max_step" --learning_rate="$learning_rate" --batch="$batch" --modeldir="$modeldir" \
+  --save_interval="$save_interval" $(ascend_args)
+LOG="$TRAIN_LOG"
 wrapper_summary acc
