@@ -2,7 +2,7 @@
 SWA run and plain-SGD baseline start from the same weights and see the same batch order) and summarises the
 per-seed differences: mean with a 95% t interval, wins/ties/losses and a two-sided sign test.
 
-    python swa/compare_seeds.py --seeds=2-21 [--lock=/tmp/bench.lock] [--log_dir=DIR] [-- seed-script flags]
+    python swa/compare_seeds.py --seeds=2-21 [--jobs=2 | --lock=/tmp/bench.lock] [--log_dir=DIR] [-- script flags]
 """
 import argparse
 import concurrent.futures
