@@ -227,7 +227,8 @@ class MetaLearner(object):
 
     # ---- inner loop -----------------------------------------------------------------------------------------
     def sample_masks(self, fast, batch):
-        """Masks for the fast-weight keys, drawn once per task and reused for every inner step."""
+        """Masks for the fast-weight keys: shared (per-unit) masks are drawn once per task and reused for every
+        inner step; per-entry masks (share_M=False) are drawn again at each step, as upstream does."""
         s = self.spec
         if not s.use_M:
             return None
@@ -250,12 +251,16 @@ class MetaLearner(object):
         masks = self.sample_masks(fast, batch)
         outputa = self.forward(inputa, fast)
         lossa = self.task_loss(outputa, labela)
-        out = {"outputa": outputa, "lossa": lossa, "outputbs": [], "lossesb": [], "masks": masks,
+        out = {"outputa": outputa, "lossa": lossa, "outputbs": [], "lossesb": [], "masks": masks, "step_masks": [],
                "outputb_pre": self.forward(inputb, fast)}
         inner_loss = lossa
         for step in range(num_steps):
             if step > 0:
                 inner_loss = self.task_loss(self.forward(inputa, fast), labela)
+                if masks is not None and not s.share_M:
+                    # as upstream: per-entry masks are drawn anew for every inner step (shared ones once per task)
+                    masks = self.sample_masks(fast, batch)
+            out["step_masks"].append(masks)
             params = [fast[k] for k in self.train_keys]
             grads = tf.gradients(tf.reduce_sum(inner_loss), params)
             fast = dict(fast)

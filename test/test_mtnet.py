@@ -106,6 +106,21 @@ def test_inner_step_skips_T_and_is_masked_by_M(share_M):
     assert np.count_nonzero(gv[1]) > 0                         # straight-through gradient to the logits
 
 
+@pytest.mark.parametrize("share_M", [True, False])
+def test_per_entry_masks_are_drawn_for_every_inner_step(share_M):
+    """As upstream: shared masks once per task, per-entry masks anew at each inner step."""
+    with tf.Graph().as_default():
+        tf1.set_random_seed(2)
+        learner = MetaLearner(_spec(use_T=True, use_M=True, share_M=share_M))
+        tasks = T.sinusoid_tasks(4, 20)
+        out = learner.build(*T.split_support_query(tasks.x, tasks.y, 10), num_steps=2)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            first, second = sess.run([out["step_masks"][0]["w2"], out["step_masks"][1]["w2"]])
+    assert set(np.unique(first)) == {0.0, 1.0} and first.shape == second.shape
+    assert np.array_equal(first, second) == share_M
+
+
 def test_stop_grad_drops_second_order_terms():
     def outer_grad(stop_grad):
         with tf.Graph().as_default():
