@@ -357,6 +357,8 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
     print("training %s from step %d to %d: %d tasks x (%d-way %d-shot + %d queries) = %d images per step"
           % (cfg.variant, start, total, sampler.tasks, sampler.ways, sampler.shots, sampler.queries,
              images_per_step), flush=True)
+    if start >= total:   # a rerun on a finished checkpoint: the wrappers report no step time
+        print("nothing to train: the checkpoint in %s is at step %d of %d" % (train_dir, start, total), flush=True)
     step = start
     last_saved = start
     while step < total:

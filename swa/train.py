@@ -207,7 +207,8 @@ def _fit(name, model, config, train, timer, swa=None, model_dir=""):
         model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=0, shuffle=True)
     else:
-        print("%s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir), flush=True)
+        print("nothing to train: %s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir),
+              flush=True)
     return report.epoch_times, checkpoint.last_iterate
 
 

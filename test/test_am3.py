@@ -60,6 +60,11 @@ def test_variant_trains_resumes_evaluates_and_tests(variant, data_dir, tmp_path,
     assert "resumed from" in out and "from step 3 to 5" in out and "step 3, loss : " in out
     assert "step 0, loss" not in out
     assert checkpoint_steps(log / "train")[-1] == 5
+    if variant == "AM3_TADAM":   # a rerun on the finished checkpoint trains nothing and says so for the wrappers
+        am3_train.run(config(variant, data_dir, log, "--number_of_steps=5"))
+        out = capsys.readouterr().out
+        assert "nothing to train: the checkpoint in %s is at step 5 of 5" % (log / "train") in out
+        assert "step 5, loss" not in out and checkpoint_steps(log / "train")[-1] == 5
 
     results = am3_train.run(config(variant, data_dir, log, "--mode=test"))
     assert results["episodes"] == 4 and results["step"] == 5 and 0.0 <= results["accuracy"] <= 1.0
