@@ -189,9 +189,10 @@ def save_dir(cluster, model_dir):
 
     Under MultiWorkerMirroredStrategy every rank must run each save: reading the batch-norm moving statistics
     (sync-on-read variables) is an all-reduce, and a save run by rank 0 alone waits forever for the others.
+    On Ascend a rank may skip saving; if it saves, it must not write into rank 0's directory either.
     The scratch copies are deleted when the process exits; only rank 0's checkpoints are kept.
     """
-    if cluster.is_chief or cluster.route != "collective":
+    if cluster.is_chief:
         return model_dir
     import atexit
     import shutil

@@ -147,3 +147,12 @@ def test_broadcast_uses_hccl_on_npu_only(fake_npu):
         tf.compat.v1.get_variable("step", [], tf.int64)
         npu_session.broadcast_variables_op()
     assert [c["kwargs"] for c in fake_npu if c["name"] == "hccl_ops.broadcast"] == [{"root_rank": 0, "count": 1}]
+
+
+@pytest.mark.parametrize("route", ["npu", "collective"])
+def test_only_rank_0_saves_into_the_model_dir(route, tmp_path):
+    model_dir = str(tmp_path / "ckpt")
+    assert distributed.save_dir(distributed.Cluster(0, 2, route), model_dir) == model_dir
+    other = distributed.save_dir(distributed.Cluster(1, 2, route), model_dir)
+    assert not os.path.abspath(other).startswith(os.path.abspath(model_dir))
+    assert distributed.save_dir(distributed.Cluster(), model_dir) == model_dir

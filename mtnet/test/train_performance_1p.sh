@@ -10,7 +10,6 @@ use_T=True
 use_M=True
 share_M=True
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
-source "$MODEL_DIR/test/nothing_trained.sh"
 wrapper_flag train_steps "meta-training iterations"
 wrapper_flag use_T "learn the transformations T (T-net, MT-net)"
 wrapper_flag use_M "learn the masks M (MT-net)"
@@ -22,4 +21,4 @@ wrapper_run "$PYTHON" main.py --datasource=sinusoid --metatrain_iterations="$tra
   --meta_batch_size="$BatchSize" --update_lr=0.01 --norm=None --update_batch_size=10 --use_T="$use_T" \
   --use_M="$use_M" --share_M="$share_M" --resume=False --log=False --print_interval=$(( train_steps / 10 > 0 ? train_steps / 10 : 1 )) \
   --logdir="$OUTPUT_DIR/ckpt_perf" $(ascend_args)
-summary_or_nothing_trained perf   # no step time if the checkpoint had nothing left to train
+wrapper_summary perf
