@@ -146,6 +146,19 @@ def _fallback_threads(config):
     # Intra-op threads do the math; a couple of inter-op threads keep the input pipeline moving.
     config.intra_op_parallelism_threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", os.cpu_count() or 1))
     config.inter_op_parallelism_threads = int(os.environ.get("TF_NUM_INTEROP_THREADS", 2))
+    if onednn_build():
+        # oneDNN's OpenMP threads spin 200 ms after each op by default, starving the tf.data threads that share
+        # the cores: MobileNetV3 training ran at half speed on 2 cores. Read when OpenMP starts (first oneDNN op).
+        os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+
+def onednn_build():
+    """True under intel-tensorflow (`setup.sh --intel`), whose CPU kernels are oneDNN's."""
+    try:
+        from tensorflow.python import pywrap_tensorflow
+        return bool(pywrap_tensorflow.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return False
 
 
 def _base_config():

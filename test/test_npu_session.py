@@ -1,6 +1,7 @@
 """common/npu_session.py and common/ascend_flags.py on both routes: fake Ascend and plain TF."""
 import argparse
 import json
+import os
 
 import numpy as np
 import pytest
@@ -106,6 +107,16 @@ def test_fallback_builds_plain_configs(no_npu):
     line = npu_session.describe(options)
     assert "fallback" in line and "fp32" in line and "fixed 1024" in line
     assert "Ascend NPU" not in line and "ignored off Ascend: data dump, overflow dump, profiling" in line
+
+
+@pytest.mark.parametrize("onednn, preset, expected", [(True, None, "0"), (True, "30", "30"), (False, None, None)])
+def test_onednn_build_stops_openmp_spinning_unless_set(no_npu, monkeypatch, onednn, preset, expected):
+    monkeypatch.setattr(npu_session, "onednn_build", lambda: onednn)
+    monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
+    if preset is not None:
+        monkeypatch.setenv("KMP_BLOCKTIME", preset)
+    npu_session.session_config(options_from_argv(FLAGS))
+    assert os.environ.get("KMP_BLOCKTIME") == expected
 
 
 @pytest.mark.parametrize("loss_scale", ["128", "dynamic"])
