@@ -1,4 +1,5 @@
 """Shared fixtures: the fake npu_bridge, and running the project's scripts in a subprocess."""
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,14 @@ def run(args, cwd=REPO, timeout=600, check=True, **env_kwargs):
 def run_python(script_and_args, **kwargs):
     """Run a Python script of the project with this interpreter."""
     return run([sys.executable] + [str(a) for a in script_and_args], **kwargs)
+
+
+def rank_table(tmp_path, devices, name="rank_table.json"):
+    """Write an Ascend rank table (format 1.0, one server) listing `devices`; returns its path."""
+    table = {"version": "1.0", "status": "completed", "server_count": "1",
+             "server_list": [{"server_id": "10.0.0.1", "device": [
+                 {"device_id": str(d), "device_ip": "192.168.100.%d" % (d + 1), "rank_id": str(i)}
+                 for i, d in enumerate(devices)]}]}
+    path = tmp_path / name
+    path.write_text(json.dumps(table))
+    return str(path)

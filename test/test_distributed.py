@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from common import distributed, launch, npu_session
 from common.errors import UserError
-from conftest import REPO, run
+from conftest import REPO, rank_table, run
 
 WORKER = os.path.join(REPO, "test", "dist_worker.py")
 
@@ -70,16 +70,6 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         busy.close()
     assert proc.returncode == 2
     assert "error: port %d on 127.0.0.1 is already in use" % port in proc.stdout
-
-
-def rank_table(tmp_path, devices, name="rank_table.json"):
-    table = {"version": "1.0", "status": "completed", "server_count": "1",
-             "server_list": [{"server_id": "10.0.0.1", "device": [
-                 {"device_id": str(d), "device_ip": "192.168.100.%d" % (d + 1), "rank_id": str(i)}
-                 for i, d in enumerate(devices)]}]}
-    path = tmp_path / name
-    path.write_text(json.dumps(table))
-    return str(path)
 
 
 def test_rank_table_formats_and_errors(tmp_path):

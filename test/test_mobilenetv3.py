@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import REPO, run, run_python
+from conftest import REPO, rank_table, run, run_python
 from common.errors import UserError
 from mobilenetv3 import data, inference, madds, trainer
 from mobilenetv3 import model as M
@@ -276,15 +276,12 @@ def test_8p_wrapper_trains_with_two_cpu_workers(tmp_path, image_data):
 
 
 def test_8p_wrapper_on_the_npu_route(tmp_path, image_data):
-    table = {"version": "1.0", "server_count": "1", "status": "completed", "server_list": [
-        {"server_id": "127.0.0.1", "device": [{"device_id": "0", "device_ip": "192.168.1.1", "rank_id": "0"},
-                                              {"device_id": "1", "device_ip": "192.168.1.2", "rank_id": "1"}]}]}
-    (tmp_path / "rank_table.json").write_text(json.dumps(table))
+    table = rank_table(tmp_path, [0, 1])
     record = tmp_path / "npu_calls.jsonl"
     out = tmp_path / "out"
     run(["bash", os.path.join(MODEL_DIR, "test", "train_full_8p.sh"), "--data_path=" + image_data,
          "--image_size=32", "--batch=4", "--epochs=2"], fake_npu=True, record_file=record, OUTPUT_ROOT=out,
-        RANK_SIZE=2, RANK_TABLE_FILE=tmp_path / "rank_table.json", timeout=400)
+        RANK_SIZE=2, RANK_TABLE_FILE=table, timeout=400)
     for rank in (0, 1):
         assert "cluster: rank %d of 2 (HCCL on Ascend), device %d" % (rank, rank) in \
             (out / str(rank) / ("train_%d.log" % rank)).read_text()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from common.errors import UserError
 from common.npu_session import NpuOptions
-from conftest import REPO, run, run_python
+from conftest import REPO, rank_table, run, run_python
 from mtnet import tasks as T
 from mtnet import model as mtnet_model
 from mtnet import trainer
@@ -342,14 +342,11 @@ def trainer_weights_at(path):
 
 
 def test_8p_wrapper_on_the_npu_route(tmp_path):
-    table = {"version": "1.0", "server_count": "1", "status": "completed", "server_list": [
-        {"server_id": "127.0.0.1", "device": [{"device_id": "0", "device_ip": "192.168.1.1", "rank_id": "0"},
-                                              {"device_id": "1", "device_ip": "192.168.1.2", "rank_id": "1"}]}]}
-    (tmp_path / "rank_table.json").write_text(json.dumps(table))
+    table = rank_table(tmp_path, [0, 1])
     record = tmp_path / "npu_calls.jsonl"
     out = tmp_path / "out"
     run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_8p.sh"), "--train_steps=12"], fake_npu=True,
-        record_file=record, OUTPUT_ROOT=out, RANK_SIZE=2, RANK_TABLE_FILE=tmp_path / "rank_table.json", timeout=400)
+        record_file=record, OUTPUT_ROOT=out, RANK_SIZE=2, RANK_TABLE_FILE=table, timeout=400)
     for rank in (0, 1):
         assert "cluster: rank %d of 2 (HCCL on Ascend), device %d" % (rank, rank) in \
             (out / str(rank) / ("train_%d.log" % rank)).read_text()
