@@ -127,25 +127,30 @@ def warp(image, height, width, matrix, shift):
     Output pixel p (in the height x width frame) samples the resized image at A (p - centre) + centre + shift * size,
     i.e. the source image at the corresponding point; coordinates beyond the border are clamped, which repeats
     the edge pixels (Keras's fill_mode='nearest').
+    The source coordinates are folded into one scalar affine map per axis applied to constant pixel grids: with
+    [HW, 2] tensors and broadcasts, the coordinate arithmetic cost more than the sampling itself.
     """
     src_h, src_w = tf.shape(image)[0], tf.shape(image)[1]
-    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
-    size = tf.constant([height, width], tf.float32)
-    centre = (size - 1.0) / 2.0
-    out = tf.stack([tf.reshape(rows, [-1]), tf.reshape(cols, [-1])], axis=1) - centre      # [HW, 2] (row, col)
-    pos = tf.matmul(out, matrix, transpose_b=True) + centre + shift * size
-    scale = tf.cast(tf.stack([src_h, src_w]), tf.float32) / size
-    src = (pos + 0.5) * scale - 0.5                        # half-pixel centres, as tf.image.resize
-    src_r = tf.clip_by_value(src[:, 0], 0.0, tf.cast(src_h - 1, tf.float32))
-    src_c = tf.clip_by_value(src[:, 1], 0.0, tf.cast(src_w - 1, tf.float32))
+    rows, cols = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+    centre_r, centre_c = (height - 1) / 2.0, (width - 1) / 2.0
+    grid_r, grid_c = tf.constant(rows.ravel() - centre_r), tf.constant(cols.ravel() - centre_c)
+    # Source pixel = (sampled point + 0.5) * source/output scale - 0.5: half-pixel centres, as tf.image.resize.
+    scale_r = tf.cast(src_h, tf.float32) / height
+    scale_c = tf.cast(src_w, tf.float32) / width
+    offset_r = (centre_r + shift[0] * height + 0.5) * scale_r - 0.5
+    offset_c = (centre_c + shift[1] * width + 0.5) * scale_c - 0.5
+    src_r = grid_r * (matrix[0, 0] * scale_r) + grid_c * (matrix[0, 1] * scale_r) + offset_r
+    src_c = grid_r * (matrix[1, 0] * scale_c) + grid_c * (matrix[1, 1] * scale_c) + offset_c
+    src_r = tf.clip_by_value(src_r, 0.0, tf.cast(src_h - 1, tf.float32))
+    src_c = tf.clip_by_value(src_c, 0.0, tf.cast(src_w - 1, tf.float32))
     r0, c0 = tf.floor(src_r), tf.floor(src_c)
     fr, fc = (src_r - r0)[:, None], (src_c - c0)[:, None]
     r0, c0 = tf.cast(r0, tf.int32), tf.cast(c0, tf.int32)
     r1, c1 = tf.minimum(r0 + 1, src_h - 1), tf.minimum(c0 + 1, src_w - 1)
-    flat = tf.reshape(image, [src_h * src_w, -1])
-    corners = tf.cast(tf.gather(flat, tf.concat([r0 * src_w + c0, r0 * src_w + c1, r1 * src_w + c0,
-                                                 r1 * src_w + c1], 0)), tf.float32)
-    p00, p01, p10, p11 = tf.split(corners, 4)
+    flat = tf.reshape(tf.cast(image, tf.float32), [src_h * src_w, -1])
+    row0, row1 = r0 * src_w, r1 * src_w
+    p00, p01 = tf.gather(flat, row0 + c0), tf.gather(flat, row0 + c1)
+    p10, p11 = tf.gather(flat, row1 + c0), tf.gather(flat, row1 + c1)
     top = p00 + (p01 - p00) * fc
     bottom = p10 + (p11 - p10) * fc
     return tf.reshape(top + (bottom - top) * fr, [height, width, -1])
