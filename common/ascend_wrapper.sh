@@ -9,6 +9,8 @@
 #   wrapper_run "$PYTHON" train.py --data_dir="$data_path" $(ascend_args)
 #   wrapper_summary acc        # or perf
 # Data-parallel wrappers call data_parallel_route <workers> then data_parallel_run <command> instead of wrapper_run.
+# Wrappers of one model that share their flags declare them once in a file of their own (e.g.
+# mobilenetv3/test/train_flags.sh) sourced after this one; a wrapper may change a default before wrapper_parse.
 #
 # Outputs: $OUTPUT_DIR = ${OUTPUT_ROOT:-<model>/test/output}/$ASCEND_DEVICE_ID with the full log
 # train_$ASCEND_DEVICE_ID.log, checkpoints under ckpt*/, ${CaseName}.log and train_${CaseName}_loss.txt.
@@ -31,7 +33,7 @@ WRAPPER_HELP=()
 
 wrapper_flag() {  # name "help text": declare a --name=value flag stored in the shell variable $name
   WRAPPER_FLAGS+=("$1")
-  WRAPPER_HELP+=("$(printf '    --%-22s %s (default: %s)' "$1" "$2" "${!1:-none}")")
+  WRAPPER_HELP+=("$2")
 }
 
 # Ascend flags every wrapper passes through to its script (empty: the script's own default).
@@ -43,7 +45,11 @@ unset _flag
 wrapper_usage() {
   echo "usage: $(basename "$WRAPPER_SCRIPT") [--flag=value ...]"
   echo "parameter explain:"
-  printf '%s\n' "${WRAPPER_HELP[@]}"
+  local i name
+  for i in "${!WRAPPER_FLAGS[@]}"; do   # defaults as they stand now: a wrapper may change a shared flag's default
+    name="${WRAPPER_FLAGS[$i]}"
+    printf '    --%-22s %s (default: %s)\n' "$name" "${WRAPPER_HELP[$i]}" "${!name:-none}"
+  done
   echo "    --precision_mode         precision mode (allow_fp32_to_fp16/force_fp16/must_keep_origin_dtype/allow_mix_precision)"
   echo "    --loss_scale             off, dynamic or a fixed scale such as 1024"
   echo "    --iterations_per_loop    steps per NPU loop"

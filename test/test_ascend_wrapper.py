@@ -108,3 +108,17 @@ def test_finished_checkpoint_reports_no_performance(fake_model, tmp_path):
     # Without the "nothing to train" line a missing step time is still an error.
     proc = run(["bash", script, "--finished=lost"], check=False, OUTPUT_ROOT=tmp_path / "out2")
     assert proc.returncode == 1 and "no step_time_summary line with a step time" in proc.stdout
+
+
+def test_help_shows_the_default_a_wrapper_sets_after_sharing_flags(tmp_path):
+    # SWA's two wrappers declare their flags once (swa/test/train_flags.sh); the performance run then shortens
+    # the defaults, and --help must show the values the run will use.
+    def default_of(script, flag):
+        out = run(["bash", os.path.join(REPO, "swa", "test", script), "--help"], OUTPUT_ROOT=tmp_path).stdout
+        line = next(line for line in out.splitlines() if line.strip().startswith("--%s " % flag))
+        return line.rsplit("(default: ", 1)[1].rstrip(")")
+
+    assert default_of("train_full_1p.sh", "train_epochs") == "100"
+    assert default_of("train_performance_1p.sh", "train_epochs") == "10"
+    assert default_of("train_performance_1p.sh", "swa_start") == "5"
+    assert default_of("train_performance_1p.sh", "batch_size") == "16384"

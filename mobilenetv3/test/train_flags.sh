@@ -1,0 +1,36 @@
+# The training flags of train_full_1p.sh and train_full_8p.sh. Source it right after common/ascend_wrapper.sh;
+# it declares the flags (defaults, --help lines) and the log extractors; after wrapper_parse,
+# train_flags_args checks --data_path and fills the array `args` with train_cls.py's arguments.
+Network="MobileNetV3_ID0256_for_TensorFlow"
+BatchSize=32                 # per device, images per step
+data_path=""
+model=small
+image_size=224
+epochs=20
+max_step=0
+learning_rate=0.001
+batch=32
+modeldir=""
+save_interval=0
+wrapper_flag data_path "source data of training (train/<class>/, validation/<class>/)"
+wrapper_flag model "large or small"
+wrapper_flag image_size "input height and width"
+wrapper_flag epochs "epochs (early stopping may end sooner)"
+wrapper_flag max_step "# of step for training (0: all epochs)"
+wrapper_flag learning_rate "learning rate"
+wrapper_flag batch "batch size per device"
+wrapper_flag modeldir "model dir (default <output>/ckpt; performance run: <output>/ckpt_perf, cleared first; data parallel: written by rank 0)"
+wrapper_flag save_interval "save interval for ckpt in steps (0: every epoch)"
+
+extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
+extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }
+
+train_flags_args() {
+  BatchSize="$batch"
+  if [ -z "$data_path" ]; then echo "$(basename "$WRAPPER_SCRIPT"): --data_path is required (see --help)" >&2; exit 2; fi
+  data_path="$(abs_path "$data_path")"
+  modeldir="$(abs_path "${modeldir:-$OUTPUT_DIR/ckpt}")"
+  args=(--data_path="$data_path" --model="$model" --image_size="$image_size" --epochs="$epochs"
+        --max_step="$max_step" --learning_rate="$learning_rate" --batch="$batch" --modeldir="$modeldir"
+        --save_interval="$save_interval")
+}

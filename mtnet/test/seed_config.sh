@@ -1,0 +1,36 @@
+# The seed configuration's flags, shared by train_full_1p.sh and train_full_8p.sh. Source it right after
+# common/ascend_wrapper.sh; it declares the flags (defaults, --help lines), the log extractors and
+# seed_config_args, which fills the array `args` with main.py's arguments once the flags are parsed.
+Network="MTnet_for_TensorFlow"
+BatchSize=4                    # meta_batch_size: tasks per step (and device)
+FPS_UNIT=tasks
+datasource=sinusoid
+train_steps=60000
+meta_batch_size=4
+update_lr=0.01
+update_batch_size=10
+norm=None
+use_T=True
+use_M=True
+share_M=True
+seed=1
+wrapper_flag datasource "sinusoid or polynomial"
+wrapper_flag train_steps "meta-training iterations"
+wrapper_flag meta_batch_size "tasks per step (on each device)"
+wrapper_flag update_lr "inner-loop step size"
+wrapper_flag update_batch_size "K, support points per task"
+wrapper_flag norm "batch_norm, layer_norm or None"
+wrapper_flag use_T "learn the transformations T (T-net, MT-net)"
+wrapper_flag use_M "learn the masks M (MT-net)"
+wrapper_flag share_M "one mask bit per unit"
+wrapper_flag seed "graph random seed (data parallel: rank r adds 1000 * r for its tasks and masks)"
+
+extract_losses()   { grep -a -o '^Iteration [0-9]*: [^,]*, [0-9.e+-]*' "$1" | awk '{print $NF}'; }
+extract_accuracy() { grep -a -o '^update10: mean [0-9.e+-]*' "$1" | awk '{print $NF}'; }   # test MSE, 10 steps
+
+seed_config_args() {
+  BatchSize="$meta_batch_size"
+  args=(--datasource="$datasource" --metatrain_iterations="$train_steps" --meta_batch_size="$meta_batch_size"
+        --update_lr="$update_lr" --norm="$norm" --resume=True --update_batch_size="$update_batch_size"
+        --use_T="$use_T" --use_M="$use_M" --share_M="$share_M" --seed="$seed" --logdir="$OUTPUT_DIR/ckpt")
+}
