@@ -207,6 +207,20 @@ def test_wrapper_trains_on_the_npu_route_and_writes_logs(tmp_path, image_data):
     assert any("LossScale" in name for name in calls), calls
 
 
+def test_performance_wrapper_reports_images_per_second_and_a_loss_per_step(tmp_path, image_data):
+    # 32 training images at batch 8 are 4 steps an epoch: the run goes on over epochs to --max_step.
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_performance_1p.sh"), "--data_path=" + image_data,
+                "--image_size=32", "--batch=8", "--max_step=9"], OUTPUT_ROOT=out, timeout=300)
+    assert "Final Performance images/sec : " in proc.stdout
+    case = "MobileNetV3_ID0256_for_TensorFlow_bs8_1p_perf"
+    summary = dict(line.split(" = ", 1) for line in (out / "0" / (case + ".log")).read_text().splitlines())
+    assert float(summary["ActualFPS"]) > 0
+    losses = (out / "0" / ("train_%s_loss.txt" % case)).read_text().split()
+    assert len(losses) == 9                       # --log_every=1: one loss line per step, all 9 steps ran
+    assert os.path.isdir(out / "0" / "ckpt_perf")
+
+
 def test_train_resume_evaluate_export_round_trip(tmp_path, image_data, capsys):
     config = tiny_config(tmp_path, image_data, epochs=2, dropout=0.0)
     history = trainer.train(config)
