@@ -506,6 +506,8 @@ def _test(cfg, options, exp_dir, checkpoint):
     print((means, stds, ci95))
     for j in range(len(means)):
         print("update%d: mean %.6f std %.6f ci95 %.6f" % (j, means[j], stds[j], ci95[j]))
+    if regression:
+        report_diverged(results)
     name = "test_ubs%d_stepsize%s_testiter%d" % (cfg.update_batch_size, cfg.update_lr, cfg.test_iter)
     base = os.path.join(exp_dir, name)
     with open(base + ".pkl", "wb") as f:
@@ -523,6 +525,31 @@ def _test(cfg, options, exp_dir, checkpoint):
     sess.close()
     return {"results": results, "means": means, "stds": stds, "ci95": ci95, "csv": base + ".csv",
             "pkl": base + ".pkl", "plots": plots}
+
+
+def diverged_tasks(losses):
+    """Tasks whose inner loop blew up: last-step loss not finite or above 10x the loss before adaptation.
+
+    Ten inner steps of the training step size extrapolate past the one step the model was trained for, and for
+    a rare task/mask draw the loss grows without bound; one such task turns the mean into inf or nonsense.
+    """
+    last, before = losses[:, -1], losses[:, 0]
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(last) | (last > 10.0 * before)
+
+
+def report_diverged(losses):
+    """Say which tasks diverged and the statistics over the others (the csv keeps upstream's plain means)."""
+    bad = diverged_tasks(losses)
+    if not bad.any() or bad.all():
+        return
+    rest = losses[~bad]
+    ci95 = 1.96 * rest.std(0) / np.sqrt(len(rest))
+    last = losses.shape[1] - 1
+    print("warning: %d of %d test tasks diverged in the inner loop (loss after %d steps not finite or above 10x "
+          "the loss before adaptation): task %s; over the other %d tasks update%d: mean %.6f ci95 %.6f"
+          % (bad.sum(), len(losses), last, ", ".join(str(i) for i in np.flatnonzero(bad)[:10]), len(rest), last,
+             rest[:, last].mean(), ci95[last]), flush=True)
 
 
 def _plot_tasks(cfg, sess, g, batch, exp_dir, num_steps):

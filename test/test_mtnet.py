@@ -163,6 +163,20 @@ def test_train_resume_and_test_mode(tmp_path):
     assert at20["results"].shape == (10, 2) and at20["csv"].endswith("testiter20.csv")
 
 
+def test_test_mode_names_diverged_tasks_and_reports_the_others(capsys):
+    losses = np.tile(np.linspace(3.0, 0.2, 11), (6, 1))
+    losses[2, 6:] = [40.0, 900.0, 1e9, 1e30, np.inf]        # blows up, as one MAML test task in 600 did here
+    losses[4, -1] = np.nan
+    losses[5, -1] = 2.9                                      # worse than after 1 step, but not diverged
+    assert list(trainer.diverged_tasks(losses)) == [False, False, True, False, True, False]
+    trainer.report_diverged(losses)
+    line = capsys.readouterr().out
+    assert "2 of 6 test tasks diverged" in line and "task 2, 4;" in line
+    assert "over the other 4 tasks update10: mean %.6f" % np.mean([0.2, 0.2, 0.2, 2.9]) in line
+    trainer.report_diverged(losses[[0, 1, 3]])
+    assert capsys.readouterr().out == ""
+
+
 def test_polynomial_and_batch_norm_train(tmp_path):
     cfg = _cfg(tmp_path, datasource="polynomial", poly_order=2, norm="batch_norm", metatrain_iterations=12)
     out = trainer.run(cfg, NpuOptions())
