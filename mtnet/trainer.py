@@ -541,15 +541,19 @@ def diverged_tasks(losses):
 def report_diverged(losses):
     """Say which tasks diverged and the statistics over the others (the csv keeps upstream's plain means)."""
     bad = diverged_tasks(losses)
-    if not bad.any() or bad.all():
+    if not bad.any():
+        return
+    last = losses.shape[1] - 1
+    which = ", ".join(str(i) for i in np.flatnonzero(bad)[:10]) + (", ..." if bad.sum() > 10 else "")
+    head = ("warning: %d of %d test tasks diverged in the inner loop (loss after %d steps not finite or above 10x "
+            "the loss before adaptation): task %s" % (bad.sum(), len(losses), last, which))
+    if bad.all():
+        print(head, flush=True)
         return
     rest = losses[~bad]
-    ci95 = 1.96 * rest.std(0) / np.sqrt(len(rest))
-    last = losses.shape[1] - 1
-    print("warning: %d of %d test tasks diverged in the inner loop (loss after %d steps not finite or above 10x "
-          "the loss before adaptation): task %s; over the other %d tasks update%d: mean %.6f ci95 %.6f"
-          % (bad.sum(), len(losses), last, ", ".join(str(i) for i in np.flatnonzero(bad)[:10]), len(rest), last,
-             rest[:, last].mean(), ci95[last]), flush=True)
+    ci95 = 1.96 * rest[:, last].std() / np.sqrt(len(rest))
+    print("%s; over the other %d tasks update%d: mean %.6f ci95 %.6f"
+          % (head, len(rest), last, rest[:, last].mean(), ci95), flush=True)
 
 
 def _plot_tasks(cfg, sess, g, batch, exp_dir, num_steps):

@@ -175,6 +175,8 @@ def test_test_mode_names_diverged_tasks_and_reports_the_others(capsys):
     assert "over the other 4 tasks update10: mean %.6f" % np.mean([0.2, 0.2, 0.2, 2.9]) in line
     trainer.report_diverged(losses[[0, 1, 3]])
     assert capsys.readouterr().out == ""
+    trainer.report_diverged(losses[[2, 4]])                 # all of them: said, with nothing to average
+    assert "2 of 2 test tasks diverged" in capsys.readouterr().out
 
 
 def test_polynomial_and_batch_norm_train(tmp_path):
