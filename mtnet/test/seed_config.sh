@@ -1,6 +1,7 @@
-# The seed configuration's flags, shared by train_full_1p.sh and train_full_8p.sh. Source it right after
-# common/ascend_wrapper.sh; it declares the flags (defaults, --help lines), the log extractors and
-# seed_config_args, which fills the array `args` with main.py's arguments once the flags are parsed.
+# The seed configuration's flags, shared by MT-net's wrappers. Source it right after common/ascend_wrapper.sh;
+# it declares the flags (defaults, --help lines; a wrapper may change a default before wrapper_parse), the log
+# extractors and seed_config_args <logdir> <resume>, which fills the array `args` with main.py's arguments once
+# the flags are parsed.
 Network="MTnet_for_TensorFlow"
 BatchSize=4                    # meta_batch_size: tasks per step (and device)
 FPS_UNIT=tasks
@@ -28,9 +29,9 @@ wrapper_flag seed "graph random seed (data parallel: rank r adds 1000 * r for it
 extract_losses()   { grep -a -o '^Iteration [0-9]*: [^,]*, [0-9.e+-]*' "$1" | awk '{print $NF}'; }
 extract_accuracy() { grep -a -o '^update10: mean [0-9.e+-]*' "$1" | awk '{print $NF}'; }   # test MSE, 10 steps
 
-seed_config_args() {
+seed_config_args() {  # $1 = logdir, $2 = resume (True/False)
   BatchSize="$meta_batch_size"
   args=(--datasource="$datasource" --metatrain_iterations="$train_steps" --meta_batch_size="$meta_batch_size"
-        --update_lr="$update_lr" --norm="$norm" --resume=True --update_batch_size="$update_batch_size"
-        --use_T="$use_T" --use_M="$use_M" --share_M="$share_M" --seed="$seed" --logdir="$OUTPUT_DIR/ckpt")
+        --update_lr="$update_lr" --norm="$norm" --resume="$2" --update_batch_size="$update_batch_size"
+        --use_T="$use_T" --use_M="$use_M" --share_M="$share_M" --seed="$seed" --logdir="$1")
 }

@@ -15,7 +15,7 @@ source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/seed_config.sh"
 wrapper_flag workers "worker processes off Ascend (on Ascend: one per device of RANK_TABLE_FILE)"
 wrapper_parse "$@"
-seed_config_args
+seed_config_args "$OUTPUT_DIR/ckpt" True
 data_parallel_route "$workers"
 data_parallel_run "$PYTHON" main.py "${args[@]}" $(ascend_args)
 if [ "$TRAIN_LOG" != "$LOG" ]; then cat "$TRAIN_LOG" >> "$LOG"; fi
