@@ -500,8 +500,7 @@ def _test(cfg, options, exp_dir, checkpoint):
             plot_batch = values[len(fetch):]
         rows.append(np.stack([np.reshape(v, [-1]) for v in values[:len(fetch)]], axis=1))
     results = np.concatenate(rows, 0)[:num_tasks]
-    means, stds = results.mean(0), results.std(0)
-    ci95 = 1.96 * stds / np.sqrt(num_tasks)
+    means, stds, ci95 = task_statistics(results)
     print("Mean validation accuracy/loss, stddev, and confidence intervals")
     print((means, stds, ci95))
     for j in range(len(means)):
@@ -527,6 +526,12 @@ def _test(cfg, options, exp_dir, checkpoint):
             "pkl": base + ".pkl", "plots": plots}
 
 
+def task_statistics(results):
+    """Mean, std and 95% confidence interval over the tasks (rows), as upstream's test mode computes them."""
+    means, stds = results.mean(0), results.std(0)
+    return means, stds, 1.96 * stds / np.sqrt(len(results))
+
+
 def diverged_tasks(losses):
     """Tasks whose inner loop blew up: last-step loss not finite or above 10x the loss before adaptation.
 
@@ -550,10 +555,9 @@ def report_diverged(losses):
     if bad.all():
         print(head, flush=True)
         return
-    rest = losses[~bad]
-    ci95 = 1.96 * rest[:, last].std() / np.sqrt(len(rest))
+    means, _, ci95 = task_statistics(losses[~bad])
     print("%s; over the other %d tasks update%d: mean %.6f ci95 %.6f"
-          % (head, len(rest), last, rest[:, last].mean(), ci95), flush=True)
+          % (head, (~bad).sum(), last, means[last], ci95[last]), flush=True)
 
 
 def _plot_tasks(cfg, sess, g, batch, exp_dir, num_steps):
