@@ -106,7 +106,9 @@ class EvalGraph(object):
         self.handle = v1.placeholder(tf.string, [], name="eval_split")
         iterator = v1.data.Iterator.from_string_handle(self.handle, v1.data.get_output_types(first),
                                                        v1.data.get_output_shapes(first))
-        self.iterators = {split: v1.data.make_one_shot_iterator(ds) for split, ds in datasets.items()}
+        # Initializable, not one-shot: the Ascend adapter aborts a session holding a one-shot iterator when
+        # iterations_per_loop > 1, and this graph shares the training session.
+        self.iterators = {split: v1.data.make_initializable_iterator(ds) for split, ds in datasets.items()}
         self._handle_ops = {split: it.string_handle() for split, it in self.iterators.items()}
         self._handles = {}
         table = None
@@ -118,7 +120,8 @@ class EvalGraph(object):
         self.names = list(names)
 
     def feed(self, sess, split):
-        if split not in self._handles:
+        if split not in self._handles:   # the endless episode stream of a split starts at its first use
+            sess.run(self.iterators[split].initializer)
             self._handles[split] = sess.run(self._handle_ops[split])
         return {self.handle: self._handles[split]}
 

@@ -67,7 +67,7 @@ class Cluster(object):
 class DataParallel(object):
     """How a tf.Session training loop runs one step on this cluster.
 
-        dp = DataParallel(cluster, npu_session.session_config(options))
+        dp = DataParallel(cluster, npu_session.session_config(options, cluster.distributed))
         with dp.scope():
             loss = dp.run_step(step_fn, images, labels)   # step_fn builds loss and train op, returns the loss
         sess = dp.session(graph)

@@ -4,7 +4,7 @@
 
 CPU/GPU: each worker gets TF_CONFIG for a loopback cluster (MultiWorkerMirroredStrategy) plus RANK_ID and
 RANK_SIZE. Ascend (--route npu, the default where npu_bridge imports): each worker gets ASCEND_DEVICE_ID,
-RANK_ID, RANK_SIZE and RANK_TABLE_FILE, one process per device of the rank table.
+RANK_ID, RANK_SIZE, RANK_TABLE_FILE and JOB_ID, one process per device of the rank table.
 Worker r's output goes to <output_root>/<r>/train_<r>.log; `{rank}` in the command is replaced by r.
 If any worker fails, the others are stopped (they would block forever in the next all-reduce) and the
 launcher exits with that worker's status.
@@ -59,9 +59,12 @@ def worker_environments(nproc, route, base_port=None, rank_table=None, env=None)
         if len(devices) != nproc:
             raise UserError("--nproc %d but rank table %s lists %d devices" % (
                 nproc, rank_table or env.get("RANK_TABLE_FILE"), len(devices)))
+        # One JOB_ID for all ranks: the adapter's all-reduce reads the job's rank size through it.
+        job_id = env.get("JOB_ID") or npu_session.DEFAULT_JOB_ID
         for rank, device in enumerate(devices):
             envs.append(dict(env, ASCEND_DEVICE_ID=str(device), RANK_ID=str(rank), RANK_SIZE=str(nproc),
-                             RANK_TABLE_FILE=os.path.abspath(rank_table or env["RANK_TABLE_FILE"])))
+                             RANK_TABLE_FILE=os.path.abspath(rank_table or env["RANK_TABLE_FILE"]),
+                             JOB_ID=job_id))
         return envs
     if base_port:
         ports = list(range(base_port, base_port + nproc))

@@ -3,7 +3,8 @@
 Every train script asks this module, and only this module, for its device configuration. When
 `npu_bridge` imports (an Ascend machine with the CANN TensorFlow adapter) the NPU route is used;
 otherwise the same calls return ordinary TensorFlow objects, so model code has one path.
-Set NPU_FALLBACK=1 to use the fallback even where npu_bridge is installed.
+Set NPU_FALLBACK=1 to use the fallback even where npu_bridge is installed. On a host that is clearly an Ascend
+host (CANN's environment variables are set) an npu_bridge that fails to import is an error, not a silent fallback.
 """
 import importlib
 import json
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 
 PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
 FALLBACK_ENV = "NPU_FALLBACK"
+# Set by CANN's set_env.sh: their presence says this is an Ascend host, where a CPU fallback is never silent.
+CANN_ENV = ("ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME", "ASCEND_OPP_PATH", "ASCEND_AICPU_PATH")
+# The adapter's distributed optimizer and NPUEstimator read the job id from JOB_ID; the ModelZoo scripts use this.
+DEFAULT_JOB_ID = "10087"
 # Dynamic loss scaling as the Ascend model zoo configures it.
 DYNAMIC_LOSS_SCALE = dict(init_loss_scale=2 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
                           decr_ratio=0.5)
@@ -55,16 +60,30 @@ class NpuOptions(object):
             raise UserError("iterations_per_loop must be a positive integer, got %r" % (self.iterations_per_loop,))
         if self.profiling:
             try:
-                json.loads(self.profiling_options)
+                parsed = json.loads(self.profiling_options)
             except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
                 raise UserError("profiling_options must be a JSON object, got %r" % self.profiling_options)
+        # CANN's DumpConfig: data dump and overflow detection are exclusive in one run.
+        if self.data_dump_flag and self.over_dump:
+            raise UserError("data_dump_flag and over_dump cannot be on together (CANN dumps one kind per run): "
+                            "choose one")
+
+    def output_directories(self):
+        """The directories the adapter expects to exist already: dump_path, and the profiling output."""
+        dirs = [self.dump_path] if (self.data_dump_flag or self.over_dump) else []
+        if self.profiling:
+            output = json.loads(self.profiling_options).get("output")
+            dirs.append(os.path.abspath(output) if output else self.dump_path)
+        return dirs
 
     def __repr__(self):
         return "NpuOptions(%s)" % ", ".join("%s=%r" % kv for kv in sorted(vars(self).items()))
 
 
 def parse_loss_scale(value):
-    """'off'/'false'/None -> None, 'dynamic'/'true' -> 'dynamic', a positive number -> float."""
+    """'off'/'false'/None -> None, 'dynamic'/'true' -> 'dynamic', a number >= 1 -> float."""
     if value is None or value is False:
         return None
     if value is True:
@@ -77,9 +96,10 @@ def parse_loss_scale(value):
     try:
         scale = float(text)
     except ValueError:
-        raise UserError("loss_scale must be 'off', 'dynamic' or a positive number, got %r" % (value,))
-    if not scale > 0 or scale == float("inf"):
-        raise UserError("loss_scale must be a positive finite number, got %r" % (value,))
+        raise UserError("loss_scale must be 'off', 'dynamic' or a number >= 1, got %r" % (value,))
+    # Both FixedLossScaleManager (npu_bridge's and TF's) reject a scale below 1.
+    if not scale >= 1 or scale == float("inf"):
+        raise UserError("loss_scale must be a finite number >= 1, got %r" % (value,))
     return scale
 
 
@@ -93,14 +113,32 @@ def npu_modules():
     if os.environ.get(FALLBACK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         return None
     if _npu is None:
-        try:
-            importlib.import_module("npu_bridge")
-            _npu = {name: importlib.import_module("npu_bridge.estimator." + name) for name in (
-                "npu.npu_config", "npu.npu_optimizer", "npu.npu_loss_scale_optimizer",
-                "npu.npu_loss_scale_manager", "npu.util", "npu_ops")}
-        except ImportError:
-            _npu = False
+        _npu = _import_npu_bridge()
     return _npu or None
+
+
+def _job_id():
+    """NPUEstimator and the distributed optimizer's all-reduce read the job from JOB_ID (npu_common.NPUBasics,
+    once per process): give it the ModelZoo default when the user's environment has none."""
+    os.environ.setdefault("JOB_ID", DEFAULT_JOB_ID)
+
+
+def _import_npu_bridge():
+    """The modules, or False where npu_bridge is not installed; a broken install is an error."""
+    try:
+        importlib.import_module("npu_bridge")
+        return {name: importlib.import_module("npu_bridge.estimator." + name) for name in (
+            "npu.npu_config", "npu.npu_optimizer", "npu.npu_loss_scale_optimizer",
+            "npu.npu_loss_scale_manager", "npu.util", "npu_ops")}
+    except Exception as err:    # the adapter's helper swallows a failed .so load, then NameErrors follow
+        absent = isinstance(err, ImportError) and getattr(err, "name", None) == "npu_bridge"
+        cann = [name for name in CANN_ENV if os.environ.get(name)]
+        if absent and not cann:
+            return False
+        where = "this is an Ascend host (%s set)" % ", ".join(cann) if cann else "npu_bridge is installed"
+        raise UserError("%s but npu_bridge failed to import (%s: %s): fix the CANN environment (source its "
+                        "set_env.sh), or set %s=1 to train on the CPU/GPU fallback"
+                        % (where, type(err).__name__, str(err).splitlines()[0] if str(err) else "", FALLBACK_ENV))
 
 
 def on_npu():
@@ -167,8 +205,11 @@ def _base_config():
     return config
 
 
-def session_config(options):
-    """A tf.ConfigProto for tf.Session / MonitoredSession; carries the NpuOptimizer settings on Ascend."""
+def session_config(options, distributed=False):
+    """A tf.ConfigProto for tf.Session / MonitoredSession; carries the NpuOptimizer settings on Ascend.
+
+    distributed: a multi-device run, whose gradient all-reduce then overlaps the backward pass (hcom_parallel).
+    """
     announce(options)
     config = _base_config()
     if not on_npu():
@@ -183,6 +224,8 @@ def session_config(options):
     params["iterations_per_loop"].i = options.iterations_per_loop
     params["enable_data_pre_proc"].b = options.enable_data_pre_proc
     params["mix_compile_mode"].b = False
+    params["hcom_parallel"].b = bool(distributed)
+    _make_output_directories(options)
     if options.data_dump_flag:
         params["enable_dump"].b = True
         params["dump_path"].s = tf.compat.as_bytes(options.dump_path)
@@ -203,11 +246,15 @@ def session_config(options):
 
 def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_max=5,
                log_step_count_steps=100, save_summary_steps=100, distributed=False):
-    """NPURunConfig on Ascend, tf.estimator.RunConfig elsewhere, with the same checkpoint settings."""
+    """NPURunConfig on Ascend, tf.estimator.RunConfig elsewhere, with the same checkpoint settings.
+
+    Without save_checkpoints_steps both save every 600 s (NPURunConfig alone would save every 100 steps).
+    """
     announce(options)
+    by_steps = save_checkpoints_steps is not None
     common = dict(model_dir=model_dir, save_checkpoints_steps=save_checkpoints_steps,
-                  keep_checkpoint_max=keep_checkpoint_max, log_step_count_steps=log_step_count_steps,
-                  save_summary_steps=save_summary_steps)
+                  save_checkpoints_secs=None if by_steps else 600, keep_checkpoint_max=keep_checkpoint_max,
+                  log_step_count_steps=log_step_count_steps, save_summary_steps=save_summary_steps)
     npu = npu_modules()
     if npu is None:
         config = _base_config()
@@ -215,7 +262,8 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
         return tf.estimator.RunConfig(session_config=config, **common)
     cfg = npu["npu.npu_config"]
     from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
-    # NPURunConfig adds the NpuOptimizer itself; the session config only switches off TF's rewrites.
+    # NPUEstimator adds the NpuOptimizer from these settings; the session config only switches off TF's rewrites.
+    _make_output_directories(options)
     config = _base_config()
     config.graph_options.rewrite_options.remapping = RewriterConfig.OFF
     config.graph_options.rewrite_options.memory_optimization = RewriterConfig.OFF
@@ -234,11 +282,21 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
                             enable_data_pre_proc=options.enable_data_pre_proc, **dict(common, **extra))
 
 
+def _make_output_directories(options):
+    """The adapter checks that dump and profiling directories exist and are writable; it creates none."""
+    for path in options.output_directories():
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as err:
+            raise UserError("cannot create the dump/profiling directory %s: %s" % (path, err.strerror))
+
+
 def estimator_class():
     """NPUEstimator on Ascend (it compiles the graph for the device), tf.estimator.Estimator elsewhere."""
     npu = npu_modules()
     if npu is None:
         return tf.estimator.Estimator
+    _job_id()
     return importlib.import_module("npu_bridge.estimator.npu.npu_estimator").NPUEstimator
 
 
@@ -277,6 +335,7 @@ def wrap_optimizer(optimizer, options, distributed=False):
     """
     npu = npu_modules()
     if npu is not None and distributed:
+        _job_id()
         optimizer = npu["npu.npu_optimizer"].NPUDistributedOptimizer(optimizer)
     manager = loss_scale_manager(options)
     if manager is None:

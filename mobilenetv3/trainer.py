@@ -213,7 +213,7 @@ def train(config):
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
-        dp = distributed.DataParallel(cluster, npu_session.session_config(config.npu))
+        dp = distributed.DataParallel(cluster, npu_session.session_config(config.npu, cluster.distributed))
         with dp.scope():
             g = _Graph(config, train_folder, val_folder, spec, dp)
         sess = dp.session(graph)

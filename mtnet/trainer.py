@@ -198,16 +198,21 @@ def _sample_tasks(cfg):
 def build_images(cfg, learner, dataset, num_steps, val_dataset=None):
     """Image tasks from `dataset`; with val_dataset, feeding g.use_val=True draws from it instead (one graph)."""
     use_val = tf1.placeholder_with_default(False, [], name="use_val")
-    train_it = tf1.data.make_one_shot_iterator(dataset)
+    # Initializable iterators (run g.iterator_inits once): the Ascend adapter aborts with one-shot iterators
+    # when iterations_per_loop > 1.
+    train_it = tf1.data.make_initializable_iterator(dataset)
+    inits = [train_it.initializer]
     if val_dataset is None:
         images, labels = train_it.get_next()
     else:
-        val_it = tf1.data.make_one_shot_iterator(val_dataset)
+        val_it = tf1.data.make_initializable_iterator(val_dataset)
+        inits.append(val_it.initializer)
         images, labels = tf.cond(use_val, val_it.get_next, train_it.get_next)
     support = cfg.num_classes * cfg.update_batch_size
     g = _reduce(learner.build(images[:, :support], labels[:, :support], images[:, support:], labels[:, support:],
                               num_steps), classification=True)
     g.use_val = use_val
+    g.iterator_inits = inits
     return g
 
 
@@ -279,8 +284,8 @@ def _image_tasks(cfg, which, samples_per_class):
     return T.ImageTasks(cfg.datasource, chosen, cfg.num_classes, samples_per_class, name)
 
 
-def _session_config(cfg, options):
-    config = npu_session.session_config(options)
+def _session_config(cfg, options, distributed=False):
+    config = npu_session.session_config(options, distributed)
     threads = cfg.num_threads if cfg.num_threads > 0 else (1 if cfg.datasource in T.REGRESSION else 0)
     if threads and not npu_session.on_npu():
         # The regression net's ops are tiny: one thread avoids the pool's hand-offs, which cost most when other
@@ -308,7 +313,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     regression = cfg.datasource in T.REGRESSION
     # upstream also builds (for its summaries) post-update losses up to 5 steps; without summaries skip them
     eval_steps = max(5 if regression and cfg.log else 1, cfg.num_updates)
-    dp = distributed.DataParallel(cluster, _session_config(cfg, options))
+    dp = distributed.DataParallel(cluster, _session_config(cfg, options, cluster.distributed))
     with dp.scope():
         if regression:
             learner = MetaLearner(model_spec(cfg, 1, 1))
@@ -391,6 +396,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
 
     sess = dp.session(tf1.get_default_graph())
     start = _init_session(sess, saver, checkpoint)
+    sess.run([init for built in graphs for init in getattr(built, "iterator_inits", [])])
     if broadcast is not None:
         sess.run(broadcast)
     train_op = npu_session.set_iterations_per_loop(sess, train_op, options)
@@ -491,6 +497,7 @@ def _test(cfg, options, exp_dir, checkpoint):
         runs = num_tasks
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
     sess, _ = _open_session(cfg, options, saver, checkpoint)
+    sess.run(getattr(g, "iterator_inits", []))
     fetch = g.per_task_acc if learner.classification else g.per_task
     rows = []
     plot_batch = None

@@ -20,6 +20,7 @@ def fake_npu(monkeypatch):
     """Put the recording fake npu_bridge on sys.path; yields its CALLS list."""
     from common import npu_session
     monkeypatch.delenv(npu_session.FALLBACK_ENV, raising=False)
+    monkeypatch.delenv("JOB_ID", raising=False)   # the NPU route sets a default; undone after the test
     monkeypatch.syspath_prepend(FAKE_NPU_DIR)
     _forget_npu_bridge()
     npu_session.reset_probe()
@@ -49,6 +50,7 @@ def script_env(fake_npu=False, record_file=None, **extra):
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env["PYTHON"] = sys.executable
     env.pop("NPU_FALLBACK", None)
+    env.pop("JOB_ID", None)
     if record_file:
         env["FAKE_NPU_RECORD"] = str(record_file)
     env.update({k: str(v) for k, v in extra.items()})

@@ -151,19 +151,24 @@ def test_entry_script_bad_input_is_one_line(tmp_path):
 
 
 def test_npu_route_with_fake_bridge(tmp_path, data_dir):
-    """The script on the (fake) Ascend route: NPU session config, loss scaling and the looped train op."""
+    """The script on the (fake) Ascend route: NPU session config, loss scaling and the looped train op, with
+    evaluation in the training session and test mode under the same flags (the adapter aborts a looped session
+    that runs a one-shot iterator)."""
     record = tmp_path / "calls.jsonl"
+    npu_flags = ["--iterations_per_loop=2", "--loss_scale=dynamic", "--precision_mode=allow_mix_precision"]
     proc = run_python(["am3/AM3_protonet++.py", "--data_path", data_dir, "--log_dir", tmp_path / "log",
-                       "--train_steps=2", "--iterations_per_loop=2", "--loss_scale=dynamic",
-                       "--precision_mode=allow_mix_precision", "--eval_interval_steps=0",
-                       "--eval_interval_fine_steps=0", "--mlp_dropout=0.5"] + TINY, fake_npu=True,
+                       "--train_steps=4", "--mlp_dropout=0.5"] + npu_flags + TINY, fake_npu=True,
                       record_file=record)
     assert "device: Ascend NPU" in proc.stdout
+    assert "accuracy_target_tst: " in proc.stdout   # evaluation ran in the looped training session
     names = [json.loads(line)["name"] for line in open(str(record))]
     assert "set_iteration_per_loop" in names and "NPULossScaleOptimizer" in names, names
     assert "npu_ops.dropout" in names, names
     # The fake loop op runs one step per call where the NPU runs two, so only check that training saved.
     assert checkpoint_steps(tmp_path / "log" / "train")
+    tested = run_python(["am3/AM3_protonet++.py", "--data_path", data_dir, "--log_dir", tmp_path / "log",
+                         "--mode=test"] + npu_flags + TINY, fake_npu=True)
+    assert "accuracy_target_tst: " in tested.stdout
 
 
 def test_wrappers_reject_bad_flags(tmp_path):

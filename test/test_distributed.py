@@ -106,6 +106,10 @@ def test_npu_cluster_from_environment(fake_npu, tmp_path):
 def test_launcher_npu_environment_per_device(tmp_path):
     envs = launch.worker_environments(2, "npu", rank_table=rank_table(tmp_path, [6, 7]), env={})
     assert [(e["ASCEND_DEVICE_ID"], e["RANK_ID"], e["RANK_SIZE"]) for e in envs] == [("6", "0", "2"), ("7", "1", "2")]
+    # npu_common.py: the adapter's all-reduce reads the rank size through JOB_ID; one id for the whole job
+    assert [e["JOB_ID"] for e in envs] == ["10087", "10087"]
+    envs = launch.worker_environments(2, "npu", rank_table=rank_table(tmp_path, [6, 7]), env={"JOB_ID": "42"})
+    assert [e["JOB_ID"] for e in envs] == ["42", "42"]
     with pytest.raises(UserError, match="--nproc 8 but rank table"):
         launch.worker_environments(8, "npu", rank_table=rank_table(tmp_path, [6, 7]), env={})
 

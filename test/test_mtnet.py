@@ -237,6 +237,32 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path, monkeypatch)
     assert np.isfinite(out["postloss"])
 
 
+def test_image_tasks_train_and_test_in_a_looped_npu_session(tmp_path, fake_npu):
+    """The (fake) adapter aborts a session with iterations_per_loop > 1 that runs a one-shot iterator."""
+    omni = _omniglot(tmp_path / "omniglot")
+    cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=3, update_batch_size=1,
+               meta_batch_size=2, num_filters=4, norm="None", metatrain_iterations=4, update_lr=0.4,
+               omniglot_train_chars=6, omniglot_test_chars=3, print_interval=2)
+    looped = NpuOptions(iterations_per_loop=2)
+    out = trainer.run(cfg, looped)
+    assert np.isfinite(out["postloss"])
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=2, test_set=True, test_num_updates=1), looped)
+    assert tested["results"].shape == (2, 2)
+    assert [c["kwargs"] for c in fake_npu if c["name"] == "set_iteration_per_loop"] == [{"iterations_per_loop": 2}]
+
+
+def test_launcher_on_the_npu_route_needs_no_job_id_from_the_user(tmp_path):
+    """npu_common.py: NPUDistributedOptimizer reads the rank size through JOB_ID; the launcher provides it."""
+    table = rank_table(tmp_path, [0, 1])
+    proc = run([sys.executable, "-m", "common.launch", "--nproc", "2", "--route", "npu", "--rank_table", table,
+                "--output_root", str(tmp_path / "out"), "--", sys.executable, "mtnet/main.py",
+                "--metatrain_iterations=4", "--logdir=" + str(tmp_path / "logs{rank}"), "--log=False"],
+               fake_npu=True, check=False, timeout=300)
+    logs = "".join((tmp_path / "out" / str(r) / ("train_%d.log" % r)).read_text() for r in (0, 1))
+    assert proc.returncode == 0, proc.stdout + logs
+    assert "AttributeError" not in logs and logs.count("HCCL on Ascend") == 2
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(datasource="cifar"), "unknown datasource 'cifar'"),
     (dict(norm="group_norm"), "unknown norm"),

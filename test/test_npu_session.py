@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,9 +13,13 @@ from common.ascend_flags import add_ascend_arguments, define_ascend_flags, npu_o
 from common.errors import UserError
 from common.npu_session import NpuOptions
 
-FLAGS = ["--precision_mode=allow_mix_precision", "--loss_scale=1024", "--iterations_per_loop=10",
-         "--data_dump_flag=True", "--data_dump_step=0|5", "--over_dump=true", "--dump_path=/tmp/dumps",
-         "--profiling=True", '--profiling_options={"output": "/tmp/prof", "task_trace": "on"}']
+
+def ascend_flags(tmp_path, dump="data"):
+    """Every Ascend flag set; dump='data' or 'overflow' (CANN runs one kind of dump at a time)."""
+    return ["--precision_mode=allow_mix_precision", "--loss_scale=1024", "--iterations_per_loop=10",
+            "--data_dump_flag=%s" % (dump == "data"), "--data_dump_step=0|5", "--over_dump=%s" % (dump == "overflow"),
+            "--dump_path=%s" % (tmp_path / "dumps"), "--profiling=True",
+            '--profiling_options={"output": "%s", "task_trace": "on"}' % (tmp_path / "prof")]
 
 
 def options_from_argv(argv):
@@ -27,21 +32,61 @@ def npu_params(config):
     return custom.parameter_map
 
 
-def test_session_config_on_npu_carries_every_flag(fake_npu):
+def run_one_op(config):
+    """A session of this config runs an op: the (fake) adapter's session checks pass."""
+    with tf.Graph().as_default() as graph:
+        value = tf.constant(1.0) + 1.0
+        with tf.compat.v1.Session(graph=graph, config=config) as sess:
+            return sess.run(value)
+
+
+def test_session_config_on_npu_carries_every_flag(fake_npu, tmp_path):
     from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
-    config = npu_session.session_config(options_from_argv(FLAGS))
+    config = npu_session.session_config(options_from_argv(ascend_flags(tmp_path)))
     params = npu_params(config)
     assert params["use_off_line"].b is True
     assert params["precision_mode"].s == b"allow_mix_precision"
     assert params["iterations_per_loop"].i == 10
     assert params["enable_dump"].b is True and params["dump_mode"].s == b"all"
-    assert params["dump_path"].s == b"/tmp/dumps"
+    assert params["dump_path"].s == str(tmp_path / "dumps").encode()
     assert params["dump_step"].s == b"0|5"
-    assert params["enable_dump_debug"].b is True and params["dump_debug_mode"].s == b"all"
+    assert "enable_dump_debug" not in params
     assert params["profiling_mode"].b is True
-    assert json.loads(params["profiling_options"].s.decode()) == {"output": "/tmp/prof", "task_trace": "on"}
+    assert json.loads(params["profiling_options"].s.decode()) == {"output": str(tmp_path / "prof"),
+                                                                  "task_trace": "on"}
+    assert params["hcom_parallel"].b is False
     assert config.graph_options.rewrite_options.remapping == RewriterConfig.OFF
     assert config.graph_options.rewrite_options.memory_optimization == RewriterConfig.OFF
+    assert run_one_op(config) == 2.0
+
+
+def test_dump_and_profiling_directories_are_made_before_the_adapter_checks_them(fake_npu, tmp_path):
+    for dump in ("data", "overflow"):
+        for path in (tmp_path / "dumps", tmp_path / "prof"):
+            if path.exists():
+                path.rmdir()
+        config = npu_session.session_config(options_from_argv(ascend_flags(tmp_path, dump)))
+        assert (tmp_path / "dumps").is_dir() and (tmp_path / "prof").is_dir()
+        assert run_one_op(config) == 2.0
+    params = npu_params(config)
+    assert params["enable_dump_debug"].b is True and params["dump_debug_mode"].s == b"all"
+    assert "enable_dump" not in params
+
+
+def test_fake_adapter_rejects_a_missing_dump_directory(fake_npu, tmp_path):
+    config = npu_session.session_config(options_from_argv(ascend_flags(tmp_path)))
+    (tmp_path / "dumps").rmdir()
+    with pytest.raises(tf.errors.InternalError, match="is not directory"):
+        run_one_op(config)
+
+
+def test_data_dump_and_overflow_dump_together_are_refused():
+    with pytest.raises(UserError, match="data_dump_flag and over_dump cannot be on together"):
+        options_from_argv(["--data_dump_flag=True", "--over_dump=True"])
+
+
+def test_distributed_session_overlaps_the_all_reduce(fake_npu):
+    assert npu_params(npu_session.session_config(NpuOptions(), distributed=True))["hcom_parallel"].b is True
 
 
 def test_session_config_on_npu_without_dump_or_profiling(fake_npu):
@@ -52,9 +97,11 @@ def test_session_config_on_npu_without_dump_or_profiling(fake_npu):
         assert absent not in params
 
 
-def test_run_config_on_npu_passes_npu_keywords(fake_npu):
-    config = npu_session.run_config(options_from_argv(FLAGS), "/tmp/model", save_checkpoints_steps=5000,
-                                    keep_checkpoint_max=5, distributed=True)
+def test_run_config_on_npu_passes_npu_keywords(fake_npu, tmp_path, monkeypatch):
+    monkeypatch.delenv("JOB_ID", raising=False)
+    npu_session.reset_probe()
+    config = npu_session.run_config(options_from_argv(ascend_flags(tmp_path)), "/tmp/model",
+                                    save_checkpoints_steps=5000, keep_checkpoint_max=5, distributed=True)
     assert type(config).__name__ == "NPURunConfig"
     (call,) = [c for c in fake_npu if c["name"] == "NPURunConfig"]
     kw = call["kwargs"]
@@ -64,14 +111,34 @@ def test_run_config_on_npu_passes_npu_keywords(fake_npu):
     assert kw["model_dir"] == "/tmp/model" and kw["hcom_parallel"] is True
     assert kw["dump_config"] == "DumpConfig" and kw["profiling_config"] == "ProfilingConfig"
     (dump,) = [c["kwargs"] for c in fake_npu if c["name"] == "DumpConfig"]
-    assert dump == dict(enable_dump=True, dump_path="/tmp/dumps", dump_step="0|5", dump_mode="all",
-                        enable_dump_debug=True, dump_debug_mode="all")
-    assert npu_session.estimator_class().__name__ == "NPUEstimator"
+    assert dump == dict(enable_dump=True, dump_path=str(tmp_path / "dumps"), dump_step="0|5", dump_mode="all",
+                        enable_dump_debug=False, dump_debug_mode="all")
+    assert (tmp_path / "dumps").is_dir() and (tmp_path / "prof").is_dir()
+    # NPUEstimator needs JOB_ID even on one device: the route supplies the ModelZoo default when it is unset.
+    estimator = npu_session.estimator_class()(model_fn=lambda features, labels, mode: None, config=config)
+    assert type(estimator).__name__ == "NPUEstimator" and os.environ["JOB_ID"] == "10087"
 
 
-def test_optimizer_wrapping_on_npu(fake_npu):
-    opt = npu_session.wrap_optimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1),
-                                     options_from_argv(["--loss_scale=dynamic"]), distributed=True)
+@pytest.mark.parametrize("route", ["npu", "fallback"])
+def test_run_config_saves_every_600_seconds_without_a_step_count_on_both_routes(route, request):
+    request.getfixturevalue("fake_npu" if route == "npu" else "no_npu")
+    config = npu_session.run_config(NpuOptions(), "/tmp/model")
+    assert (config.save_checkpoints_steps, config.save_checkpoints_secs) == (None, 600)
+    config = npu_session.run_config(NpuOptions(), "/tmp/model", save_checkpoints_steps=50)
+    assert (config.save_checkpoints_steps, config.save_checkpoints_secs) == (50, None)
+
+
+def test_optimizer_wrapping_on_npu(fake_npu, monkeypatch):
+    # A worker started by the launcher or a rank-table job without JOB_ID: the all-reduce must still build.
+    monkeypatch.delenv("JOB_ID", raising=False)
+    monkeypatch.setenv("RANK_SIZE", "2")
+    npu_session.reset_probe()
+    with tf.Graph().as_default():
+        w = tf.compat.v1.get_variable("w", [3], initializer=tf.ones_initializer())
+        opt = npu_session.wrap_optimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1),
+                                         options_from_argv(["--loss_scale=dynamic"]), distributed=True)
+        opt.minimize(tf.reduce_sum(tf.square(w)))
+    assert [c["kwargs"]["reduction"] for c in fake_npu if c["name"] == "hccl_ops.allreduce"] == ["sum"]
     names = [c["name"] for c in fake_npu]
     assert names.index("NPUDistributedOptimizer") < names.index("NPULossScaleOptimizer")
     (manager,) = [c["kwargs"] for c in fake_npu if c["name"] == "ExponentialUpdateLossScaleManager"]
@@ -82,11 +149,52 @@ def test_optimizer_wrapping_on_npu(fake_npu):
 
 def test_iterations_per_loop_on_npu_and_off(fake_npu):
     options = options_from_argv(["--iterations_per_loop=4"])
-    op = tf.no_op()
-    assert npu_session.set_iterations_per_loop(None, op, options) is op
+    with tf.Graph().as_default() as graph:
+        step = tf.compat.v1.train.get_or_create_global_step()
+        op = tf.compat.v1.assign_add(step, 1).op
+        with npu_session.new_session(options, graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            looped = npu_session.set_iterations_per_loop(sess, op, options)
+            assert looped.name.startswith("IterationOp")
+            sess.run(looped)
     assert [c["kwargs"] for c in fake_npu if c["name"] == "set_iteration_per_loop"] == [{"iterations_per_loop": 4}]
     assert npu_session.steps_per_run(options) == 4
     assert "Ascend NPU" in npu_session.describe(options)
+
+
+def test_fake_adapter_holds_set_iteration_per_loop_to_its_contract(fake_npu):
+    from npu_bridge.estimator.npu import util
+    with tf.Graph().as_default() as graph:
+        op = tf.no_op()
+        with pytest.raises(ValueError, match="need type is 'Operation'"):
+            util.set_iteration_per_loop(None, tf.constant(1.0), 2)
+        with pytest.raises(ValueError, match="Either session argument should be provided"):
+            util.set_iteration_per_loop(None, op, 2)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            graph.finalize()
+            with pytest.raises(RuntimeError, match="finalized"):
+                util.set_iteration_per_loop(sess, op, 2)
+
+
+def test_fake_adapter_aborts_a_looped_session_that_runs_a_one_shot_iterator(fake_npu):
+    from npu_bridge.session_rules import AdapterAbort
+    for kind, aborts in (("one_shot", True), ("initializable", False)):
+        options = options_from_argv(["--iterations_per_loop=2"])
+        with tf.Graph().as_default() as graph:
+            dataset = tf.data.Dataset.range(10)
+            if kind == "one_shot":
+                iterator = tf.compat.v1.data.make_one_shot_iterator(dataset)
+            else:
+                iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+            value = iterator.get_next()
+            with npu_session.new_session(options, graph=graph) as sess:
+                if kind == "initializable":
+                    sess.run(iterator.initializer)
+                if aborts:
+                    with pytest.raises(AdapterAbort, match="iterator_per_loop only support 1"):
+                        sess.run(value)
+                else:
+                    assert sess.run(value) == 0
 
 
 def test_fallback_env_overrides_installed_npu_bridge(fake_npu, monkeypatch):
@@ -94,8 +202,8 @@ def test_fallback_env_overrides_installed_npu_bridge(fake_npu, monkeypatch):
     assert not npu_session.on_npu()
 
 
-def test_fallback_builds_plain_configs(no_npu):
-    options = options_from_argv(FLAGS)
+def test_fallback_builds_plain_configs(no_npu, tmp_path):
+    options = options_from_argv(ascend_flags(tmp_path))
     config = npu_session.session_config(options)
     assert not config.graph_options.rewrite_options.custom_optimizers
     assert config.intra_op_parallelism_threads >= 1
@@ -106,16 +214,16 @@ def test_fallback_builds_plain_configs(no_npu):
     assert npu_session.steps_per_run(options) == 1
     line = npu_session.describe(options)
     assert "fallback" in line and "fp32" in line and "fixed 1024" in line
-    assert "Ascend NPU" not in line and "ignored off Ascend: data dump, overflow dump, profiling" in line
+    assert "Ascend NPU" not in line and "ignored off Ascend: data dump, profiling" in line
 
 
 @pytest.mark.parametrize("onednn, preset, expected", [(True, None, "0"), (True, "30", "30"), (False, None, None)])
-def test_onednn_build_stops_openmp_spinning_unless_set(no_npu, monkeypatch, onednn, preset, expected):
+def test_onednn_build_stops_openmp_spinning_unless_set(no_npu, monkeypatch, tmp_path, onednn, preset, expected):
     monkeypatch.setattr(npu_session, "onednn_build", lambda: onednn)
     monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
     if preset is not None:
         monkeypatch.setenv("KMP_BLOCKTIME", preset)
-    npu_session.session_config(options_from_argv(FLAGS))
+    npu_session.session_config(options_from_argv(ascend_flags(tmp_path)))
     assert os.environ.get("KMP_BLOCKTIME") == expected
 
 
@@ -150,8 +258,9 @@ def test_no_loss_scale_leaves_optimizer_alone(no_npu):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(precision_mode="fp8"), "unknown precision_mode"),
-    (dict(loss_scale="0"), "positive"),
-    (dict(loss_scale="-4"), "positive"),
+    (dict(loss_scale="0"), ">= 1"),
+    (dict(loss_scale="-4"), ">= 1"),
+    (dict(loss_scale="0.5"), ">= 1"),   # FixedLossScaleManager: "loss scale must be at least 1."
     (dict(loss_scale="lots"), "loss_scale must be"),
     (dict(iterations_per_loop=0), "iterations_per_loop"),
     (dict(profiling=True, profiling_options="{bad json"), "profiling_options"),
@@ -195,3 +304,28 @@ def test_dropout_uses_npu_kernel_on_npu(fake_npu):
     with tf.Graph().as_default():
         npu_session.dropout(tf.ones([4, 4]), keep_prob=0.7)
     assert [c["kwargs"] for c in fake_npu if c["name"] == "npu_ops.dropout"] == [{"keep_prob": 0.7}]
+
+
+def test_an_ascend_host_whose_npu_bridge_is_missing_is_an_error_not_a_fallback(no_npu, monkeypatch):
+    monkeypatch.setenv("ASCEND_OPP_PATH", "/usr/local/Ascend/opp")
+    npu_session.reset_probe()
+    with pytest.raises(UserError, match="Ascend host .*ASCEND_OPP_PATH.* npu_bridge failed to import.*NPU_FALLBACK=1"):
+        npu_session.on_npu()
+    monkeypatch.setenv(npu_session.FALLBACK_ENV, "1")
+    assert not npu_session.on_npu()
+
+
+def test_a_broken_npu_bridge_is_an_error_not_a_fallback(no_npu, monkeypatch, tmp_path):
+    # As when _tf_adapter.so fails to load: helper.py prints, then `import npu_bridge` fails on a missing name.
+    package = tmp_path / "npu_bridge"
+    package.mkdir()
+    (package / "__init__.py").write_text("from os import npu_bridge_handle\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    npu_session.reset_probe()
+    try:
+        with pytest.raises(UserError, match="npu_bridge is installed but npu_bridge failed to import "
+                                            r"\(ImportError: cannot import name 'npu_bridge_handle'"):
+            npu_session.on_npu()
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "npu_bridge"]:
+            del sys.modules[name]

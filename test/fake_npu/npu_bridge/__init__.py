@@ -1,8 +1,10 @@
-"""A stand-in for Ascend's npu_bridge: same import paths and signatures, records what it is given.
+"""A stand-in for Ascend's npu_bridge (TF 1.15 adapter) that enforces the real adapter's contracts.
 
-Classes delegate to their TF 1.15 equivalents so a script can really train through the NPU code path
-on a CPU. Every call is appended to CALLS and, when FAKE_NPU_RECORD names a file, to that file as
-JSON lines (for scripts run in a subprocess).
+Same import paths, signatures and checks as Ascend/tensorflow `tf_adapter/python/npu_bridge` (branches master and
+r1.11.0); each rule names the adapter source it mirrors. Classes delegate the computation to TF 1.15 so a script
+really trains through the NPU code path on a CPU. Importing it installs the session rules of the adapter's graph
+passes (see session_rules.py), as loading `_tf_adapter.so` does. Every call is also appended to CALLS and, when
+FAKE_NPU_RECORD names a file, to that file as JSON lines (for scripts run in a subprocess).
 """
 import json
 import os
@@ -25,3 +27,8 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return type(value).__name__
+
+
+from npu_bridge import session_rules  # noqa: E402  (needs record)
+
+session_rules.install()

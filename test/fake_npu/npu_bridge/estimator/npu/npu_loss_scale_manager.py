@@ -4,12 +4,20 @@ from npu_bridge import record
 
 
 class FixedLossScaleManager(tf.contrib.mixed_precision.FixedLossScaleManager):
-    def __init__(self, loss_scale):
+    def __init__(self, loss_scale, enable_overflow_check=True):
         record("FixedLossScaleManager", loss_scale=loss_scale)
+        # npu_loss_scale_manager.py FixedLossScaleManager.__init__
+        if loss_scale < 1:
+            raise ValueError("loss scale must be at least 1.")
+        self._enable_overflow_check = enable_overflow_check
         super(FixedLossScaleManager, self).__init__(loss_scale)
+
+    def get_enable_overflow_check(self):
+        return self._enable_overflow_check
 
 
 class ExponentialUpdateLossScaleManager(tf.contrib.mixed_precision.ExponentialUpdateLossScaleManager):
+    # npu_loss_scale_manager.py: no value checks; the TF parent creates its variables (graph not finalized).
     def __init__(self, init_loss_scale, incr_every_n_steps, decr_every_n_nan_or_inf=2, incr_ratio=2,
                  decr_ratio=0.8):
         record("ExponentialUpdateLossScaleManager", init_loss_scale=init_loss_scale,
