@@ -1,0 +1,201 @@
+"""Conformance of the NPU route with the installed Ascend adapter: run on an Ascend host with `pytest -m ascend`.
+
+Skipped unless a real `npu_bridge` imports (installed with CANN's TF 1.15 adapter, or on the path given by
+NPU_BRIDGE_PATH). It builds every configuration the project builds and runs every wrapper's NPU route for a few
+steps, including the data-parallel launch with two ranks (RANK_TABLE_FILE names a rank table of two devices of
+this host; without one a table for devices 0 and 1 is written, which is right on the usual 8-device server).
+NPU_BRIDGE_PATH=test/fake_npu runs the same suite against the project's enforcing fake.
+"""
+import json
+import math
+import os
+import sys
+
+import pytest
+import tensorflow as tf
+
+from common import npu_session
+from common.npu_session import NpuOptions
+from conftest import REPO, rank_table, run
+
+pytestmark = pytest.mark.ascend
+BRIDGE_PATH = os.environ.get("NPU_BRIDGE_PATH", "")
+IPL = "--iterations_per_loop=2"
+
+
+def _bridge_env():
+    """Environment for the wrappers: the adapter's path on PYTHONPATH, no fallback, no JOB_ID of ours."""
+    env = {}
+    if BRIDGE_PATH:
+        path = os.path.abspath(BRIDGE_PATH)
+        env["PYTHONPATH"] = os.pathsep.join([REPO, path] + ([os.environ["PYTHONPATH"]]
+                                                            if os.environ.get("PYTHONPATH") else []))
+    return env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def adapter():
+    """The npu_bridge under test, or a skip."""
+    if BRIDGE_PATH:
+        sys.path.insert(0, os.path.abspath(BRIDGE_PATH))
+    npu_session.reset_probe()
+    try:
+        available = npu_session.on_npu()
+    except Exception as err:   # a broken adapter on an Ascend host: that is a failure, not a skip
+        pytest.fail("npu_bridge does not import: %s" % err)
+    if not available:
+        pytest.skip("no npu_bridge here: run on an Ascend host, or set NPU_BRIDGE_PATH")
+    import npu_bridge
+    yield npu_bridge
+    npu_session.reset_probe()
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    monkeypatch.delenv("JOB_ID", raising=False)
+    monkeypatch.delenv("NPU_FALLBACK", raising=False)
+    return monkeypatch
+
+
+OPTION_SETS = {
+    "defaults": dict(),
+    "mixed precision, fixed scale, loop": dict(precision_mode="allow_mix_precision", loss_scale="1024",
+                                               iterations_per_loop=2),
+    "force_fp16, dynamic scale": dict(precision_mode="force_fp16", loss_scale="dynamic"),
+    "data dump": dict(data_dump_flag=True, data_dump_step="0|1"),
+    "overflow dump": dict(over_dump=True),
+    "profiling": dict(profiling=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_SETS))
+@pytest.mark.parametrize("distributed", [False, True])
+def test_session_config_runs_a_training_step(name, distributed, tmp_path, clean_env):
+    if distributed:
+        clean_env.setenv("RANK_SIZE", "1")   # one process: the all-reduce path is built, HCCL needs no peers
+    options = NpuOptions(dump_path=str(tmp_path / "dump"), **OPTION_SETS[name])
+    with tf.Graph().as_default() as graph:
+        x = tf.random.normal([8, 4], seed=1)
+        w = tf.compat.v1.get_variable("w", [4, 1])
+        hidden = npu_session.dropout(tf.matmul(x, w), keep_prob=0.9)
+        loss = tf.reduce_mean(tf.square(hidden - 1.0))
+        step = tf.compat.v1.train.get_or_create_global_step()
+        optimizer = npu_session.wrap_optimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1), options,
+                                               distributed=distributed)
+        train_op = optimizer.minimize(loss, global_step=step)
+        broadcast = npu_session.broadcast_variables_op([w])
+        with tf.compat.v1.Session(graph=graph, config=npu_session.session_config(options, distributed)) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            if distributed:
+                sess.run(broadcast)
+            looped = npu_session.set_iterations_per_loop(sess, train_op, options)
+            for _ in range(2):
+                sess.run(looped)
+            assert sess.run(step) >= 2
+            assert math.isfinite(sess.run(loss))
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_SETS))
+def test_run_config_builds_an_npu_estimator(name, tmp_path, clean_env):
+    options = NpuOptions(dump_path=str(tmp_path / "dump"), **OPTION_SETS[name])
+    config = npu_session.run_config(options, str(tmp_path / "model"), distributed=name == "defaults")
+    assert type(config).__name__ == "NPURunConfig"
+
+    def model_fn(features, labels, mode):
+        step = tf.compat.v1.train.get_or_create_global_step()
+        return tf.estimator.EstimatorSpec(mode, loss=tf.constant(0.0), train_op=tf.compat.v1.assign_add(step, 1))
+
+    estimator = npu_session.estimator_class()(model_fn=model_fn, config=config)
+    assert type(estimator).__name__ == "NPUEstimator"
+
+
+def test_the_project_refuses_what_the_adapter_cannot_do():
+    with pytest.raises(Exception, match="cannot be on together"):
+        NpuOptions(data_dump_flag=True, over_dump=True)
+    with pytest.raises(Exception, match=">= 1"):
+        NpuOptions(loss_scale="0.5")
+
+
+def _wrapper(model, name, *flags, **env):
+    env = dict(_bridge_env(), **dict(dict(RANK_SIZE=1), **env))
+    return run(["bash", os.path.join(REPO, model, "test", name)] + list(flags), timeout=1200, **env)
+
+
+@pytest.fixture(scope="module")
+def am3_data(tmp_path_factory):
+    from test_am3 import make_data
+    root = tmp_path_factory.mktemp("am3")
+    make_data(str(root / "mini-imagenet"), per_class=30, classes=(6, 5, 5))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    from test_mobilenetv3 import make_folder
+    root = tmp_path_factory.mktemp("mnv3")
+    make_folder(root / "train", 16)
+    make_folder(root / "validation", 4, seed=1)
+    return str(root)
+
+
+def _assert_npu_run(proc, summary):
+    assert "device: Ascend NPU (npu_bridge)" in proc.stdout, proc.stdout[-3000:]
+    assert summary in proc.stdout, proc.stdout[-3000:]
+
+
+def test_am3_wrappers(am3_data, tmp_path, clean_env):
+    out = tmp_path / "out"
+    _assert_npu_run(_wrapper("am3", "train_performance_1p.sh", "--data_path=" + am3_data, "--train_steps=4",
+                             "--num_filters=4", IPL, OUTPUT_ROOT=out), "Final Performance images/sec")
+    _assert_npu_run(_wrapper("am3", "train_full_1p.sh", "--data_path=" + am3_data, "--train_steps=8",
+                             "--num_cases_test=50", "--num_filters=4", IPL, OUTPUT_ROOT=out), "Final Train Accuracy")
+
+
+def test_mtnet_wrappers(tmp_path, clean_env):
+    out = tmp_path / "out"
+    _assert_npu_run(_wrapper("mtnet", "train_performance_1p.sh", "--train_steps=40", IPL, "--loss_scale=dynamic",
+                             OUTPUT_ROOT=out), "Final Performance tasks/sec")
+    _assert_npu_run(_wrapper("mtnet", "train_full_1p.sh", "--train_steps=40", IPL, OUTPUT_ROOT=out),
+                    "Final Train Accuracy")
+
+
+def test_mobilenetv3_wrappers(image_folder, tmp_path, clean_env):
+    out = tmp_path / "out"
+    small = ["--data_path=" + image_folder, "--image_size=32", "--batch=4"]
+    _assert_npu_run(_wrapper("mobilenetv3", "train_performance_1p.sh", "--max_step=16", IPL, *small,
+                             OUTPUT_ROOT=out), "Final Performance images/sec")
+    _assert_npu_run(_wrapper("mobilenetv3", "train_full_1p.sh", "--epochs=2", "--loss_scale=dynamic", *small,
+                             OUTPUT_ROOT=out), "Final Train Accuracy")
+
+
+def test_swa_wrappers(tmp_path, clean_env):
+    small = ["--num_samples=1000", "--batch_size=256", "--train_epochs=4", "--swa_start=2", "--swa_freq=1"]
+    for name in ("train_performance_1p.sh", "train_full_1p.sh"):
+        _assert_npu_run(_wrapper("swa", name, *small, OUTPUT_ROOT=tmp_path / "out"), "Final Performance")
+
+
+def _two_rank_table(tmp_path):
+    table = os.environ.get("RANK_TABLE_FILE")
+    if table:
+        devices = json.load(open(table))
+        count = sum(len(s["device"]) for s in devices.get("server_list", []))
+        if count != 2:
+            pytest.skip("RANK_TABLE_FILE lists %d devices; the two-rank launch needs a table of 2" % count)
+        return table
+    return rank_table(tmp_path, [0, 1])
+
+
+@pytest.mark.parametrize("model, flags", [
+    ("mtnet", ["--train_steps=12"]),
+    ("mobilenetv3", ["--image_size=32", "--batch=4", "--epochs=3"]),
+])
+def test_data_parallel_launch_with_two_ranks(model, flags, image_folder, tmp_path, clean_env):
+    if model == "mobilenetv3":
+        flags = flags + ["--data_path=" + image_folder]
+    out = tmp_path / "out"
+    proc = _wrapper(model, "train_full_8p.sh", *flags, OUTPUT_ROOT=out, RANK_SIZE=2,
+                    RANK_TABLE_FILE=_two_rank_table(tmp_path))
+    assert "launch: all 2 workers finished" in proc.stdout, proc.stdout[-3000:]
+    for rank in (0, 1):
+        log = (out / str(rank) / ("train_%d.log" % rank)).read_text()
+        assert "cluster: rank %d of 2 (HCCL on Ascend)" % rank in log and "device: Ascend NPU" in log
