@@ -1,54 +1,94 @@
 #!/usr/bin/env bash
-# Creates ./.venv with Python 3.7 and everything the project needs. Safe to run again.
-#   bash setup.sh            stock tensorflow==1.15.5 (the default; what the seeds and upstreams use)
-#   bash setup.sh --intel    intel-tensorflow==1.15.2 (oneDNN build, faster conv training on AVX2/AVX-512 CPUs)
-# PYTHON37=/path/to/python3.7 picks the interpreter explicitly.
+# Creates ./.venv with everything the project needs. Safe to run again.
+#   bash setup.sh            TensorFlow 1.15.5 on Python 3.7 (the seeds' and Ascend's stack) where a Python 3.7
+#                            exists; otherwise the TF 2.x stack, and it says so
+#   bash setup.sh --intel    TF 1.15 as intel-tensorflow==1.15.2 (oneDNN build, faster CPU training of conv nets)
+#   bash setup.sh --tf2      TensorFlow 2.15.1 on Python 3.11, 3.10 or 3.9 (current CPUs and GPUs, bf16/fp16)
+# VENV_PYTHON=/path/to/python picks the interpreter (3.7: TF 1.15; 3.9-3.11: TF 2.15.1; 3.12+: the newest TF 2.x with
+# tf_keras); VENV=dir builds another venv than ./.venv (CI keeps one per stack).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$repo/.venv"
+venv="${VENV:-$repo/.venv}"
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 flavour=stock
+stack=auto
 
 for arg in "$@"; do
   case "$arg" in
     --intel) flavour=intel ;;
-    --stock) flavour=stock ;;
-    -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --intel, --stock or --help)" >&2; exit 2 ;;
+    --stock) flavour=stock; stack=tf1 ;;
+    --tf2) stack=tf2 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --stock, --intel, --tf2 or --help)" >&2; exit 2 ;;
   esac
 done
+if [ "$flavour" = intel ]; then
+  if [ "$stack" = tf2 ]; then
+    echo "setup.sh: --intel is the TF 1.15 oneDNN build; TF 2.x wheels use oneDNN already (drop --intel)" >&2
+    exit 2
+  fi
+  stack=tf1
+fi
 
-is_py37() { [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 7))' >/dev/null 2>&1; }
+py_minor() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 
-find_python37() {
-  local candidate root
-  for candidate in "${PYTHON37:-}" "$(command -v python3.7 || true)"; do
-    if is_py37 "$candidate"; then echo "$candidate"; return 0; fi
-  done
-  # pyenv installs are not on PATH unless selected: look inside its versions directly.
+find_python() {  # $@ = acceptable minor versions, best first
+  local version candidate root
   root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
-  for candidate in "$root"/versions/3.7*/bin/python3.7 /usr/bin/python3.7 /usr/local/bin/python3.7; do
-    if is_py37 "$candidate"; then echo "$candidate"; return 0; fi
+  for version in "$@"; do
+    # pyenv installs are not on PATH unless selected: look inside its versions directly.
+    for candidate in "$(command -v "python$version" || true)" "$root"/versions/"$version"*/bin/python"$version" \
+                     "/usr/bin/python$version" "/usr/local/bin/python$version"; do
+      if [ -n "$candidate" ] && [ "$(py_minor "$candidate")" = "$version" ]; then echo "$candidate"; return 0; fi
+    done
   done
   return 1
 }
 
-if ! is_py37 "$venv/bin/python"; then
-  if ! python37="$(find_python37)"; then
-    echo "setup.sh: no Python 3.7 found (TensorFlow 1.15 needs it): install one, e.g. 'pyenv install 3.7.16', or set PYTHON37=/path/to/python3.7" >&2
-    exit 1
+if [ -n "${VENV_PYTHON:-${PYTHON37:-}}" ]; then
+  python="${VENV_PYTHON:-$PYTHON37}"
+  minor="$(py_minor "$python" || true)"
+  if [ -z "$minor" ]; then echo "setup.sh: VENV_PYTHON=$python does not run" >&2; exit 1; fi
+elif [ "$stack" != tf2 ] && python="$(find_python 3.7)"; then
+  minor=3.7
+elif [ "$stack" = tf1 ]; then
+  echo "setup.sh: no Python 3.7 found (TensorFlow 1.15 needs it): install one, e.g. 'pyenv install 3.7.16'," \
+       "or set VENV_PYTHON=/path/to/python3.7, or use the TF 2.x stack: bash setup.sh --tf2" >&2
+  exit 1
+elif python="$(find_python 3.11 3.10 3.9)"; then
+  minor="$(py_minor "$python")"
+  if [ "$stack" = auto ]; then
+    echo "setup.sh: no Python 3.7 here (TF 1.15 needs it): building the TF 2.x stack on Python $minor instead"
   fi
-  echo "setup.sh: creating $venv with $python37"
+else
+  echo "setup.sh: no Python 3.7 (TF 1.15) nor 3.9-3.11 (TF 2.15) found: install one, e.g." \
+       "'pyenv install 3.11', or set VENV_PYTHON=/path/to/python" >&2
+  exit 1
+fi
+case "$minor" in
+  3.7) ;;
+  3.8) echo "setup.sh: Python 3.8 has neither stack (TF 1.15 needs 3.7, TF 2.15 3.9-3.11)" >&2; exit 1 ;;
+  *) if [ "$flavour" = intel ]; then echo "setup.sh: --intel needs Python 3.7 (TF 1.15)" >&2; exit 2; fi ;;
+esac
+
+if [ "$(py_minor "$venv/bin/python" || true)" != "$minor" ]; then
+  echo "setup.sh: creating $venv with $python"
   rm -rf "$venv"
-  "$python37" -m venv "$venv"
+  "$python" -m venv "$venv"
 fi
 
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
-"${pip[@]}" install -q --upgrade "pip<24" "setuptools<68" wheel
+if [ "$minor" = 3.7 ]; then
+  "${pip[@]}" install -q --upgrade "pip<24" "setuptools<68" wheel
+else
+  "${pip[@]}" install -q --upgrade pip setuptools wheel
+fi
+# requirements.txt picks the stack by Python version (environment markers).
 if [ "$flavour" = intel ]; then
   # Same API as 1.15.5; the two wheels both provide the `tensorflow` module, so only one may be installed.
   "${pip[@]}" uninstall -q -y tensorflow >/dev/null 2>&1 || true
-  grep -v '^tensorflow==' "$repo/requirements.txt" > "$venv/requirements-intel.txt"
+  grep -v '^tensorflow==1' "$repo/requirements.txt" > "$venv/requirements-intel.txt"
   "${pip[@]}" install -q intel-tensorflow==1.15.2 -r "$venv/requirements-intel.txt"
 else
   "${pip[@]}" uninstall -q -y intel-tensorflow >/dev/null 2>&1 || true
@@ -57,7 +97,8 @@ fi
 "${pip[@]}" install -q --no-deps -e "$repo"
 
 "$venv/bin/python" - <<'EOF'
-import tensorflow as tf
-print("setup.sh: ready: TensorFlow %s (%s build) in .venv" % (
-    tf.__version__, "oneDNN" if tf.pywrap_tensorflow.IsMklEnabled() else "stock"))
+import sys
+from common.tf_compat import tf, onednn_build
+print("setup.sh: ready: TensorFlow %s (%s build) on Python %d.%d in %s" % (
+    tf.__version__, "oneDNN" if onednn_build() else "stock", sys.version_info[0], sys.version_info[1], sys.prefix))
 EOF

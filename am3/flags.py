@@ -209,7 +209,7 @@ def main(variant, argv=None):
     """Entry point of the four scripts: flags -> config -> am3.train.run."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cfg = parse_config(variant, argv)
-    import tensorflow as tf
+    from common.tf_compat import tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     from am3 import train
     return train.run(cfg)

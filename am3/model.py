@@ -10,9 +10,9 @@ the class and the query (queryproto, queryword: one lam, hence one prototype, pe
 Every call that builds variables goes through tf.compat.v1.AUTO_REUSE scopes under 'Model', so the training
 graph (several tasks, batch statistics) and evaluation graphs (one task, moving statistics) share weights.
 """
-import tensorflow as tf
 
 from common.npu_session import dropout as npu_dropout
+from common.tf_compat import tf
 
 v1 = tf.compat.v1
 

@@ -10,13 +10,13 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from am3 import model as M
 from am3.flags import config_record, model_options_mismatch
 from common import checkpoints, npu_session
 from common.errors import UserError, check_finite
 from common.step_timer import StepTimer
+from common.tf_compat import tf
 from datasets import fewshot_data as fsd
 
 v1 = tf.compat.v1

@@ -1,9 +1,9 @@
 """Checkpoint restore with one-line errors, for the scripts that drive tf.Session themselves."""
 import os
 
-import tensorflow as tf
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 
 def latest_checkpoint(directory):

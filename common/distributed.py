@@ -11,7 +11,7 @@ Both routes shard the input per rank and let rank 0 alone write checkpoints and 
 import json
 import os
 
-from common import npu_session
+from common import npu_session, tf_compat
 from common.errors import UserError
 
 
@@ -49,7 +49,7 @@ class Cluster(object):
         """MultiWorkerMirroredStrategy on the collective route, None otherwise (build the model under it)."""
         if self.route != "collective":
             return None
-        import tensorflow as tf
+        from common.tf_compat import tf
         return tf.distribute.experimental.MultiWorkerMirroredStrategy(
             tf.distribute.experimental.CollectiveCommunication.RING)
 
@@ -83,7 +83,7 @@ class DataParallel(object):
         self.strategy = None
         self.target = ""
         if cluster.route == "collective":
-            import tensorflow as tf
+            from common.tf_compat import tf
             self.strategy = cluster.strategy()
             self.strategy.configure(session_config=self.config, cluster_spec={"worker": list(cluster.workers)},
                                     task_type="worker", task_id=cluster.rank)
@@ -109,13 +109,13 @@ class DataParallel(object):
         averaged over the replicas."""
         if self.strategy is None:
             return step_fn(*inputs)
-        import tensorflow as tf
-        per_replica = self.strategy.experimental_run_v2(step_fn, args=inputs)
+        from common.tf_compat import tf
+        per_replica = tf_compat.run_on_replicas(self.strategy, step_fn, inputs)
         return tf.nest.map_structure(
             lambda value: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None), per_replica)
 
     def session(self, graph=None):
-        import tensorflow as tf
+        from common.tf_compat import tf
         return tf.compat.v1.Session(target=self.target, graph=graph, config=self.config)
 
 

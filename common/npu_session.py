@@ -11,9 +11,10 @@ import json
 import logging
 import os
 
-import tensorflow as tf
+from common import loss_scale, tf_compat
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 log = logging.getLogger(__name__)
 
@@ -184,19 +185,10 @@ def _fallback_threads(config):
     # Intra-op threads do the math; a couple of inter-op threads keep the input pipeline moving.
     config.intra_op_parallelism_threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", os.cpu_count() or 1))
     config.inter_op_parallelism_threads = int(os.environ.get("TF_NUM_INTEROP_THREADS", 2))
-    if onednn_build():
+    if tf_compat.onednn_build():
         # oneDNN's OpenMP threads spin 200 ms after each op by default, starving the tf.data threads that share
         # the cores: MobileNetV3 training ran at half speed on 2 cores. Read when OpenMP starts (first oneDNN op).
         os.environ.setdefault("KMP_BLOCKTIME", "0")
-
-
-def onednn_build():
-    """True under intel-tensorflow (`setup.sh --intel`), whose CPU kernels are oneDNN's."""
-    try:
-        from tensorflow.python import pywrap_tensorflow
-        return bool(pywrap_tensorflow.IsMklEnabled())
-    except (ImportError, AttributeError):
-        return False
 
 
 def _base_config():
@@ -215,7 +207,6 @@ def session_config(options, distributed=False):
     if not on_npu():
         _fallback_threads(config)
         return config
-    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
     custom_op = config.graph_options.rewrite_options.custom_optimizers.add()
     custom_op.name = "NpuOptimizer"
     params = custom_op.parameter_map
@@ -238,10 +229,14 @@ def session_config(options, distributed=False):
     if options.profiling:
         params["profiling_mode"].b = True
         params["profiling_options"].s = tf.compat.as_bytes(options.profiling_options)
-    # The NPU graph compiler does its own fusion; TF's remapper and memory optimizer interfere with it.
-    config.graph_options.rewrite_options.remapping = RewriterConfig.OFF
-    config.graph_options.rewrite_options.memory_optimization = RewriterConfig.OFF
+    _tf_rewrites_off(config)
     return config
+
+
+def _tf_rewrites_off(config):
+    # The NPU graph compiler does its own fusion; TF's remapper and memory optimizer interfere with it.
+    rewrite = config.graph_options.rewrite_options
+    rewrite.remapping = rewrite.memory_optimization = rewrite.OFF
 
 
 def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_max=5,
@@ -261,12 +256,10 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
         _fallback_threads(config)
         return tf.estimator.RunConfig(session_config=config, **common)
     cfg = npu["npu.npu_config"]
-    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
     # NPUEstimator adds the NpuOptimizer from these settings; the session config only switches off TF's rewrites.
     _make_output_directories(options)
     config = _base_config()
-    config.graph_options.rewrite_options.remapping = RewriterConfig.OFF
-    config.graph_options.rewrite_options.memory_optimization = RewriterConfig.OFF
+    _tf_rewrites_off(config)
     extra = {}
     if options.data_dump_flag or options.over_dump:
         extra["dump_config"] = cfg.DumpConfig(
@@ -321,7 +314,7 @@ def loss_scale_manager(options):
     if options.loss_scale is None:
         return None
     npu = npu_modules()
-    module = npu["npu.npu_loss_scale_manager"] if npu else tf.contrib.mixed_precision
+    module = npu["npu.npu_loss_scale_manager"] if npu else loss_scale
     if options.loss_scale == "dynamic":
         return module.ExponentialUpdateLossScaleManager(**DYNAMIC_LOSS_SCALE)
     return module.FixedLossScaleManager(options.loss_scale)
@@ -343,7 +336,7 @@ def wrap_optimizer(optimizer, options, distributed=False):
     if npu is not None:
         npu_lso = npu["npu.npu_loss_scale_optimizer"]
         return npu_lso.NPULossScaleOptimizer(optimizer, manager, is_distributed=distributed)
-    return tf.contrib.mixed_precision.LossScaleOptimizer(optimizer, manager)
+    return loss_scale.LossScaleOptimizer(optimizer, manager)
 
 
 def set_iterations_per_loop(sess, train_op, options):

@@ -10,9 +10,9 @@ waits for sampling; images leave the pipeline as uint8 and are cast to float in 
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 # Upstream split names (flag values) -> file tags.
 SPLIT_TAGS = {"sources": "train", "target_val": "val", "target_tst": "test",

@@ -11,11 +11,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf
 
 from common import npu_session
 from common.errors import main_guard
 from common.npu_session import NpuOptions
+from common.tf_compat import tf
 from mobilenetv3.madds import count_madds
 from mobilenetv3.model import get_spec, mobilenet_v3
 

@@ -10,9 +10,9 @@ import os
 import sys
 
 import numpy as np
-import tensorflow as tf
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 # Leading bytes of the formats tf.io.decode_image reads.
 _MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),

@@ -8,11 +8,11 @@ The exported graphs take `images`: float32 [N, H, W, 3] in [0, 1] and give `prob
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from common import checkpoints, npu_session
 from common.errors import UserError, require
 from common.npu_session import NpuOptions
+from common.tf_compat import tf
 from mobilenetv3 import data
 from mobilenetv3.model import get_spec, mobilenet_v3
 from mobilenetv3.trainer import load_model_record

@@ -1,6 +1,6 @@
 """Multiply-adds per image counted from a built graph, the way the paper counts them (convolutions and FC only)."""
 import numpy as np
-import tensorflow as tf
+from common.tf_compat import tf
 
 
 def _static(shape):

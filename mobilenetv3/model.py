@@ -9,10 +9,10 @@ This module only builds layers: no flags, no session, no I/O. Input images are f
 """
 import collections
 
-import tensorflow as tf
 
 from common import npu_session
 from common.errors import UserError
+from common.tf_compat import tf
 
 # One bottleneck row of the paper's tables.
 Bneck = collections.namedtuple("Bneck", "kernel exp out se act stride")

@@ -13,12 +13,12 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from common import checkpoints, distributed, npu_session
 from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
 from common.step_timer import StepTimer
+from common.tf_compat import tf
 from mobilenetv3 import data, weights
 from mobilenetv3.model import get_spec, mobilenet_v3
 

@@ -7,9 +7,9 @@ Upstream's Keras model creates its weights in the same order as model.py's upstr
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 
 def load_initial(sess, path, model_vars, variant):

@@ -8,11 +8,11 @@ MAML: --use_T=False --use_M=False; T-net: --use_T=True --use_M=False; MT-net: al
 Flags keep upstream's names, meanings and defaults; the ones after the upstream block are this port's.
 """
 from absl import app
-import tensorflow as tf
 
 from common import distributed
 from common.ascend_flags import define_ascend_flags, npu_options_from
 from common.errors import main_guard
+from common.tf_compat import tf
 from mtnet import trainer
 
 flags = tf.compat.v1.flags

@@ -13,8 +13,7 @@ is each task's own gradient. The conv net adapts task by task (statically unroll
 This module only builds the graph: no flags, no session, no file I/O.
 """
 import numpy as np
-import tensorflow as tf
-from tensorflow.python.ops import gen_math_ops
+from common.tf_compat import tf
 
 tf1 = tf.compat.v1
 
@@ -110,7 +109,7 @@ class MetaLearner(object):
     def _conv_weights(self):
         s = self.spec
         w = {}
-        conv_init = tf.contrib.layers.xavier_initializer_conv2d()
+        conv_init = tf.compat.v1.glorot_uniform_initializer()   # = contrib's xavier_initializer, same draws
         cin = s.channels
         for i in range(1, 5):
             shape = [3, 3, cin, s.num_filters]
@@ -124,7 +123,7 @@ class MetaLearner(object):
             for _ in range(4):
                 side = side // 2 if s.max_pool else (side + 1) // 2
             feat = s.num_filters * side * side
-            head_init = tf.contrib.layers.xavier_initializer()
+            head_init = tf.compat.v1.glorot_uniform_initializer()
         else:
             feat = s.num_filters
             head_init = tf1.random_normal_initializer(stddev=1.0)  # upstream's omniglot head
@@ -332,7 +331,7 @@ class MetaLearner(object):
 
 def _batch_matmul(a, b):
     """[B, n, k] x [B, k, m]. The V1 op: equal batch sizes need none of V2's broadcasting ops (graph and step)."""
-    return gen_math_ops.batch_mat_mul(a, b)
+    return tf.raw_ops.BatchMatMul(x=a, y=b)
 
 
 def _bias_key(weight_key):

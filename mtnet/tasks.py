@@ -9,9 +9,9 @@ class order, for k = 0, 1, ...).
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 tf1 = tf.compat.v1
 

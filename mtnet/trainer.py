@@ -5,12 +5,12 @@ import pickle
 import re
 
 import numpy as np
-import tensorflow as tf
 
 from common import distributed, npu_session
 from common.checkpoints import restore
 from common.errors import UserError, check_finite, require
 from common.step_timer import StepTimer
+from common.tf_compat import tf
 from mtnet import tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
 

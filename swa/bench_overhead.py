@@ -103,7 +103,7 @@ def _make_callbacks(tf, name, baton, seed, swa=None):
 
 def run_round(config, round_index, sess, train):
     """One interleaved SGD/SWA training; returns {'sgd': {epoch: s}, 'swa': {epoch: s}, 'hooks': {epoch: s}}."""
-    import tensorflow as tf
+    from common.tf_compat import tf
     from swa.model import build_model
     from swa.tfkeras import SWA
 
@@ -193,7 +193,7 @@ def _line(label, s):
 
 def benchmark(config, rounds, printer=print):
     """Run `rounds` interleaved rounds in this process; print and return per-round and pooled summaries."""
-    import tensorflow as tf
+    from common.tf_compat import tf
     from common import npu_session
     from swa import data
 

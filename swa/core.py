@@ -13,9 +13,9 @@ import time
 import warnings
 
 import numpy as np
-import tensorflow as tf
 
 from common.errors import UserError
+from common.tf_compat import tf
 
 SCHEDULES = ("manual", "constant", "cyclic")
 

@@ -1,5 +1,5 @@
 """The seed task's classifier: Dense(50, relu) -> BatchNormalization -> Dense(3, softmax), in tf.keras."""
-import tensorflow as tf
+from common.tf_compat import tf
 
 
 def build_model(input_dim=2, hidden_units=50, num_classes=3, batch_norm=True):

@@ -1,9 +1,7 @@
-"""Stochastic weight averaging for tf.keras (TensorFlow 1.15): `from swa.tfkeras import SWA`."""
-from tensorflow.keras import backend as _backend
-from tensorflow.keras.callbacks import Callback as _Callback
-
+"""Stochastic weight averaging for tf.keras (TensorFlow 1.15 and 2.x): `from swa.tfkeras import SWA`."""
+from common.tf_compat import tf
 from swa.core import SWAError, make_flavour
 
-SWA, recompute_bn_statistics = make_flavour(_backend, _Callback, "tfkeras")
+SWA, recompute_bn_statistics = make_flavour(tf.keras.backend, tf.keras.callbacks.Callback, "tfkeras")
 
 __all__ = ["SWA", "SWAError", "recompute_bn_statistics"]

@@ -10,11 +10,11 @@ import shutil
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from common import npu_session
 from common.errors import UserError, check_finite, require
 from common.step_timer import StepTimer
+from common.tf_compat import tf
 from swa import data
 from swa.model import build_model
 from swa.tfkeras import SWA

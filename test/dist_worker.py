@@ -8,10 +8,10 @@ import argparse
 import os
 
 import numpy as np
-import tensorflow as tf
 
-from common import distributed, npu_session
+from common import distributed, npu_session, tf_compat
 from common.errors import main_guard
+from common.tf_compat import tf
 
 DATA = np.random.RandomState(0).randn(256, 4).astype(np.float32)
 TARGET = (DATA @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)).astype(np.float32)
@@ -66,9 +66,7 @@ def main():
     else:
         batch = cluster.dataset_batch_size(args.batch) if args.loop == "keras" else args.batch
         ds = dataset(cluster.rank, cluster.size, batch)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard = False   # sharded explicitly above
-        ds = ds.with_options(options)
+        ds = tf_compat.without_auto_shard(ds)   # sharded explicitly above
     if args.loop == "session":
         save(args, cluster, train_session_loop(args, cluster, ds), None)
         return

@@ -10,10 +10,10 @@ import argparse
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from common import distributed
 from common.npu_session import NpuOptions
+from common.tf_compat import tf
 from mtnet import tasks as T
 from mtnet import trainer
 

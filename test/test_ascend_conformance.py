@@ -12,10 +12,10 @@ import os
 import sys
 
 import pytest
-import tensorflow as tf
 
 from common import npu_session
 from common.npu_session import NpuOptions
+from common.tf_compat import tf
 from conftest import REPO, rank_table, run
 
 pytestmark = pytest.mark.ascend

@@ -193,7 +193,7 @@ def test_episode_sampler_ways_shots_queries(tmp_path):
 
 
 def test_episode_dataset_yields_fixed_shapes(tmp_path):
-    import tensorflow as tf
+    from common.tf_compat import tf
     _tiny_split(tmp_path)
     sampler = fsd.EpisodeSampler(fsd.load_split(str(tmp_path), "sources"), ways=2, shots=1, queries=3, tasks=2,
                                  seed=0)
@@ -210,7 +210,7 @@ def test_episode_dataset_yields_fixed_shapes(tmp_path):
 def test_auxiliary_task_held_out_split(tmp_path):
     """The auxiliary task's held-out images: ~10% of every class, fixed across runs, never drawn for training,
     read back exactly (in batches, the last one short) by the evaluation pipeline."""
-    import tensorflow as tf
+    from common.tf_compat import tf
     labels = np.repeat(np.arange(5), [20, 11, 9, 2, 1])
     images = np.zeros((len(labels), 8, 8, 3), np.uint8)
     images[:, 0, 0, 0] = np.arange(len(labels))       # each image carries its index

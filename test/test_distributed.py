@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from common import distributed, launch, npu_session
 from common.errors import UserError
+from common.tf_compat import tf
 from conftest import REPO, rank_table, run
 
 WORKER = os.path.join(REPO, "test", "dist_worker.py")

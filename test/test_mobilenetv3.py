@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
+from common.tf_compat import tf
 from conftest import REPO, rank_table, run, run_python
 from common.errors import UserError
 from mobilenetv3 import data, inference, madds, trainer

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from common.errors import UserError
 from common.npu_session import NpuOptions
+from common.tf_compat import tf
 from conftest import REPO, rank_table, run, run_python
 from mtnet import tasks as T
 from mtnet import model as mtnet_model
@@ -466,3 +466,15 @@ def test_num_train_classes_limits_the_training_classes(tmp_path):
     assert len(every) == 6                                        # -1: all (upstream's [:-1] dropped the last)
     assert trainer._image_tasks(cfg, "train", 2).files == every[:3]
     assert len(trainer._image_tasks(cfg, "eval", 2).files) == 2    # evaluation classes are not limited
+
+
+def test_a_seeded_run_gives_the_losses_recorded_on_tensorflow_115(tmp_path):
+    """Same seed, same run on either stack: TF 2.x gets TF 1.15's op-seed rule from common/tf_compat.py."""
+    with open(os.path.join(REPO, "test", "data", "mtnet_seed_losses.json")) as f:
+        reference = json.load(f)
+    proc = run_python(["mtnet/main.py", "--logdir=" + str(tmp_path)] + reference["flags"])
+    printed = {line.split()[1].rstrip(":"): [float(v.rstrip(",")) for v in line.split()[2:4]]
+               for line in proc.stdout.splitlines() if line.startswith("Iteration ")}
+    assert sorted(printed) == sorted(reference["iterations"])
+    for iteration, losses in reference["iterations"].items():
+        assert printed[iteration] == pytest.approx(losses, rel=1e-5), iteration

@@ -6,12 +6,13 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from common import npu_session
+from common import npu_session, tf_compat
 from common.ascend_flags import add_ascend_arguments, define_ascend_flags, npu_options_from
 from common.errors import UserError
+from common.loss_scale import LossScaleOptimizer
 from common.npu_session import NpuOptions
+from common.tf_compat import tf
 
 
 def ascend_flags(tmp_path, dump="data"):
@@ -41,7 +42,6 @@ def run_one_op(config):
 
 
 def test_session_config_on_npu_carries_every_flag(fake_npu, tmp_path):
-    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
     config = npu_session.session_config(options_from_argv(ascend_flags(tmp_path)))
     params = npu_params(config)
     assert params["use_off_line"].b is True
@@ -55,8 +55,8 @@ def test_session_config_on_npu_carries_every_flag(fake_npu, tmp_path):
     assert json.loads(params["profiling_options"].s.decode()) == {"output": str(tmp_path / "prof"),
                                                                   "task_trace": "on"}
     assert params["hcom_parallel"].b is False
-    assert config.graph_options.rewrite_options.remapping == RewriterConfig.OFF
-    assert config.graph_options.rewrite_options.memory_optimization == RewriterConfig.OFF
+    rewrite = config.graph_options.rewrite_options
+    assert rewrite.remapping == rewrite.memory_optimization == rewrite.OFF
     assert run_one_op(config) == 2.0
 
 
@@ -219,7 +219,7 @@ def test_fallback_builds_plain_configs(no_npu, tmp_path):
 
 @pytest.mark.parametrize("onednn, preset, expected", [(True, None, "0"), (True, "30", "30"), (False, None, None)])
 def test_onednn_build_stops_openmp_spinning_unless_set(no_npu, monkeypatch, tmp_path, onednn, preset, expected):
-    monkeypatch.setattr(npu_session, "onednn_build", lambda: onednn)
+    monkeypatch.setattr(tf_compat, "onednn_build", lambda: onednn)
     monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
     if preset is not None:
         monkeypatch.setenv("KMP_BLOCKTIME", preset)
@@ -240,7 +240,7 @@ def test_fallback_loss_scaling_trains_with_finite_loss(no_npu, loss_scale):
         pred = tf.compat.v1.layers.dense(x, 1)
         loss = tf.reduce_mean(tf.square(pred - y))
         opt = npu_session.wrap_optimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1), options)
-        assert isinstance(opt, tf.contrib.mixed_precision.LossScaleOptimizer)
+        assert isinstance(opt, LossScaleOptimizer)
         train = opt.minimize(loss)
         with npu_session.new_session(options, graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())

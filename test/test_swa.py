@@ -12,7 +12,9 @@ from conftest import REPO, run, run_python
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-FLAVOURS = ("keras", "tfkeras")
+KERAS3 = int(__import__("keras").__version__.split(".")[0]) >= 3
+FLAVOURS = (pytest.param("keras", marks=pytest.mark.skipif(KERAS3, reason="swa.keras needs Keras 2; Keras 3 is here")),
+            "tfkeras")
 SCRIPT = os.path.join(REPO, "swa", "train-tf.keras-npu.py")
 N, BATCH = 200, 64          # 4 batches per epoch, the last one partial (8 samples)
 BATCHES = 4
@@ -22,17 +24,17 @@ class Flavour(object):
     """The Keras API under test: its modules and the SWA package built on it."""
 
     def __init__(self, name):
-        if name == "keras":
-            self.keras = importlib.import_module("keras")
-        else:
-            import tensorflow as tf
-            self.keras = tf.keras
-        self.K = self.keras.backend
+        from common import tf_compat
+        from common.tf_compat import tf
         self.swa = importlib.import_module("swa." + name)
+        self.keras = self.swa.KERAS if name == "keras" else tf.keras
+        # Keras 2.3 on TF 1.15 is a library of its own; the Keras of TF 2.x is what tf.keras is.
+        self.standalone = name == "keras" and not tf_compat.TF2
+        self.K = self.keras.backend
         self.K.clear_session()
 
     def model(self, batch_norm=False, lr=0.1, seed=0):
-        import tensorflow as tf
+        from common.tf_compat import tf
         tf.compat.v1.set_random_seed(seed)
         layers = self.keras.layers
         stack = [layers.Dense(8, activation="relu", input_shape=(2,))]
@@ -215,7 +217,7 @@ def test_recompute_helper_handles_conv_inputs_and_nested_models(flavour, nested)
         model = keras.models.Model(inner_in, layers.Dense(2)(layers.Flatten()(features)))
     model.compile(keras.optimizers.SGD(0.01), "mse")
     x = np.random.RandomState(1).randn(40, 5, 5, 2).astype("float32")
-    if nested and flavour.keras is not __import__("tensorflow").keras:
+    if nested and flavour.standalone:
         # Standalone Keras runs a nested model's layers without recording where: a clear error, not a guess.
         with pytest.raises(ValueError, match="cannot find the input of batch normalization layer"):
             flavour.swa.recompute_bn_statistics(model, x, batch_size=16)
@@ -248,7 +250,7 @@ def test_bad_arguments_fail_at_construction(flavour, kwargs, message):
 ])
 def test_bad_fit_configurations_fail_before_training(flavour, case, message):
     from common.errors import UserError
-    import tensorflow as tf
+    from common.tf_compat import tf
     x, y = data()
     model = flavour.model(batch_norm=case == "bn_start_beyond")
     epochs = 4
@@ -261,7 +263,7 @@ def test_bad_fit_configurations_fail_before_training(flavour, case, message):
         swa, epochs = flavour.swa.SWA(start_epoch=5), 5
     elif case == "no_lr":
         opt = tf.compat.v1.train.GradientDescentOptimizer(0.1)
-        if flavour.keras is not tf.keras:
+        if flavour.standalone:
             opt = flavour.keras.optimizers.TFOptimizer(opt)
         model.compile(opt, "sparse_categorical_crossentropy")
     before = [w.copy() for w in model.get_weights()]
@@ -307,9 +309,16 @@ def test_resume_keeps_the_running_average(flavour, tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(not KERAS3, reason="Keras 2 is here: swa.keras works")
+def test_swa_keras_says_clearly_that_keras_3_will_not_do():
+    with pytest.raises(ImportError, match="swa.keras needs a Keras 2 package.*use swa.tfkeras"):
+        importlib.import_module("swa.keras")
+
+
+@pytest.mark.skipif(KERAS3, reason="swa.keras needs Keras 2")
 def test_keras_and_tfkeras_share_one_implementation():
     import keras
-    import tensorflow as tf
+    from common.tf_compat import tf
     import swa.keras
     import swa.tfkeras
     assert swa.keras.SWA.__init__.__code__ is swa.tfkeras.SWA.__init__.__code__

@@ -7,8 +7,7 @@ import json
 import os
 import sys
 
-import tensorflow as tf
-from tensorflow.python.client import session as session_lib
+from common.tf_compat import tf
 
 
 class AdapterAbort(BaseException):
@@ -89,7 +88,8 @@ def check_run(sess, params, fetches):
     cache.add(key)
 
 
-_original_run = session_lib.BaseSession.run
+BaseSession = tf.compat.v1.Session.__mro__[1]   # tensorflow.python.client.session.BaseSession
+_original_run = BaseSession.run
 
 
 def _checked_run(self, fetches, feed_dict=None, options=None, run_metadata=None):
@@ -103,4 +103,4 @@ def _checked_run(self, fetches, feed_dict=None, options=None, run_metadata=None)
 
 
 def install():
-    session_lib.BaseSession.run = _checked_run
+    BaseSession.run = _checked_run

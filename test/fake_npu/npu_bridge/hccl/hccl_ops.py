@@ -1,7 +1,7 @@
 import os
 
-import tensorflow as tf
 
+from common.tf_compat import tf
 from npu_bridge import record
 
 

@@ -1,5 +1,5 @@
-import tensorflow as tf
 
+from common.tf_compat import tf
 from npu_bridge import record
 
 # NPURunConfig's own keywords besides RunConfig's (npu_config.py, r1.11.0 and master; master adds the last ten).

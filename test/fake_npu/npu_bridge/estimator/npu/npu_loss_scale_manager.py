@@ -1,9 +1,9 @@
-import tensorflow as tf
-
+# The real classes subclass tf.contrib.mixed_precision's, which common.loss_scale reproduces on both TF stacks.
+from common import loss_scale
 from npu_bridge import record
 
 
-class FixedLossScaleManager(tf.contrib.mixed_precision.FixedLossScaleManager):
+class FixedLossScaleManager(loss_scale.FixedLossScaleManager):
     def __init__(self, loss_scale, enable_overflow_check=True):
         record("FixedLossScaleManager", loss_scale=loss_scale)
         # npu_loss_scale_manager.py FixedLossScaleManager.__init__
@@ -16,7 +16,7 @@ class FixedLossScaleManager(tf.contrib.mixed_precision.FixedLossScaleManager):
         return self._enable_overflow_check
 
 
-class ExponentialUpdateLossScaleManager(tf.contrib.mixed_precision.ExponentialUpdateLossScaleManager):
+class ExponentialUpdateLossScaleManager(loss_scale.ExponentialUpdateLossScaleManager):
     # npu_loss_scale_manager.py: no value checks; the TF parent creates its variables (graph not finalized).
     def __init__(self, init_loss_scale, incr_every_n_steps, decr_every_n_nan_or_inf=2, incr_ratio=2,
                  decr_ratio=0.8):

@@ -1,9 +1,8 @@
-import tensorflow as tf
-
+from common import loss_scale
 from npu_bridge import record
 
 
-class NPULossScaleOptimizer(tf.contrib.mixed_precision.LossScaleOptimizer):
+class NPULossScaleOptimizer(loss_scale.LossScaleOptimizer):
     # npu_loss_scale_optimizer.py: (opt, loss_scale_manager, is_distributed=False), no checks; the overflow
     # test uses the NPU float-status ops, here TF's finite check.
     def __init__(self, opt, loss_scale_manager, is_distributed=False):

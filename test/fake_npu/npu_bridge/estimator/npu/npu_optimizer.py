@@ -1,7 +1,7 @@
 import os
 
-import tensorflow as tf
 
+from common.tf_compat import tf
 from npu_bridge import record
 from npu_bridge.estimator.npu.npu_common import NPUBasics
 from npu_bridge.hccl import hccl_ops

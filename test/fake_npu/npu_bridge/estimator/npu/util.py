@@ -1,13 +1,12 @@
-import tensorflow as tf
-from tensorflow.python.framework import ops
 
+from common.tf_compat import tf
 from npu_bridge import record
 from npu_bridge.estimator.npu.npu_config import check_positive_integer
 
 
 def create_or_get_var(var_name):
     # util.py create_or_get_var: an int64 resource variable in the default graph (which must not be finalized)
-    graph = ops.get_default_graph()
+    graph = tf.compat.v1.get_default_graph()
     collection = "npu_runconfig_" + var_name
     existing = graph.get_collection(collection)
     if len(existing) > 1:
@@ -23,7 +22,7 @@ def create_or_get_var(var_name):
 def set_iteration_per_loop(sess, train_op, iterations_per_loop=1):
     record("set_iteration_per_loop", iterations_per_loop=iterations_per_loop)
     # util.py set_iteration_per_loop: an Operation (the message reads train_op.dtype: AttributeError otherwise)
-    if not isinstance(train_op, ops.Operation):
+    if not isinstance(train_op, tf.Operation):
         raise ValueError("The incoming 'train_op' type is '%s', and the need type is 'Operation'"
                          % train_op.dtype.name)
     check_positive_integer(iterations_per_loop, "iterations_per_loop")
