@@ -160,12 +160,13 @@ def describe(options):
     if on_npu():
         return ("device: Ascend NPU (npu_bridge); precision_mode=%s; loss scale: %s; iterations_per_loop=%d"
                 % (options.precision_mode, scale, options.iterations_per_loop))
-    gpus = tf.test.is_built_with_cuda() and tf.test.is_gpu_available()
     extras = [name for name, on in (("data dump", options.data_dump_flag), ("overflow dump", options.over_dump),
                                     ("profiling", options.profiling)) if on]
-    return ("device: %s fallback (npu_bridge not in use); compute precision: fp32 (precision_mode=%s applies "
-            "on Ascend only); loss scale: %s%s%s"
-            % ("GPU" if gpus else "CPU", options.precision_mode, scale,
+    precision, why = fallback_precision(options)
+    if precision == "fp16" and options.loss_scale is None:
+        why += "; without --loss_scale small fp16 gradients can underflow to 0"
+    return ("device: %s fallback (npu_bridge not in use); compute precision: %s (%s); loss scale: %s%s%s"
+            % ("GPU" if _gpus() else "CPU", precision, why, scale,
                "; iterations_per_loop=%d is Ascend-only, one step per run here" % options.iterations_per_loop
                if options.iterations_per_loop > 1 else "",
                "; ignored off Ascend: " + ", ".join(extras) if extras else ""))
@@ -181,7 +182,57 @@ def announce(options):
         print(line, flush=True)
 
 
-def _fallback_threads(config):
+MIXED_MODES = ("allow_mix_precision", "force_fp16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+_BF16_REWRITE = "auto_mixed_precision_onednn_bfloat16"   # RewriterConfig field, TF 2.9 and later
+
+
+def _gpus():
+    return bool(tf.config.experimental.list_physical_devices("GPU"))
+
+
+def cpu_flags():
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fallback_precision(options):
+    """(the precision that really runs off Ascend, why). The mixed modes (allow_mix_precision, force_fp16) turn
+    on TensorFlow's automatic mixed precision graph rewrite: fp16 on a GPU, bf16 on a CPU through oneDNN where
+    TensorFlow and the CPU have it; everything else computes in fp32."""
+    mode = options.precision_mode
+    if mode not in MIXED_MODES:
+        return "fp32", "precision_mode=%s applies on Ascend only" % mode
+    if _gpus():
+        return "fp16", "precision_mode=%s: TensorFlow's automatic mixed precision on the GPU" % mode
+    rewrites = tf.compat.v1.ConfigProto().graph_options.rewrite_options.DESCRIPTOR.fields_by_name
+    if _BF16_REWRITE not in rewrites:
+        return "fp32", ("bf16 requested by precision_mode=%s, but TensorFlow %s has no oneDNN bf16 rewrite (the "
+                        "TF 2.x stack has): fp32" % (mode, tf.__version__))
+    if not tf_compat.onednn_build():
+        return "fp32", ("bf16 requested by precision_mode=%s, but this TensorFlow runs without oneDNN "
+                        "(TF_ENABLE_ONEDNN_OPTS=0?): fp32" % mode)
+    found = [flag for flag in BF16_CPU_FLAGS if flag in cpu_flags()]
+    if not found:
+        return "fp32", "bf16 requested by precision_mode=%s, this CPU lacks AVX512_BF16 and AMX: fp32" % mode
+    return "bf16", ("precision_mode=%s: oneDNN's automatic mixed precision, %s"
+                    % (mode, " and ".join(f.upper() for f in found)))
+
+
+def _fallback_config(config, options):
+    rewrite = config.graph_options.rewrite_options
+    precision = fallback_precision(options)[0]
+    if precision == "fp16":
+        rewrite.auto_mixed_precision = rewrite.ON
+    elif precision == "bf16":
+        setattr(rewrite, _BF16_REWRITE, rewrite.ON)
     # Intra-op threads do the math; a couple of inter-op threads keep the input pipeline moving.
     config.intra_op_parallelism_threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", os.cpu_count() or 1))
     config.inter_op_parallelism_threads = int(os.environ.get("TF_NUM_INTEROP_THREADS", 2))
@@ -205,7 +256,7 @@ def session_config(options, distributed=False):
     announce(options)
     config = _base_config()
     if not on_npu():
-        _fallback_threads(config)
+        _fallback_config(config, options)
         return config
     custom_op = config.graph_options.rewrite_options.custom_optimizers.add()
     custom_op.name = "NpuOptimizer"
@@ -253,7 +304,7 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
     npu = npu_modules()
     if npu is None:
         config = _base_config()
-        _fallback_threads(config)
+        _fallback_config(config, options)
         return tf.estimator.RunConfig(session_config=config, **common)
     cfg = npu["npu.npu_config"]
     # NPUEstimator adds the NpuOptimizer from these settings; the session config only switches off TF's rewrites.

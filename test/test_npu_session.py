@@ -213,7 +213,7 @@ def test_fallback_builds_plain_configs(no_npu, tmp_path):
     assert npu_session.estimator_class() is tf.estimator.Estimator
     assert npu_session.steps_per_run(options) == 1
     line = npu_session.describe(options)
-    assert "fallback" in line and "fp32" in line and "fixed 1024" in line
+    assert "fallback" in line and "compute precision: " in line and "fixed 1024" in line
     assert "Ascend NPU" not in line and "ignored off Ascend: data dump, profiling" in line
 
 
@@ -329,3 +329,80 @@ def test_a_broken_npu_bridge_is_an_error_not_a_fallback(no_npu, monkeypatch, tmp
     finally:
         for name in [m for m in sys.modules if m.split(".")[0] == "npu_bridge"]:
             del sys.modules[name]
+
+
+@pytest.fixture
+def cpu_machine(no_npu, monkeypatch):
+    """The fallback on a CPU whose flags and TensorFlow build the test sets."""
+    monkeypatch.setattr(npu_session, "_gpus", lambda: False)
+
+    def machine(flags=(), onednn=True):
+        monkeypatch.setattr(npu_session, "cpu_flags", lambda: set(flags))
+        monkeypatch.setattr(tf_compat, "onednn_build", lambda: onednn)
+    return machine
+
+
+def _rewrites(options):
+    return npu_session.session_config(options).graph_options.rewrite_options
+
+
+def test_mixed_precision_is_fp16_on_a_gpu(no_npu, monkeypatch):
+    monkeypatch.setattr(npu_session, "_gpus", lambda: True)
+    options = NpuOptions(precision_mode="allow_mix_precision")
+    rewrite = _rewrites(options)
+    assert rewrite.auto_mixed_precision == rewrite.ON
+    line = npu_session.describe(options)
+    assert line.startswith("device: GPU fallback") and "compute precision: fp16 (" in line
+    assert "without --loss_scale small fp16 gradients can underflow" in line
+    assert "underflow" not in npu_session.describe(NpuOptions(precision_mode="force_fp16", loss_scale="dynamic"))
+
+
+@pytest.mark.parametrize("mode", ["allow_fp32_to_fp16", "must_keep_origin_dtype"])
+def test_other_precision_modes_compute_in_fp32_off_ascend(cpu_machine, mode):
+    cpu_machine(["avx512_bf16"])
+    rewrite = _rewrites(NpuOptions(precision_mode=mode))
+    assert rewrite.auto_mixed_precision != rewrite.ON
+    assert "compute precision: fp32 (precision_mode=%s applies on Ascend only)" % mode in \
+        npu_session.describe(NpuOptions(precision_mode=mode))
+
+
+@pytest.mark.skipif(not tf_compat.TF2, reason="TF 1.15 has no oneDNN bf16 rewrite")
+@pytest.mark.parametrize("flags, onednn, expected", [
+    (["avx512_bf16"], True, "compute precision: bf16 (precision_mode=allow_mix_precision: oneDNN's automatic "
+                            "mixed precision, AVX512_BF16)"),
+    (["amx_bf16", "avx512_bf16"], True, "compute precision: bf16 (precision_mode=allow_mix_precision: oneDNN's "
+                                        "automatic mixed precision, AVX512_BF16 and AMX_BF16)"),
+    (["avx2", "avx512f"], True, "compute precision: fp32 (bf16 requested by precision_mode=allow_mix_precision, "
+                                "this CPU lacks AVX512_BF16 and AMX: fp32)"),
+    (["avx512_bf16"], False, "this TensorFlow runs without oneDNN"),
+])
+def test_mixed_precision_on_a_cpu_is_bf16_where_cpu_and_build_have_it(cpu_machine, flags, onednn, expected):
+    cpu_machine(flags, onednn)
+    options = NpuOptions(precision_mode="allow_mix_precision")
+    rewrite = _rewrites(options)
+    assert (rewrite.auto_mixed_precision_onednn_bfloat16 == rewrite.ON) == ("bf16 (" in expected)
+    assert expected in npu_session.describe(options)
+
+
+@pytest.mark.skipif(tf_compat.TF2, reason="the TF 2.x stack has the rewrite")
+def test_tf115_says_it_has_no_bf16_rewrite(cpu_machine):
+    cpu_machine(["avx512_bf16"])
+    assert "compute precision: fp32 (bf16 requested by precision_mode=force_fp16, but TensorFlow 1.15" in \
+        npu_session.describe(NpuOptions(precision_mode="force_fp16"))
+
+
+def test_the_precision_the_log_names_is_the_one_that_runs(no_npu):
+    """On this machine, whatever it is: bf16 ops in the executed graph exactly when the line says bf16."""
+    options = NpuOptions(precision_mode="allow_mix_precision")
+    with tf.Graph().as_default() as graph:
+        x = tf.random.normal([64, 64], seed=1)
+        w = tf.compat.v1.get_variable("w", [64, 64])
+        y = tf.nn.relu(tf.matmul(tf.nn.relu(tf.matmul(x, w)), w))
+        with tf.compat.v1.Session(graph=graph, config=npu_session.session_config(options)) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            metadata = tf.compat.v1.RunMetadata()
+            sess.run(y, options=tf.compat.v1.RunOptions(output_partition_graphs=True), run_metadata=metadata)
+    executed = "".join(str(g) for g in metadata.partition_graphs)
+    said = npu_session.fallback_precision(options)[0]
+    assert ("DT_BFLOAT16" in executed) == (said == "bf16"), said
+    assert ("DT_HALF" in executed) == (said == "fp16"), said
