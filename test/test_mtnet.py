@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import pickle
+import shutil
 import sys
 
 import numpy as np
@@ -478,3 +479,20 @@ def test_a_seeded_run_gives_the_losses_recorded_on_tensorflow_115(tmp_path):
     assert sorted(printed) == sorted(reference["iterations"])
     for iteration, losses in reference["iterations"].items():
         assert printed[iteration] == pytest.approx(losses, rel=1e-5), iteration
+
+
+def test_a_checkpoint_written_on_tensorflow_115_restores_and_tests_the_same(tmp_path):
+    """test/data/mtnet_tf115_checkpoint: the seeded run above, saved by TF 1.15.5; test mode on either stack."""
+    with open(os.path.join(REPO, "test", "data", "mtnet_seed_losses.json")) as f:
+        reference = json.load(f)
+    exp_dir = tmp_path / "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
+    exp_dir.mkdir()
+    for name in os.listdir(os.path.join(REPO, "test", "data", "mtnet_tf115_checkpoint")):
+        shutil.copy(os.path.join(REPO, "test", "data", "mtnet_tf115_checkpoint", name), str(exp_dir))
+    tf.compat.v1.train.update_checkpoint_state(str(exp_dir), str(exp_dir / "model299"))
+    proc = run_python(["mtnet/main.py", "--logdir=" + str(tmp_path)] + reference["flags"]
+                      + reference["test_mode"]["flags"])
+    assert "Restoring model weights from " + str(exp_dir / "model299") in proc.stdout
+    means = {line.split(":")[0]: float(line.split()[2]) for line in proc.stdout.splitlines()
+             if line.startswith("update") and ": mean " in line}
+    assert means == pytest.approx(reference["test_mode"]["means"], rel=1e-4)
