@@ -12,7 +12,6 @@ import logging
 import os
 
 from common import loss_scale, tf_compat
-
 from common.errors import UserError
 from common.tf_compat import tf
 
