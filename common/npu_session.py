@@ -301,6 +301,7 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
                   save_checkpoints_secs=None if by_steps else 600, keep_checkpoint_max=keep_checkpoint_max,
                   log_step_count_steps=log_step_count_steps, save_summary_steps=save_summary_steps)
     npu = npu_modules()
+    _require_estimator()
     if npu is None:
         config = _base_config()
         _fallback_config(config, options)
@@ -325,6 +326,12 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
                             enable_data_pre_proc=options.enable_data_pre_proc, **dict(common, **extra))
 
 
+def _require_estimator():
+    if not tf_compat.has_estimator():
+        raise UserError("tf.estimator is gone from TensorFlow 2.16 on (this is %s): use the TF 1.15 or TF 2.15 "
+                        "stack for estimators" % tf.__version__)
+
+
 def _make_output_directories(options):
     """The adapter checks that dump and profiling directories exist and are writable; it creates none."""
     for path in options.output_directories():
@@ -337,6 +344,7 @@ def _make_output_directories(options):
 def estimator_class():
     """NPUEstimator on Ascend (it compiles the graph for the device), tf.estimator.Estimator elsewhere."""
     npu = npu_modules()
+    _require_estimator()
     if npu is None:
         return tf.estimator.Estimator
     _job_id()

@@ -326,3 +326,9 @@ def test_cbn_premultiplier_projection_is_per_task_and_learns():
             after, grad_values = sess.run([logits, grads])
     assert np.abs(after - before).max() > 1e-4
     assert max(np.abs(g).max() for g in grad_values) > 0
+
+
+def test_backbone_training_benchmark_prints_images_per_second():
+    proc = run_python(["am3/benchmark.py", "--batch=2", "--image_size=16", "--num_filters=4", "--runs=2"])
+    line = [x for x in proc.stdout.splitlines() if x.startswith("benchmark: train ResNet-12")][-1]
+    assert "filters=4" in line and float(line.split("images_per_sec=")[1]) > 0

@@ -345,3 +345,11 @@ def test_8p_wrapper_on_ascend_needs_a_rank_table(tmp_path, image_data):
                RANK_TABLE_FILE=tmp_path / "missing.json")
     assert proc.returncode == 2
     assert "train_full_8p.sh: set RANK_TABLE_FILE to the HCCL rank table of the 8 devices" in proc.stdout
+
+
+def test_training_benchmark_prints_images_per_second():
+    proc = run_python([os.path.join(MODEL_DIR, "benchmark.py"), "--train", "--model=small", "--image_size=32",
+                       "--batch=2", "--runs=2", "--num_classes=3"])
+    assert "compute precision: fp32" in proc.stdout
+    line = [x for x in proc.stdout.splitlines() if x.startswith("benchmark: train model=small")][-1]
+    assert float(line.split("images_per_sec=")[1]) > 0

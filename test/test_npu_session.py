@@ -97,6 +97,10 @@ def test_session_config_on_npu_without_dump_or_profiling(fake_npu):
         assert absent not in params
 
 
+NEEDS_ESTIMATOR = pytest.mark.skipif(not tf_compat.has_estimator(), reason="tf.estimator is gone from TF 2.16 on")
+
+
+@NEEDS_ESTIMATOR
 def test_run_config_on_npu_passes_npu_keywords(fake_npu, tmp_path, monkeypatch):
     monkeypatch.delenv("JOB_ID", raising=False)
     npu_session.reset_probe()
@@ -119,6 +123,7 @@ def test_run_config_on_npu_passes_npu_keywords(fake_npu, tmp_path, monkeypatch):
     assert type(estimator).__name__ == "NPUEstimator" and os.environ["JOB_ID"] == "10087"
 
 
+@NEEDS_ESTIMATOR
 @pytest.mark.parametrize("route", ["npu", "fallback"])
 def test_run_config_saves_every_600_seconds_without_a_step_count_on_both_routes(route, request):
     request.getfixturevalue("fake_npu" if route == "npu" else "no_npu")
@@ -202,6 +207,7 @@ def test_fallback_env_overrides_installed_npu_bridge(fake_npu, monkeypatch):
     assert not npu_session.on_npu()
 
 
+@NEEDS_ESTIMATOR
 def test_fallback_builds_plain_configs(no_npu, tmp_path):
     options = options_from_argv(ascend_flags(tmp_path))
     config = npu_session.session_config(options)
@@ -406,3 +412,9 @@ def test_the_precision_the_log_names_is_the_one_that_runs(no_npu):
     said = npu_session.fallback_precision(options)[0]
     assert ("DT_BFLOAT16" in executed) == (said == "bf16"), said
     assert ("DT_HALF" in executed) == (said == "fp16"), said
+
+
+@pytest.mark.skipif(tf_compat.has_estimator(), reason="this TensorFlow has tf.estimator")
+def test_estimator_helpers_say_clearly_that_this_tensorflow_has_no_estimator(no_npu):
+    with pytest.raises(UserError, match="tf.estimator is gone from TensorFlow 2.16"):
+        npu_session.run_config(NpuOptions(), "/tmp/model")
