@@ -1,4 +1,5 @@
 
+from common import tf_compat
 from common.tf_compat import tf
 from npu_bridge import record
 
@@ -49,7 +50,12 @@ def check_positive_integer(value, name):
         raise ValueError("%s must be positive, got %d" % (name, value))
 
 
-class NPURunConfig(tf.estimator.RunConfig):
+# The adapter is TF 1.15 only; on TF 2.16+ (no tf.estimator) the fake still imports, and the project refuses
+# estimators there before it builds one.
+_RunConfig = tf.estimator.RunConfig if tf_compat.has_estimator() else object
+
+
+class NPURunConfig(_RunConfig):
     def __init__(self, **kwargs):
         unknown = set(kwargs) - set(NPU_KEYWORDS) - set(RUN_CONFIG_KEYWORDS)
         if unknown:   # npu_config.py NPURunConfig: a fixed keyword signature

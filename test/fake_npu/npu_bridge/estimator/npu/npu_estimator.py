@@ -1,12 +1,12 @@
 import os
 
-
+from common import tf_compat
 from common.tf_compat import tf
 from npu_bridge import record
 from npu_bridge.estimator.npu.npu_config import NPURunConfig
 
 
-class NPUEstimator(tf.estimator.Estimator):
+class NPUEstimator(tf.estimator.Estimator if tf_compat.has_estimator() else object):
     def __init__(self, model_fn=None, model_dir=None, config=None, params=None, job_start_file="",
                  warm_start_from=None):
         record("NPUEstimator", model_dir=model_dir)
@@ -23,4 +23,4 @@ class NPUEstimator(tf.estimator.Estimator):
                                            warm_start_from=warm_start_from)
 
 
-NPUEstimatorSpec = tf.estimator.EstimatorSpec
+NPUEstimatorSpec = tf.estimator.EstimatorSpec if tf_compat.has_estimator() else None
