@@ -171,7 +171,7 @@ wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.
   ActualLoss=$(awk 'NF {last=$0} END {print (last == "" ? "None" : last)}' "$loss_file")
   TrainAccuracy=None
   if [ "$kind" = acc ] && declare -F extract_accuracy >/dev/null; then
-    TrainAccuracy=$(extract_accuracy "$LOG" | tail -n 1)
+    TrainAccuracy=$(extract_accuracy "$LOG" | tail -n 1 || true)   # no accuracy line (a rerun): None, not exit 1
     TrainAccuracy="${TrainAccuracy:-None}"
   fi
   DeviceType=$(uname -m)

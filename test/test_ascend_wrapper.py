@@ -110,6 +110,21 @@ def test_finished_checkpoint_reports_no_performance(fake_model, tmp_path):
     assert proc.returncode == 1 and "no step_time_summary line with a step time" in proc.stdout
 
 
+def test_no_accuracy_line_is_none_not_a_silent_failure(fake_model, tmp_path):
+    """An accuracy extractor whose grep finds nothing (MobileNetV3's on a rerun with nothing to train) failed
+    the summary under pipefail: exit 1 and no message."""
+    script = fake_model / "test" / "train_full_1p.sh"
+    text = script.read_text().replace(
+        """extract_accuracy() { grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{print $2}'; }""",
+        """extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | """
+        """sed -n 's/.* val_acc=\\([0-9.]*\\).*/\\1/p'; }""")
+    assert "^epoch" in text
+    script.write_text(text)
+    proc = run(["bash", str(script), "--finished=1"], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout
+    assert "Final Train Accuracy : None" in proc.stdout
+
+
 def test_help_shows_the_default_a_wrapper_sets_after_sharing_flags(tmp_path):
     # SWA's two wrappers declare their flags once (swa/test/train_flags.sh); the performance run then shortens
     # the defaults, and --help must show the values the run will use.
