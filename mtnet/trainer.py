@@ -158,6 +158,7 @@ def find_checkpoint(cfg, exp_dir):
 # ---- graph ------------------------------------------------------------------------------------------------------
 class Graph(object):
     """The tensors a loop needs: losses, optimizer op, summaries, inputs (for feeding plots)."""
+    iterator_inits = ()    # image tasks: their iterators' initializers, run once after the variables
 
 
 def _reduce(out, classification):
@@ -396,7 +397,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
 
     sess = dp.session(tf1.get_default_graph())
     start = _init_session(sess, saver, checkpoint)
-    sess.run([init for built in graphs for init in getattr(built, "iterator_inits", [])])
+    sess.run([init for built in graphs for init in built.iterator_inits])
     if broadcast is not None:
         sess.run(broadcast)
     train_op = npu_session.set_iterations_per_loop(sess, train_op, options)
@@ -497,7 +498,7 @@ def _test(cfg, options, exp_dir, checkpoint):
         runs = num_tasks
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
     sess, _ = _open_session(cfg, options, saver, checkpoint)
-    sess.run(getattr(g, "iterator_inits", []))
+    sess.run(list(g.iterator_inits))
     fetch = g.per_task_acc if learner.classification else g.per_task
     rows = []
     plot_batch = None
