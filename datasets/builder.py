@@ -15,6 +15,7 @@ import io
 import multiprocessing
 import os
 import re
+import time
 
 import numpy as np
 
@@ -64,6 +65,15 @@ def read_class_list(path):
     if not wnids:
         raise UserError("%s lists no classes" % path)
     return sorted(set(wnids))
+
+
+def claim_classes(seen, wnids, split):
+    """Record the classes of `split` in `seen` ({wnid: split}); few-shot splits must not share a class."""
+    for wnid in wnids:
+        if wnid in seen:
+            raise UserError("class %s is listed in both %s.csv and %s.csv (few-shot splits must not share "
+                            "classes)" % (wnid, seen[wnid], split))
+        seen[wnid] = split
 
 
 def read_class_dictionary(path):
@@ -173,38 +183,83 @@ def load_image(path, size):
 
 
 def _load(args):
-    return load_image(*args)
+    """Pool worker: (image, None), or (None, message) for an unreadable image. Errors travel as values: an
+    exception raised in a worker left the parent stuck in pool.terminate() (seen with one bad JPEG)."""
+    try:
+        return load_image(*args), None
+    except UserError as err:
+        return None, str(err)
 
 
-def write_split(output_dir, split, paths, labels, embeddings, size, seed, workers):
-    """Decode `paths` (in a seeded random order) into few-shot-{split}.npz and write the embeddings npz."""
-    os.makedirs(output_dir, exist_ok=True)
-    order = np.random.RandomState(seed).permutation(len(paths))
-    paths = [paths[i] for i in order]
-    labels = np.asarray(labels, dtype=np.int32)[order]
+PROGRESS_SECONDS = 30
+
+
+def _decoded(jobs, workers):
+    """Yield the images of `jobs` in order; the first unreadable one raises UserError."""
+    pool = multiprocessing.Pool(workers) if workers > 1 and len(jobs) > 64 else None
+    try:
+        results = pool.imap(_load, jobs, chunksize=32) if pool else map(_load, jobs)
+        for image, problem in results:
+            if problem:
+                raise UserError(problem)
+            yield image
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
+
+
+def _decode_split(output_dir, split, paths, size, workers):
+    """Decode `paths` into a hidden .npy memmap in output_dir; returns its path. Progress every ~30 s."""
     tmp = os.path.join(output_dir, ".few-shot-%s.features.npy" % split)
     features = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-    jobs = [(p, size) for p in paths]
+    last_report = time.time()
     try:
-        if workers > 1 and len(jobs) > 64:
-            pool = multiprocessing.Pool(workers)
-            try:
-                for i, image in enumerate(pool.imap(_load, jobs, chunksize=32)):
-                    features[i] = image
-            finally:
-                pool.terminate()
-        else:
-            for i, job in enumerate(jobs):
-                features[i] = _load(job)
+        for i, image in enumerate(_decoded([(p, size) for p in paths], workers)):
+            features[i] = image
+            if time.time() - last_report >= PROGRESS_SECONDS:
+                print("%s: %d/%d images decoded" % (split, i + 1, len(paths)), flush=True)
+                last_report = time.time()
         features.flush()
-        np.savez(os.path.join(output_dir, "few-shot-%s.npz" % split), features=features, targets=labels)
+    except BaseException:
+        features = None   # closes the memmap before its file goes
+        os.remove(tmp)
+        raise
+    del features
+    return tmp
+
+
+def write_splits(output_dir, plans, size, seed, workers):
+    """plans: [(split, paths, labels, embeddings)] in SPLITS order, all checked already. Each split's images go
+    in a seeded random order (seed + its position) into few-shot-{split}.npz, beside few-shot-wordemb-{split}.npz.
+    Files are written under hidden names and renamed only when every split decoded: a bad image or a stop
+    leaves no partial data set behind."""
+    os.makedirs(output_dir, exist_ok=True)
+    pending = []
+    try:
+        for offset, (split, paths, labels, embeddings) in enumerate(plans):
+            order = np.random.RandomState(seed + offset).permutation(len(paths))
+            paths = [paths[i] for i in order]
+            labels = np.asarray(labels, dtype=np.int32)[order]
+            pending.append(_decode_split(output_dir, split, paths, size, workers))
+            features = np.load(pending[-1], mmap_mode="r")
+            for name, arrays in (("few-shot-%s.npz" % split, dict(features=features, targets=labels)),
+                                 ("few-shot-wordemb-%s.npz" % split, dict(features=embeddings))):
+                hidden = os.path.join(output_dir, "." + name)
+                with open(hidden, "wb") as f:   # a file object: np.savez would append .npz to the name
+                    np.savez(f, **arrays)
+                pending.append(hidden)
+            del features
+        for hidden in pending:
+            if hidden.endswith(".npz"):
+                os.replace(hidden, os.path.join(output_dir, os.path.basename(hidden)[1:]))
     finally:
-        del features
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    np.savez(os.path.join(output_dir, "few-shot-wordemb-%s.npz" % split), features=embeddings)
-    print("%s: %d images of %d classes -> %s" % (split, len(paths), embeddings.shape[0],
-                                                 os.path.join(output_dir, "few-shot-%s.npz" % split)), flush=True)
+        for hidden in pending:
+            if os.path.exists(hidden):
+                os.remove(hidden)
+    for split, paths, _, embeddings in plans:
+        print("%s: %d images of %d classes -> %s" % (split, len(paths), embeddings.shape[0],
+                                                     os.path.join(output_dir, "few-shot-%s.npz" % split)), flush=True)
 
 
 def _bool(text):

@@ -28,15 +28,17 @@ def find_image(image_dir, filename, wnid):
 
 def build(args):
     names = builder.read_class_dictionary(args.class_dict)
-    for offset, split in enumerate(builder.SPLITS):
+    seen, plans = {}, []
+    for split in builder.SPLITS:   # every list, class name and file is checked before any image is decoded
         rows = builder.read_image_list(os.path.join(args.split_dir, split + ".csv"))
         wnids = sorted({wnid for _, wnid in rows})
+        builder.claim_classes(seen, wnids, split)
         index = {wnid: i for i, wnid in enumerate(wnids)}
         embeddings = builder.class_embeddings(wnids, names, args.word_vectors, args.class_dict,
                                               args.skip_missing_words)
         paths = [find_image(args.image_dir, filename, wnid) for filename, wnid in rows]
-        builder.write_split(args.output_dir, split, paths, [index[w] for _, w in rows], embeddings,
-                            args.image_size, args.seed + offset, args.num_workers)
+        plans.append((split, paths, [index[w] for _, w in rows], embeddings))
+    builder.write_splits(args.output_dir, plans, args.image_size, args.seed, args.num_workers)
 
 
 @main_guard

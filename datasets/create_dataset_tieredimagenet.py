@@ -32,13 +32,10 @@ def class_images(image_dir, wnid):
 
 def build(args):
     names = builder.read_class_dictionary(args.class_dict)
-    seen = {}
-    for offset, split in enumerate(builder.SPLITS):
+    seen, plans = {}, []
+    for split in builder.SPLITS:   # every list, class name and folder is checked before any image is decoded
         wnids = builder.read_class_list(os.path.join(args.split_dir, split + ".csv"))
-        for wnid in wnids:
-            if wnid in seen:
-                raise UserError("class %s is listed in both %s.csv and %s.csv" % (wnid, seen[wnid], split))
-            seen[wnid] = split
+        builder.claim_classes(seen, wnids, split)
         embeddings = builder.class_embeddings(wnids, names, args.word_vectors, args.class_dict,
                                               args.skip_missing_words)
         paths, labels = [], []
@@ -46,8 +43,8 @@ def build(args):
             files = class_images(args.image_dir, wnid)
             paths.extend(files)
             labels.extend([i] * len(files))
-        builder.write_split(args.output_dir, split, paths, labels, embeddings, args.image_size,
-                            args.seed + offset, args.num_workers)
+        plans.append((split, paths, labels, embeddings))
+    builder.write_splits(args.output_dir, plans, args.image_size, args.seed, args.num_workers)
 
 
 @main_guard

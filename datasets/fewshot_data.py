@@ -8,6 +8,8 @@ Episodes are sampled with numpy on a background tf.data thread (prefetched), so 
 waits for sampling; images leave the pipeline as uint8 and are cast to float in the graph.
 """
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -51,6 +53,10 @@ def resolve_data_dir(path):
 def _open_npz(path):
     if not os.path.isfile(path):
         raise UserError("missing data file %s" % path)
+    if os.path.getsize(path) == 0:
+        raise UserError("%s is empty (0 bytes): rebuild it with the dataset builder" % path)
+    if not zipfile.is_zipfile(path):   # checked first: np.load on a truncated zip also prints NpzFile noise
+        raise UserError("%s is not a complete .npz archive (truncated, or not written by numpy.savez)" % path)
     try:
         return np.load(path, allow_pickle=False)
     except Exception as err:  # zip or format errors: say which file
@@ -64,6 +70,8 @@ def _field(npz, path, key):
         return npz[key]
     except ValueError as err:  # object arrays need pickle, which we refuse
         raise UserError("%s: array '%s' cannot be read: %s" % (path, key, err))
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:   # a damaged member
+        raise UserError("%s: array '%s' is damaged (%s): rebuild the file" % (path, key, err))
 
 
 class SplitData(object):

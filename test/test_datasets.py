@@ -275,5 +275,78 @@ def test_loader_errors_name_file_and_problem(tmp_path):
         fsd.load_split(str(tmp_path), "sources")
     assert fsd.load_split(str(tmp_path), "sources", with_embeddings=False).num_classes == 4
     (tmp_path / "few-shot-train.npz").write_text("not a zip")
-    with pytest.raises(UserError, match="cannot read .*few-shot-train.npz"):
+    with pytest.raises(UserError, match="few-shot-train.npz is not a complete .npz archive"):
         fsd.load_split(str(tmp_path), "sources")
+    (tmp_path / "few-shot-train.npz").write_bytes(b"")
+    with pytest.raises(UserError, match=r"few-shot-train.npz is empty \(0 bytes\)"):
+        fsd.load_split(str(tmp_path), "sources")
+
+
+def test_truncated_npz_is_one_clean_error(tmp_path):
+    _tiny_split(tmp_path)
+    path = tmp_path / "few-shot-train.npz"
+    path.write_bytes(path.read_bytes()[:-200])
+    proc = run_python(["-c", "from datasets import fewshot_data as f\nfrom common.errors import main_guard\n"
+                       "main_guard(lambda: f.load_split(%r, 'sources'))()" % str(tmp_path)], check=False)
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines() == [
+        "error: %s is not a complete .npz archive (truncated, or not written by numpy.savez)" % path]
+
+
+def _big_flat_tree(root, per_class=40):
+    """A flat mini-ImageNet folder with enough images (> 64 per split) for the multi-process decoder."""
+    from PIL import Image
+    rng = np.random.RandomState(2)
+    for split, classes in CLASSES.items():
+        rows = ["filename,label"]
+        for wnid in sorted(classes):
+            for k in range(per_class):
+                name = "%s%08d.png" % (wnid, k + 1)
+                Image.fromarray(rng.randint(0, 256, (SIZE, SIZE, 3)).astype(np.uint8)).save(os.path.join(root, name))
+                rows.append("%s,%s" % (name, wnid))
+        with open(os.path.join(root, split + ".csv"), "w") as f:
+            f.write("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_builder_stops_on_an_unreadable_image_and_writes_nothing(tmp_path, workers):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _big_flat_tree(str(raw))
+    bad = sorted(CLASSES["test"])[1] + "00000007.png"
+    (raw / bad).write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    _write_vec(str(tmp_path / "w.vec"), WORDS)
+    _write_dict3(str(tmp_path / "dict.txt"))
+    proc = run_python(["datasets/create_dataset_miniImagenet.py", "--image_dir", raw, "--class_dict",
+                       tmp_path / "dict.txt", "--word_vectors", tmp_path / "w.vec", "--output_dir",
+                       tmp_path / "out", "--image_size", SIZE, "--num_workers", workers], check=False, timeout=120)
+    assert proc.returncode == 2, proc.stdout
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and bad in errors[0], proc.stdout
+    assert "Traceback" not in proc.stdout
+    assert not (tmp_path / "out").exists() or os.listdir(str(tmp_path / "out")) == []
+
+
+def test_builder_checks_every_split_list_before_writing(tmp_path):
+    _make_tree(str(tmp_path / "raw"), flat=True)
+    (tmp_path / "raw" / "val.csv").write_text("file,class\nx.png,n00000001\n")
+    _write_vec(str(tmp_path / "w.vec"), WORDS)
+    _write_dict3(str(tmp_path / "dict.txt"))
+    proc = run_python(["datasets/create_dataset_miniImagenet.py", "--image_dir", tmp_path / "raw", "--class_dict",
+                       tmp_path / "dict.txt", "--word_vectors", tmp_path / "w.vec", "--output_dir",
+                       tmp_path / "out", "--image_size", SIZE], check=False)
+    assert proc.returncode == 2 and "val.csv" in proc.stdout
+    assert not (tmp_path / "out").exists() or os.listdir(str(tmp_path / "out")) == []
+
+
+def test_mini_builder_rejects_a_class_in_two_splits(tmp_path):
+    _make_tree(str(tmp_path / "raw"), flat=True)
+    shared = sorted(CLASSES["train"])[0]
+    with open(str(tmp_path / "raw" / "test.csv"), "a") as f:
+        f.write("%s00000001.png,%s\n" % (shared, shared))
+    _write_vec(str(tmp_path / "w.vec"), WORDS)
+    _write_dict3(str(tmp_path / "dict.txt"))
+    proc = run_python(["datasets/create_dataset_miniImagenet.py", "--image_dir", tmp_path / "raw", "--class_dict",
+                       tmp_path / "dict.txt", "--word_vectors", tmp_path / "w.vec", "--output_dir",
+                       tmp_path / "out", "--image_size", SIZE], check=False)
+    assert proc.returncode == 2 and "class %s is listed in both train.csv and test.csv" % shared in proc.stdout
