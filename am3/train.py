@@ -327,14 +327,14 @@ def train(cfg):
         saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
         init = v1.global_variables_initializer()
 
-    os.makedirs(train_dir, exist_ok=True)
+    checkpoints.require_writable(train_dir)
     with open(params_path, "w") as f:
         json.dump(config_record(cfg), f, indent=1, sort_keys=True)
     sess = npu_session.new_session(cfg.npu, graph=graph)
     with sess:
         sess.run(init)
         if resume_from:
-            checkpoints.restore(saver, sess, resume_from)
+            resume_from = checkpoints.restore(saver, sess, resume_from)
             print("resumed from %s" % resume_from, flush=True)
         sess.run([it.initializer for it in iterators])
         looped = npu_session.set_iterations_per_loop(sess, train_op, cfg.npu)
@@ -378,7 +378,7 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
             if aux_mode != "multitask":   # finetune/freeze: auxiliary-only steps first
                 step += 1
                 if step - last_saved >= cfg.save_checkpoint_steps:
-                    saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+                    checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
                     last_saved = step
                 if "eval" in aux and cfg.eval_interval_steps > 0 and step % cfg.eval_interval_steps == 0:
                     aux["eval"].evaluate(sess, step, eval_writer)
@@ -400,7 +400,7 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
         step += per_run
         main_step = step - aux_steps
         if step - last_saved >= cfg.save_checkpoint_steps or step >= total:
-            saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+            checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
             last_saved = step
         interval = cfg.eval_interval_fine_steps if main_step > 0.5 * cfg.number_of_steps else cfg.eval_interval_steps
         if eval_graph and interval > 0 and (main_step - per_run) // interval != main_step // interval \
@@ -410,7 +410,7 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
                 aux["eval"].evaluate(sess, step, eval_writer)
         if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
             print("early stop at step %d" % step, flush=True)
-            saver.save(sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+            checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
             break
     timer.summary()
     writer.close()
@@ -448,8 +448,8 @@ def _restore(cfg, saver, sess, path):
     if mismatch:
         raise UserError("the checkpoint in %s was trained with other model flags: %s" % (
             os.path.dirname(path), "; ".join(mismatch)))
-    checkpoints.restore(saver, sess, path)
-    return int(path.rsplit("-", 1)[1])
+    path = checkpoints.restore(saver, sess, path)   # a damaged newest one gives way to the previous one
+    return path, int(path.rsplit("-", 1)[1])
 
 
 def evaluate(cfg):
@@ -463,7 +463,7 @@ def evaluate(cfg):
     with npu_session.new_session(cfg.npu, graph=graph) as sess:
         while True:
             path = _require_checkpoint(cfg)
-            step = _restore(cfg, saver, sess, path)
+            path, step = _restore(cfg, saver, sess, path)
             if step > last_step:
                 results = evaluate_splits(sess, eval_graph, cfg, step, writer)
                 if cfg.feat_extract_pretrain:
@@ -485,7 +485,7 @@ def test(cfg):
     graph, eval_graph, saver = _restore_graph(cfg, splits, [split])
     episodes = _episodes(cfg, cfg.num_cases_test)
     with npu_session.new_session(cfg.npu, graph=graph) as sess:
-        step = _restore(cfg, saver, sess, path)
+        path, step = _restore(cfg, saver, sess, path)
         t0 = time.time()
         acc, ci, xent, lam = run_episodes(sess, eval_graph, split, episodes)
         seconds = time.time() - t0

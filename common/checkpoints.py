@@ -1,32 +1,130 @@
-"""Checkpoint restore with one-line errors, for the scripts that drive tf.Session themselves."""
-import os
+"""Checkpoints that survive what happens to output directories, for the scripts that drive tf.Session themselves.
 
+What is on disk decides, not the `checkpoint` index file: a lost index, a moved or copied output directory, or a
+truncated newest checkpoint still resume from the newest intact checkpoint of *this* directory. Saves that fail
+(read-only directory, full disk) are one error line and leave no temporary files behind.
+"""
+import glob
+import os
+import re
 
 from common.errors import UserError
 from common.tf_compat import tf
 
+_STEP = re.compile(r"(\d+)$")
+# A damaged file (truncated, bad checksum); anything else from a restore means another model's checkpoint.
+_DAMAGED = (tf.errors.DataLossError, tf.errors.OutOfRangeError)
+_OTHER_MODEL = (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, ValueError)
+
+
+def _step(prefix):
+    match = _STEP.search(prefix)
+    return int(match.group(1)) if match else -1
+
+
+def _complete(prefix):
+    """True when the index file and every data shard of a checkpoint are there."""
+    shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
+    if not shards:
+        return False
+    count = int(shards[0].rsplit("-of-", 1)[1])
+    return all(os.path.exists("%s.data-%05d-of-%05d" % (prefix, i, count)) for i in range(count))
+
+
+def checkpoint_paths(directory):
+    """The complete checkpoints in `directory`, oldest first (by step, then time), as paths inside it."""
+    if not directory or not os.path.isdir(directory):
+        return []
+    prefixes = [os.path.join(directory, name[:-len(".index")]) for name in os.listdir(directory)
+                if name.endswith(".index")]
+    prefixes = [p for p in prefixes if _complete(p)]
+    return sorted(prefixes, key=lambda p: (_step(p), os.path.getmtime(p + ".index")))
+
 
 def latest_checkpoint(directory):
-    """Path of the newest checkpoint in `directory`, or None when there is none yet."""
-    if not directory or not os.path.isdir(directory):
-        return None
-    return tf.train.latest_checkpoint(directory)
+    """Path of the newest checkpoint in `directory`, or None when there is none yet. A directory with traces of
+    checkpoints (an index file, .index files) but none complete is an error, not a silent start from scratch."""
+    paths = checkpoint_paths(directory)
+    if paths:
+        return paths[-1]
+    traces = [name for name in os.listdir(directory) if name == "checkpoint" or name.endswith(".index")] \
+        if directory and os.path.isdir(directory) else []
+    if traces:
+        raise UserError("%s holds no complete checkpoint (files missing); restore them, or use another output "
+                        "directory to start from scratch" % directory)
+    return None
 
 
-def restore(saver, sess, path):
-    """saver.restore with a clear error when the checkpoint is corrupt or from another model."""
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _restore_one(saver, sess, path):
+    """saver.restore; True when done, False when the files are damaged; another model's checkpoint raises."""
     try:
         saver.restore(sess, path)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError,
-            ValueError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError("cannot restore checkpoint %s (corrupt, or written by a different model/config): %s"
-                        % (path, first_line))
+        return True
+    except _DAMAGED as err:
+        print("warning: checkpoint %s is damaged (%s)" % (path, _first_line(err)), flush=True)
+        return False
+    except _OTHER_MODEL as err:
+        raise UserError("cannot restore checkpoint %s (written by a different model/config): %s"
+                        % (path, _first_line(err)))
+
+
+def restore(saver, sess, path, fall_back=True):
+    """Restore `path`; returns the path restored. A damaged checkpoint gives way to the newest intact older one
+    of its directory (fall_back), and the saver takes over the older ones so its max_to_keep spans resumes."""
+    paths = checkpoint_paths(os.path.dirname(path) or ".")
+    older = [p for p in paths if _step(p) < _step(path)] if fall_back else []
+    for candidate in [path] + older[::-1]:
+        if _restore_one(saver, sess, candidate):
+            if candidate != path:
+                print("warning: resuming from the previous checkpoint %s instead" % candidate, flush=True)
+            kept = [p for p in paths if _step(p) <= _step(candidate)]
+            saver.recover_last_checkpoints(kept)
+            return candidate
+    raise UserError("cannot restore checkpoint %s: it is damaged%s; delete the damaged files or use another "
+                    "output directory" % (path, " and so are the %d older ones" % len(older) if older else ""))
 
 
 def restore_latest(saver, sess, directory):
-    """Restore the newest checkpoint in `directory`; returns its path, or None if there is none."""
+    """Restore the newest intact checkpoint in `directory`; returns its path, or None if there is none."""
     path = latest_checkpoint(directory)
-    if path is not None:
-        restore(saver, sess, path)
-    return path
+    return restore(saver, sess, path) if path else None
+
+
+def require_writable(directory):
+    """Fail at the start, not at the first save hours later, when checkpoints cannot be written."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise UserError("cannot write checkpoints to %s: %s" % (directory, err.strerror or err))
+
+
+def save(saver, sess, prefix, **kwargs):
+    """saver.save with one error line when the disk is full or the directory not writable; the partial files
+    of the failed save are removed. Returns the saved path."""
+    try:
+        return saver.save(sess, prefix, **kwargs)
+    except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.UnknownError,
+            tf.errors.InternalError, tf.errors.NotFoundError, OSError) as err:
+        _remove_partial_saves(os.path.dirname(prefix))
+        raise UserError("cannot save checkpoint %s: %s (the previous checkpoints are kept; free space or fix "
+                        "permissions, then rerun to resume)" % (prefix, _first_line(err)))
+
+
+def _remove_partial_saves(directory):
+    for leftover in glob.glob(os.path.join(glob.escape(directory), "*_temp*")) + \
+            glob.glob(os.path.join(glob.escape(directory), "*.tmp*")):
+        if os.path.isdir(leftover):
+            for name in os.listdir(leftover):
+                os.remove(os.path.join(leftover, name))
+            os.rmdir(leftover)
+        else:
+            os.remove(leftover)

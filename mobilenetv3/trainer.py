@@ -161,8 +161,8 @@ class _Graph(object):
 
         model_vars = tf.compat.v1.global_variables("MobilenetV3")
         self.model_vars = model_vars
-        self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints)
-        self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1)
+        self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
+        self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1, save_relative_paths=True)
         self.init = tf.compat.v1.global_variables_initializer()
         # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
         self.broadcast = npu_session.broadcast_variables_op(model_vars) if cluster.route == "npu" else tf.no_op()
@@ -235,7 +235,7 @@ def train(config):
             save_root = distributed.save_dir(cluster, config.save_dir)
             save_dirs = [os.path.join(save_root, name) for name in ("checkpoints", "best")]
             for directory in save_dirs:
-                os.makedirs(directory, exist_ok=True)
+                checkpoints.require_writable(directory)
             return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
                          hist_path,
                          bool(restored))
@@ -278,7 +278,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
             if step % config.log_every == 0 or step == epoch_end:
                 print("train step=%d epoch=%d loss=%.6f acc=%.4f" % (step, epoch, loss, acc), flush=True)
             if config.save_interval and step - last_saved >= config.save_interval:
-                g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
                 last_saved = step
         val_loss, val_acc, n_val = g.validate(sess)
         if n_val < g.val_images and not warned:
@@ -294,10 +294,10 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
             epoch, config.epochs, row["loss"], row["acc"], row["val_loss"], row["val_acc"], n_val,
             time.time() - start, " best" if improved else ""), flush=True)
         if improved:
-            g.best_saver.save(sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
-                              latest_filename="checkpoint")
+            checkpoints.save(g.best_saver, sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
+                             latest_filename="checkpoint")
         if not config.save_interval and step > last_saved:
-            g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+            checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
             last_saved = step
         if chief:
             _write_history(hist_path, history)
@@ -305,7 +305,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
             print("early stopping: val_acc has not improved for %d epochs (best %.4f)" % (wait, best_acc))
             stopped = True
     if step > last_saved:
-        g.saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+        checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
     print("final: step=%d best_val_acc=%.4f val_acc=%s" % (step, best_acc, history[-1]["val_acc"]), flush=True)
     timer.summary()
     return history

@@ -7,8 +7,8 @@ import re
 import numpy as np
 
 from common import distributed, npu_session
-from common.checkpoints import restore
-from common.errors import UserError, check_finite, require
+from common import checkpoints
+from common.errors import check_finite, require
 from common.step_timer import StepTimer
 from common.tf_compat import tf
 from mtnet import tasks as T
@@ -144,15 +144,13 @@ def checkpoint_iteration(path):
 
 
 def find_checkpoint(cfg, exp_dir):
-    """The checkpoint to restore (or None): test_iter's, else the latest in exp_dir."""
-    latest = tf.train.latest_checkpoint(exp_dir) if os.path.isdir(exp_dir) else None
+    """The checkpoint to restore (or None): test_iter's, else the newest in exp_dir."""
     if cfg.test_iter >= 0:
         path = os.path.join(exp_dir, "model%d" % cfg.test_iter)
-        require(tf.train.checkpoint_exists(path), "no checkpoint model%d in %s" % (cfg.test_iter, exp_dir))
+        require(path in checkpoints.checkpoint_paths(exp_dir), "no checkpoint model%d in %s"
+                % (cfg.test_iter, exp_dir))
         return path
-    if latest is None and os.path.isdir(exp_dir) and os.path.exists(os.path.join(exp_dir, "checkpoint")):
-        raise UserError("%s/checkpoint names a checkpoint that is missing or unreadable" % exp_dir)
-    return latest
+    return checkpoints.latest_checkpoint(exp_dir)
 
 
 # ---- graph ------------------------------------------------------------------------------------------------------
@@ -257,7 +255,7 @@ def run(cfg, options, cluster=None, task_source=None):
     print(exp, flush=True)
     if cluster.distributed:
         print(cluster.describe(), flush=True)
-    if cfg.train and not cfg.resume and os.path.isdir(exp_dir) and tf.train.latest_checkpoint(exp_dir) \
+    if cfg.train and not cfg.resume and checkpoints.checkpoint_paths(exp_dir) \
             and cluster.is_chief:
         print("warning: --resume=False: training from scratch; the checkpoints in %s will be replaced as this run "
               "saves its own" % exp_dir, flush=True)
@@ -295,19 +293,19 @@ def _session_config(cfg, options, distributed=False):
     return config
 
 
-def _init_session(sess, saver, checkpoint):
+def _init_session(sess, saver, checkpoint, fall_back=True):
     sess.run(tf1.global_variables_initializer())
     start = 0
     if checkpoint is not None:
         print("Restoring model weights from " + checkpoint, flush=True)
-        restore(saver, sess, checkpoint)
+        checkpoint = checkpoints.restore(saver, sess, checkpoint, fall_back)
         start = (checkpoint_iteration(checkpoint) or -1) + 1
     return start
 
 
 def _open_session(cfg, options, saver, checkpoint):
     sess = tf1.Session(config=_session_config(cfg, options))
-    return sess, _init_session(sess, saver, checkpoint)
+    return sess, _init_session(sess, saver, checkpoint, fall_back=cfg.test_iter < 0)   # test_iter: that one
 
 
 def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
@@ -390,7 +388,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     loss = g.postlosses[cfg.num_updates - 1]
     # untied values: fetched beside either update (meta-training or pretraining), they add no training step
     summary_op = add_summaries(learner, view(metrics), "metatrain_", eval_steps) if cfg.log else None
-    saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
+    saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3, save_relative_paths=True)
     # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
     broadcast = npu_session.broadcast_variables_op(tf1.global_variables("model")) \
         if cluster.route == "npu" else None
@@ -407,7 +405,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     save_here = distributed.save_dir(cluster, exp_dir)
     saves = cluster.is_chief or cluster.route == "collective"
     if saves:
-        os.makedirs(save_here, exist_ok=True)
+        checkpoints.require_writable(save_here)
     writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief and start < total \
         else None
     print_interval = cfg.print_interval or (1000 if regression else 100)
@@ -420,8 +418,8 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
         pretrain_fetches = [outputs[2].op] + [pretrained[i] for i in pick]
     if start >= total:
         what = "metatrain_iterations" if not pretraining else "pretrain_iterations + metatrain_iterations"
-        print("nothing to train: checkpoint model%d already reached %s=%d (raise it to train on)"
-              % (start - 1, what, total), flush=True)
+        reached = "checkpoint model%d already reached" % (start - 1) if start else "no iterations:"
+        print("nothing to train: %s %s=%d (raise it to train on)" % (reached, what, total), flush=True)
     else:
         print("Done initializing, starting training.", flush=True)
     prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
@@ -457,12 +455,12 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]], {val.use_val: True})
             print("Validation results: %s, %s" % tuple(vals), flush=True)
         if saves and last % cfg.save_interval == 0 and last != 0:
-            saver.save(sess, os.path.join(save_here, "model%d" % last))
+            checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % last))
         itr += per_run
     window_pre.extend(prelosses)
     window_post.extend(postlosses)
     if saves and itr > start:
-        saver.save(sess, os.path.join(save_here, "model%d" % (itr - 1)))
+        checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % (itr - 1)))
     if writer is not None:
         writer.close()
     results = {"exp_dir": exp_dir, "start": start, "end": itr}
@@ -496,7 +494,7 @@ def _test(cfg, options, exp_dir, checkpoint):
         learner = MetaLearner(model_spec(cfg, tasks.dim_input, cfg.num_classes))
         g = build_images(cfg, learner, tasks.dataset(1, cfg.seed + 5, num_tasks), num_steps)
         runs = num_tasks
-    saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3)
+    saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3, save_relative_paths=True)
     sess, _ = _open_session(cfg, options, saver, checkpoint)
     sess.run(list(g.iterator_inits))
     fetch = g.per_task_acc if learner.classification else g.per_task

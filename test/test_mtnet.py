@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common import checkpoints
 from common.errors import UserError
 from common.npu_session import NpuOptions
 from common.tf_compat import tf
@@ -148,6 +149,8 @@ def test_train_resume_and_test_mode(tmp_path):
     second = trainer.run(cfg.replace(metatrain_iterations=45), options)
     assert second["start"] == 30 and second["end"] == 45
     assert tf.train.latest_checkpoint(exp_dir).endswith("model44")
+    kept = [os.path.basename(p) for p in checkpoints.checkpoint_paths(exp_dir)]
+    assert len(kept) == 3 and kept[-1] == "model44" and "model20" not in kept   # max_to_keep spans the resume
 
     tested = trainer.run(cfg.replace(train=False, num_test_tasks=150), options)
     assert tested["results"].shape == (150, 11)
@@ -160,8 +163,9 @@ def test_train_resume_and_test_mode(tmp_path):
     assert np.allclose(means, tested["results"].mean(0), rtol=1e-5) and np.all(ci > 0)
     assert len(tested["plots"]) == 5 and all(os.path.getsize(p) > 1000 for p in tested["plots"])
     # a fixed iteration can be tested too
-    at20 = trainer.run(cfg.replace(train=False, num_test_tasks=10, test_iter=20, test_num_updates=1), options)
-    assert at20["results"].shape == (10, 2) and at20["csv"].endswith("testiter20.csv")
+    at_kept = int(kept[0][len("model"):])
+    at = trainer.run(cfg.replace(train=False, num_test_tasks=10, test_iter=at_kept, test_num_updates=1), options)
+    assert at["results"].shape == (10, 2) and at["csv"].endswith("testiter%d.csv" % at_kept)
 
 
 def test_test_mode_names_diverged_tasks_and_reports_the_others(capsys):
@@ -305,6 +309,18 @@ def test_corrupt_checkpoint_is_an_error_and_left_alone(tmp_path):
         trainer.run(cfg.replace(metatrain_iterations=20), NpuOptions())
     after = {name: os.path.getmtime(os.path.join(exp_dir, name)) for name in os.listdir(exp_dir)}
     assert before == after
+
+
+def test_lost_index_and_truncated_newest_checkpoint_resume_from_the_previous_one(tmp_path, capsys):
+    cfg = _cfg(tmp_path, metatrain_iterations=30)
+    exp_dir = trainer.run(cfg, NpuOptions())["exp_dir"]
+    os.remove(os.path.join(exp_dir, "checkpoint"))
+    previous, newest = checkpoints.checkpoint_paths(exp_dir)[-2:]
+    with open(newest + ".data-00000-of-00001", "r+b") as f:
+        f.truncate(8)
+    resumed = trainer.run(cfg.replace(metatrain_iterations=35), NpuOptions())
+    assert resumed["start"] == trainer.checkpoint_iteration(previous) + 1 and resumed["end"] == 35
+    assert "%s is damaged" % newest in capsys.readouterr().out
 
 
 def test_main_prints_one_error_line():
