@@ -11,6 +11,7 @@ import math
 import os
 import time
 import warnings
+import zipfile
 
 import numpy as np
 
@@ -413,6 +414,8 @@ def make_flavour(backend, callback_base, flavour):
 
         def load_state(self, path):
             try:
+                if not zipfile.is_zipfile(path):   # np.load on a truncated zip also prints NpzFile noise
+                    raise ValueError("missing, or not a complete .npz archive")
                 with np.load(path) as data:
                     state = json.loads(str(data["meta"]))
                     n = state.pop("n_weights")

@@ -8,10 +8,11 @@ import json
 import os
 import shutil
 import time
+import zipfile
 
 import numpy as np
 
-from common import npu_session
+from common import checkpoints, npu_session
 from common.errors import UserError, check_finite, require
 from common.step_timer import StepTimer
 from common.tf_compat import tf
@@ -140,11 +141,16 @@ def save_checkpoint(directory, epoch, weights, last_iterate, swa, keep):
     name = "ckpt-%d" % epoch
     tmp = os.path.join(directory, name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    np.savez(os.path.join(tmp, "model.npz"), *weights)
-    np.savez(os.path.join(tmp, "last_iterate.npz"), *(last_iterate or weights))
-    if swa is not None:
-        swa.save_state(os.path.join(tmp, "swa.npz"))
+    try:
+        os.makedirs(tmp)
+        np.savez(os.path.join(tmp, "model.npz"), *weights)
+        np.savez(os.path.join(tmp, "last_iterate.npz"), *(last_iterate or weights))
+        if swa is not None:
+            swa.save_state(os.path.join(tmp, "swa.npz"))
+    except OSError as err:   # full disk, read-only directory: one line, no half-written folder left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError("cannot save checkpoint %s: %s (the previous checkpoints are kept; free space or fix "
+                        "permissions, then rerun to resume)" % (os.path.join(directory, name), err))
     final = os.path.join(directory, name)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -162,28 +168,56 @@ def save_checkpoint(directory, epoch, weights, last_iterate, swa, keep):
 
 
 def _load_list(path):
+    if not zipfile.is_zipfile(path):   # first: np.load on a truncated file also prints NpzFile.__del__ noise
+        raise ValueError("%s is missing or not a complete .npz archive" % path)
     with np.load(path) as f:
         return [f["arr_%d" % i] for i in range(len(f.files))]
 
 
-def restore_checkpoint(directory, model, swa):
-    """Load the latest checkpoint in `directory` into model/swa; returns (epochs done, last SGD iterate)."""
-    pointer = os.path.join(directory, "checkpoint.json")
-    if not directory or not os.path.exists(pointer):
-        return 0, None
+def _checkpoint_epochs(directory):
+    """Epochs of the complete checkpoints (ckpt-N folders) in `directory`, newest first. The folders decide, not
+    checkpoint.json: a lost pointer file is not a silent restart."""
+    if not directory or not os.path.isdir(directory):
+        return []
+    found = [name[len("ckpt-"):] for name in os.listdir(directory) if name.startswith("ckpt-")]
+    return sorted((int(n) for n in found if n.isdigit()), reverse=True)
+
+
+def _read_checkpoint(path, swa):
+    """(model weights, last iterate) of one checkpoint folder; None when its files are damaged or missing."""
     try:
-        with open(pointer) as f:
-            meta = json.load(f)
-        path = os.path.join(directory, meta["path"])
-        model.set_weights(_load_list(os.path.join(path, "model.npz")))
+        weights = _load_list(os.path.join(path, "model.npz"))
         last_iterate = _load_list(os.path.join(path, "last_iterate.npz"))
         if swa is not None:
             swa.load_state(os.path.join(path, "swa.npz"))
-    except (IOError, OSError, KeyError, ValueError) as err:
-        raise UserError("cannot resume from checkpoint in %s (corrupt, or from a different model): %s"
-                        % (directory, err))
-    print("resumed from %s after epoch %d" % (path, meta["epoch"]), flush=True)
-    return int(meta["epoch"]), last_iterate
+        return weights, last_iterate
+    except (IOError, OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        print("warning: checkpoint %s is damaged (%s)" % (path, str(err).splitlines()[0] if str(err) else
+                                                          type(err).__name__), flush=True)
+        return None
+
+
+def restore_checkpoint(directory, model, swa):
+    """Load the newest intact checkpoint in `directory` into model/swa; returns (epochs done, last SGD iterate).
+    A damaged newest checkpoint gives way to the previous one; another model's is an error."""
+    epochs = _checkpoint_epochs(directory)
+    for epoch in epochs:
+        path = os.path.join(directory, "ckpt-%d" % epoch)
+        loaded = _read_checkpoint(path, swa)
+        if loaded is None:
+            continue
+        try:
+            model.set_weights(loaded[0])
+        except ValueError as err:
+            raise UserError("cannot resume from checkpoint %s (from a different model): %s" % (path, err))
+        if epoch != epochs[0]:
+            print("warning: resuming from the previous checkpoint %s instead" % path, flush=True)
+        print("resumed from %s after epoch %d" % (path, epoch), flush=True)
+        return epoch, loaded[1]
+    if epochs:
+        raise UserError("cannot resume from %s: all %d checkpoints are damaged; delete them or use another "
+                        "--model_dir" % (directory, len(epochs)))
+    return 0, None
 
 
 def _accuracy(model, x, y, batch_size):
@@ -199,6 +233,8 @@ def _fit(name, model, config, train, timer, swa=None, model_dir=""):
     if swa is not None:
         callbacks.append(swa)
     # Also in runs without checkpoints, so both runs do the same per-epoch work.
+    if model_dir:
+        checkpoints.require_writable(model_dir)   # now, not at the end of the first epoch
     checkpoint = _Checkpoint(model_dir, swa)
     initial_epoch, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
     callbacks.append(checkpoint)

@@ -356,6 +356,15 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     assert "nothing to train: swa: all 6 epochs already done" in again   # the wrappers' "no step time" line
     line2 = [ln for ln in again.splitlines() if ln.startswith("final test accuracy:")][-1]
     assert line2 == line
+    # A lost checkpoint.json and a truncated newest model.npz: the previous epoch's checkpoint, same result.
+    swa_dir = tmp_path / "ckpt" / "swa"
+    (swa_dir / "checkpoint.json").unlink()
+    damaged = swa_dir / "ckpt-6" / "model.npz"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    third = run_python(args, timeout=300).stdout
+    assert "warning: checkpoint %s is damaged" % (swa_dir / "ckpt-6") in third
+    assert "resumed from %s after epoch 5" % (swa_dir / "ckpt-5") in third and "Traceback" not in third
+    assert [ln for ln in third.splitlines() if ln.startswith("final test accuracy:")][-1] == line
 
 
 @pytest.mark.parametrize("flag,message", [
