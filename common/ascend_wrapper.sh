@@ -22,6 +22,7 @@ REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO_DIR/.venv/bin/python" ]; then PYTHON="$REPO_DIR/.venv/bin/python"; else PYTHON=python3; fi
 fi
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac  # we cd later
 export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
 ASCEND_DEVICE_ID="${ASCEND_DEVICE_ID:-0}"
 export ASCEND_DEVICE_ID
@@ -30,10 +31,31 @@ FPS_UNIT="${FPS_UNIT:-images}"
 
 WRAPPER_FLAGS=()
 WRAPPER_HELP=()
+WRAPPER_KIND=()
 
-wrapper_flag() {  # name "help text": declare a --name=value flag stored in the shell variable $name
+wrapper_flag() {  # name "help text" [int|number]: declare a --name=value flag stored in the shell variable $name
   WRAPPER_FLAGS+=("$1")
   WRAPPER_HELP+=("$2")
+  WRAPPER_KIND+=("${3:-text}")
+}
+
+check_flag_kinds() {  # a non-numeric value would otherwise surface as a bash arithmetic or Python error
+  local i name value
+  for i in "${!WRAPPER_FLAGS[@]}"; do
+    name="${WRAPPER_FLAGS[$i]}"
+    value="${!name:-}"
+    case "${WRAPPER_KIND[$i]}:$value" in
+      int:|number:) ;;
+      int:*[!0-9]*) flag_error "--$name must be a whole number, got '$value'" ;;
+      number:*) [[ "$value" =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] ||
+                  flag_error "--$name must be a non-negative number, got '$value'" ;;
+    esac
+  done
+}
+
+flag_error() {
+  echo "$(basename "$WRAPPER_SCRIPT"): $*" >&2
+  exit 2
 }
 
 # Ascend flags every wrapper passes through to its script (empty: the script's own default).
@@ -68,24 +90,33 @@ wrapper_parse() {
       -h|--help) wrapper_usage; exit 0 ;;
       --*=*) key="${arg%%=*}"; key="${key#--}"; value="${arg#*=}" ;;
       --*) key="${arg#--}"; value=True ;;
-      *) echo "$(basename "$WRAPPER_SCRIPT"): unexpected argument '$arg' (flags are --key=value; see --help)" >&2
-         exit 2 ;;
+      *) flag_error "unexpected argument '$arg' (flags are --key=value; see --help)" ;;
     esac
     known=no
     case " ${WRAPPER_FLAGS[*]} precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling " in
       *" $key "*) known=yes ;;
     esac
-    if [ "$known" != yes ]; then
-      echo "$(basename "$WRAPPER_SCRIPT"): unknown flag --$key (see --help)" >&2
-      exit 2
-    fi
+    if [ "$known" != yes ]; then flag_error "unknown flag --$key (see --help)"; fi
     printf -v "$key" '%s' "$value"
   done
+  check_flag_kinds
+  for key in iterations_per_loop data_dump_step; do
+    case "${!key}" in *[!0-9]*) flag_error "--$key must be a whole number, got '${!key}'" ;; esac
+  done
+  if [ -n "${data_path:-}" ]; then data_path="$(abs_path "$data_path")"; fi
   OUTPUT_DIR="${OUTPUT_ROOT:-$MODEL_DIR/test/output}/$ASCEND_DEVICE_ID"
   mkdir -p "$OUTPUT_DIR"
   OUTPUT_DIR="$(cd "$OUTPUT_DIR" && pwd)"
+  exec 9>>"$OUTPUT_DIR/.wrapper.lock"   # held until this wrapper and its children end
+  if ! flock -n 9; then
+    flag_error "another run is using $OUTPUT_DIR; wait for it, or give this one another OUTPUT_ROOT or" \
+               "ASCEND_DEVICE_ID"
+  fi
+  # Runs append: a resumed, failed or repeated run never erases the log of an earlier one. LOG_START marks
+  # where this run's part begins, which is all the summary reads.
   LOG="$OUTPUT_DIR/train_$ASCEND_DEVICE_ID.log"
-  : > "$LOG"
+  LOG_START=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
+  echo "===== $(basename "$WRAPPER_SCRIPT") $* ($(date '+%Y-%m-%d %H:%M:%S')) =====" >> "$LOG"
   WRAPPER_START=$(date +%s.%N)
   echo "log: $LOG"
 }
@@ -132,29 +163,40 @@ data_parallel_route() {  # sets route (npu|collective) and RankSize; $1 = worker
 }
 
 data_parallel_run() {  # run a training command on every rank (common.launch, from the model directory)
-  # Rank r logs to <output root>/<r>/train_<r>.log; the launcher stops every worker when one fails, and so do we.
-  # Afterwards TRAIN_LOG is rank 0's log, which carries the losses and the step time.
-  local status=0
+  # Rank r appends to <output root>/<r>/train_<r>.log; the launcher shows rank 0's output and a failing
+  # worker's last lines, and stops every worker when one fails, and so do we. Rank 0's part (the losses and
+  # the step time) ends up in $LOG.
+  local status=0 rank0_log rank0_start
+  rank0_log="$(dirname "$OUTPUT_DIR")/0/train_0.log"
+  rank0_start=$(stat -c %s "$rank0_log" 2>/dev/null || echo 0)
+  echo "+ common.launch --nproc=$RankSize --route=$route -- $*" >> "$LOG"
   (cd "$MODEL_DIR" && "$PYTHON" -m common.launch --nproc="$RankSize" --route="$route" \
      --output_root="$(dirname "$OUTPUT_DIR")" -- "$@") || status=$?
+  if [ "$rank0_log" != "$LOG" ] && [ -f "$rank0_log" ]; then tail -c +$((rank0_start + 1)) "$rank0_log" >> "$LOG"; fi
   if [ "$status" -ne 0 ]; then
     echo "$(basename "$WRAPPER_SCRIPT"): data-parallel training failed with exit status $status" >&2
     exit "$status"
   fi
-  TRAIN_LOG="$(dirname "$OUTPUT_DIR")/0/train_0.log"
 }
 
-wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.log
-  local kind="$1" mean_dt e2e
+wrapper_summary() {  # acc|perf: print the Ascend summary of this run's part of the log; write ${CaseName}.log
+  local kind="$1" mean_dt e2e run_log="$OUTPUT_DIR/.this_run.log"
   e2e=$(awk -v s="$WRAPPER_START" -v e="$(date +%s.%N)" 'BEGIN{printf "%d", e - s + 0.5}')
-  mean_dt=$(grep -a 'step_time_summary:' "$LOG" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
+  tail -c +$((LOG_START + 1)) "$LOG" > "$run_log"
+  wrapper_summary_of "$kind" "$run_log" "$e2e"
+  rm -f "$run_log"
+}
+
+wrapper_summary_of() {  # kind run_log e2e
+  local kind="$1" run_log="$2" e2e="$3" mean_dt
+  mean_dt=$(grep -a 'step_time_summary:' "$run_log" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
   local nothing_trained=""
   if [ -z "$mean_dt" ] || [ "$mean_dt" = nan ]; then
     # A rerun on a finished checkpoint says "nothing to train: ..." and measures no step: report no performance
     # rather than fail or invent one. Any other run without a step time is an error.
-    nothing_trained=$(grep -a '^nothing to train:' "$LOG" | tail -n 1 || true)
+    nothing_trained=$(grep -a '^nothing to train:' "$run_log" | tail -n 1 || true)
     if [ -z "$nothing_trained" ]; then
-      echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in $LOG" >&2
+      echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in this run's part of $LOG" >&2
       exit 1
     fi
   fi
@@ -166,12 +208,17 @@ wrapper_summary() {  # acc|perf: print the Ascend summary and write ${CaseName}.
     ActualFPS=$(awk -v b="$BatchSize" -v r="$RankSize" -v t="$mean_dt" 'BEGIN{printf "%.2f", b * r / t}')
     TrainingTime=$(awk -v t="$mean_dt" 'BEGIN{printf "%.2f", t * 1000}')
   fi
-  local loss_file="$OUTPUT_DIR/train_${CaseName}_loss.txt"
-  if declare -F extract_losses >/dev/null; then extract_losses "$LOG" > "$loss_file" || true; else : > "$loss_file"; fi
+  local loss_file="$OUTPUT_DIR/train_${CaseName}_loss.txt" losses=""
+  if declare -F extract_losses >/dev/null; then losses=$(extract_losses "$run_log" || true); fi
+  if [ -n "$losses" ] || [ ! -s "$loss_file" ]; then
+    printf '%s\n' "$losses" | awk 'NF' > "$loss_file"
+  else   # a rerun that trained nothing: the losses of the run that did stay
+    echo "no losses in this run: kept the losses of the previous run in $loss_file" | tee -a "$LOG"
+  fi
   ActualLoss=$(awk 'NF {last=$0} END {print (last == "" ? "None" : last)}' "$loss_file")
   TrainAccuracy=None
   if [ "$kind" = acc ] && declare -F extract_accuracy >/dev/null; then
-    TrainAccuracy=$(extract_accuracy "$LOG" | tail -n 1 || true)   # no accuracy line (a rerun): None, not exit 1
+    TrainAccuracy=$(extract_accuracy "$run_log" | tail -n 1 || true)   # no accuracy line (a rerun): None, not exit 1
     TrainAccuracy="${TrainAccuracy:-None}"
   fi
   DeviceType=$(uname -m)

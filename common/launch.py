@@ -10,6 +10,7 @@ If any worker fails, the others are stopped (they would block forever in the nex
 launcher exits with that worker's status.
 """
 import argparse
+import functools
 import json
 import os
 import signal
@@ -97,7 +98,8 @@ def _stop(procs):
             proc.wait()
 
 
-def launch(command, nproc, output_root, route, base_port=None, rank_table=None, timeout=None, printer=print):
+def launch(command, nproc, output_root, route, base_port=None, rank_table=None, timeout=None,
+           printer=functools.partial(print, flush=True)):
     """Run `command` (a list) as nproc workers; returns 0 when all succeed, else the first failure's status."""
     if nproc < 1:
         raise UserError("--nproc must be at least 1, got %d" % nproc)
@@ -110,23 +112,29 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
             out_dir = os.path.join(output_root, str(rank))
             os.makedirs(out_dir, exist_ok=True)
             log_path = os.path.join(out_dir, "train_%d.log" % rank)
-            logs.append(log_path)
+            logs.append((log_path, os.path.getsize(log_path) if os.path.exists(log_path) else 0))
             argv = [arg.replace("{rank}", str(rank)) for arg in command]
-            with open(log_path, "w") as log:
+            with open(log_path, "a") as log:   # appends: the wrapper of rank 0 may share this log
                 procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                               start_new_session=True))
-        printer("launch: %d workers (%s route), logs under %s" % (nproc, route, output_root))
+        printer("launch: %d workers (%s route), logs under %s; showing rank 0's" % (nproc, route, output_root))
         started = time.time()
+        rank0 = _LogFollower(*logs[0])
         while True:
             codes = [p.poll() for p in procs]
+            rank0.show(printer)
             failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
             if failed:
                 rank, code = failed[0]
                 printer("launch: worker %d exited with status %d; stopping the others (log: %s)"
-                        % (rank, code, logs[rank]))
+                        % (rank, code, logs[rank][0]))
+                if rank != 0:
+                    for line in _LogFollower(*logs[rank]).new_lines()[-LAST_LINES:]:
+                        printer("launch: worker %d: %s" % (rank, line))
                 _stop(procs)
                 return code if code > 0 else 1
             if all(c == 0 for c in codes):
+                rank0.show(printer)
                 printer("launch: all %d workers finished" % nproc)
                 return 0
             if timeout and time.time() - started > timeout:
@@ -140,6 +148,32 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+LAST_LINES = 10   # of a failing worker's log, shown by the launcher
+
+
+class _LogFollower(object):
+    """The lines a worker has added to its log since `start` (bytes), for showing as they come."""
+
+    def __init__(self, path, start):
+        self.path, self.position, self.partial = path, start, ""
+
+    def new_lines(self):
+        try:
+            with open(self.path, errors="replace") as f:
+                f.seek(self.position)
+                text = self.partial + f.read()
+                self.position = f.tell()
+        except OSError:
+            return []
+        lines = text.split("\n")
+        self.partial = lines.pop()
+        return lines
+
+    def show(self, printer):
+        for line in self.new_lines():
+            printer(line)
 
 
 def _raise_interrupt(signum, frame):
@@ -158,10 +192,10 @@ def main(argv=None):
     parser.add_argument("--rank_table", default="", help="Ascend rank table (default $RANK_TABLE_FILE)")
     parser.add_argument("--timeout", type=float, default=0, help="stop all workers after this many seconds")
     argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])   # --help exits 0 here
+    if split == len(argv):
         parser.error("give the training command after --")
-    split = argv.index("--")
-    args = parser.parse_args(argv[:split])
     command = argv[split + 1:]
     if not command:
         parser.error("the training command after -- is empty")

@@ -77,8 +77,11 @@ def main():
         model.compile(tf.keras.optimizers.SGD(args.lr), "mse")
     callbacks = []
     if cluster.rank == 1 and args.die_at_step >= 0:
-        callbacks.append(tf.keras.callbacks.LambdaCallback(
-            on_batch_end=lambda batch, logs: os._exit(3) if batch >= args.die_at_step else None))
+        def die(batch, logs):
+            if batch >= args.die_at_step:
+                print("error: rank 1 dies at step %d" % batch, flush=True)
+                os._exit(3)
+        callbacks.append(tf.keras.callbacks.LambdaCallback(on_batch_end=die))
     model.fit(ds, epochs=1, steps_per_epoch=args.steps, verbose=0, callbacks=callbacks)
     save(args, cluster, model.get_weights()[0], model)
 

@@ -1,6 +1,7 @@
 """common/ascend_wrapper.sh driven by a tiny fake model: summary lines, case log, FPS, exit status."""
 import os
 import stat
+import sys
 import textwrap
 
 import pytest
@@ -137,3 +138,55 @@ def test_help_shows_the_default_a_wrapper_sets_after_sharing_flags(tmp_path):
     assert default_of("train_performance_1p.sh", "train_epochs") == "10"
     assert default_of("train_performance_1p.sh", "swa_start") == "5"
     assert default_of("train_performance_1p.sh", "batch_size") == "16384"
+
+
+def test_runs_append_to_the_log_and_a_rerun_keeps_the_losses(fake_model, tmp_path):
+    script = str(fake_model / "test" / "train_full_1p.sh")
+    device_dir = tmp_path / "out" / "0"
+    run(["bash", script], OUTPUT_ROOT=tmp_path / "out")
+    failed = run(["bash", script, "--exit_code=4"], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert failed.returncode == 4
+    rerun = run(["bash", script, "--finished=1"], OUTPUT_ROOT=tmp_path / "out")
+    log = (device_dir / "train_0.log").read_text()
+    assert log.count("===== train_full_1p.sh") == 3 and log.count("step 3 loss : 0.75") == 2
+    assert "--exit_code=4" in log and "Final Performance images/sec : 128.00" in log
+    # the rerun trained nothing: the loss file keeps the losses of the run that did, and says so
+    assert (device_dir / "train_FakeNet_for_TensorFlow_bs32_1p_acc_loss.txt").read_text().split() == \
+        ["2.50", "1.50", "0.75"]
+    assert "kept the losses of the previous run" in rerun.stdout
+    keys = dict(line.split(" = ", 1) for line in
+                (device_dir / "FakeNet_for_TensorFlow_bs32_1p_acc.log").read_text().splitlines())
+    assert keys["ActualFPS"] == "None" and keys["ActualLoss"] == "0.75"
+
+
+def test_two_runs_on_one_output_directory_are_refused(fake_model, tmp_path):
+    script = str(fake_model / "test" / "train_full_1p.sh")
+    out_dir = tmp_path / "out" / "0"
+    out_dir.mkdir(parents=True)
+    holder = __import__("subprocess").Popen(["flock", str(out_dir / ".wrapper.lock"), "sleep", "30"])
+    try:
+        import time
+        time.sleep(0.5)
+        proc = run(["bash", script], check=False, OUTPUT_ROOT=tmp_path / "out")
+    finally:
+        holder.kill()
+    assert proc.returncode == 2 and "another run is using %s" % out_dir in proc.stdout
+    assert not (out_dir / "train_0.log").exists()
+
+
+@pytest.mark.parametrize("model,script", [("am3", "train_full_1p.sh"), ("mtnet", "train_performance_1p.sh"),
+                                          ("mobilenetv3", "train_full_1p.sh"), ("swa", "train_full_1p.sh")])
+def test_a_non_numeric_flag_is_one_line_not_a_bash_error(model, script, tmp_path):
+    flag = {"am3": "train_steps", "mtnet": "train_steps", "mobilenetv3": "max_step", "swa": "train_epochs"}[model]
+    proc = run(["bash", os.path.join(REPO, model, "test", script), "--data_path=.", "--%s=abc" % flag],
+               check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines() == ["%s: --%s must be a whole number, got 'abc'" % (script, flag)]
+
+
+def test_relative_data_path_and_python_are_made_absolute(fake_model, tmp_path):
+    (tmp_path / "data").mkdir()
+    os.symlink(sys.executable, str(tmp_path / "py"))
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--data_path=data"], cwd=tmp_path,
+               OUTPUT_ROOT=tmp_path / "out", PYTHON="./py")
+    assert "('data_dir', '%s/data')" % tmp_path in proc.stdout

@@ -56,7 +56,15 @@ def test_a_dying_worker_stops_the_others_and_fails_the_launch(tmp_path):
                     check=False, timeout=200)
     assert proc.returncode == 3
     assert "worker 1 exited with status 3; stopping the others" in proc.stdout
+    assert "launch: worker 1: error: rank 1 dies at step 2" in proc.stdout   # the failing worker's last lines
     assert time.time() - started < 120
+
+
+def test_launcher_help_exits_zero():
+    proc = run([sys.executable, "-m", "common.launch", "--help"])
+    assert "--nproc" in proc.stdout
+    proc = run([sys.executable, "-m", "common.launch", "--nproc=2"], check=False)
+    assert proc.returncode == 2 and "give the training command after --" in proc.stdout
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):

@@ -280,10 +280,11 @@ def test_8p_wrapper_trains_with_two_cpu_workers(tmp_path, image_data):
         assert "cluster: rank %d of 2 (MultiWorkerMirroredStrategy)" % rank in log.read_text()
     # One model trained by both: the averaged losses and validation results agree line for line.
     assert len(epoch_lines(logs[0])) == 2 and epoch_lines(logs[0]) == epoch_lines(logs[1])
+    assert epoch_lines(logs[0])[-1] in proc.stdout   # the launcher shows rank 0's progress as it comes
     case = "MobileNetV3_ID0256_for_TensorFlow_bs4_2p_acc"
     summary = dict(line.split(" = ", 1) for line in (out / "0" / (case + ".log")).read_text().splitlines())
     assert summary["RankSize"] == "2" and float(summary["ActualFPS"]) > 0
-    model_dir = out / "0" / "ckpt"
+    model_dir = out / "0" / "ckpt_8p"   # not the 1p wrapper's ckpt: another batch and rank count
     assert len(read_history(model_dir / "hist.csv")) == 2
     assert (model_dir / "checkpoints" / "checkpoint").exists() and (model_dir / "best" / "checkpoint").exists()
     assert sorted(os.listdir(str(out))) == ["0", "1"]   # rank 1 kept no checkpoints of its own

@@ -362,7 +362,7 @@ def test_8p_wrapper_trains_with_two_cpu_workers(tmp_path):
     summary = _case_summary(out / "0" / "MTnet_for_TensorFlow_bs4_2p_acc.log")
     assert summary["RankSize"] == "2" and float(summary["ActualFPS"]) > 0
     assert float(summary["TrainAccuracy"]) > 0          # test MSE after 10 steps, from rank 0's checkpoint
-    exp_dir = out / "0" / "ckpt" / "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
+    exp_dir = out / "0" / "ckpt_8p" / "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
     assert tf.train.latest_checkpoint(str(exp_dir)).endswith("model29")
     assert (exp_dir / "test_ubs10_stepsize0.01_testiter-1.csv").exists()
     assert sorted(os.listdir(str(out))) == ["0", "1"] and os.listdir(str(out / "1")) == ["train_1.log"]

@@ -10,9 +10,9 @@ num_cases_test=50000             # test queries (episodes of 100 queries); upstr
 num_filters=64                   # backbone width (64: the paper's ResNet-12)
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
 wrapper_flag data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
-wrapper_flag train_steps "training steps"
-wrapper_flag num_cases_test "query images of the final test"
-wrapper_flag num_filters "filters of the first backbone block"
+wrapper_flag train_steps "training steps" int
+wrapper_flag num_cases_test "query images of the final test" int
+wrapper_flag num_filters "filters of the first backbone block" int
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_full_1p.sh: --data_path is required" >&2; exit 2; fi
 

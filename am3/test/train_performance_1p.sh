@@ -10,8 +10,8 @@ train_steps=20
 num_filters=64                   # backbone width (64: the paper's ResNet-12)
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
 wrapper_flag data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
-wrapper_flag train_steps "training steps (the first few are warm-up, left out of the timing)"
-wrapper_flag num_filters "filters of the first backbone block"
+wrapper_flag train_steps "training steps (the first few are warm-up, left out of the timing)" int
+wrapper_flag num_filters "filters of the first backbone block" int
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is required" >&2; exit 2; fi
 

@@ -14,13 +14,13 @@ modeldir=""
 save_interval=0
 wrapper_flag data_path "source data of training (train/<class>/, validation/<class>/)"
 wrapper_flag model "large or small"
-wrapper_flag image_size "input height and width"
-wrapper_flag epochs "epochs (early stopping may end sooner)"
-wrapper_flag max_step "# of step for training (0: all epochs)"
-wrapper_flag learning_rate "learning rate"
-wrapper_flag batch "batch size per device"
-wrapper_flag modeldir "model dir (default <output>/ckpt; performance run: <output>/ckpt_perf, cleared first; data parallel: written by rank 0)"
-wrapper_flag save_interval "save interval for ckpt in steps (0: every epoch)"
+wrapper_flag image_size "input height and width" int
+wrapper_flag epochs "epochs (early stopping may end sooner)" int
+wrapper_flag max_step "# of step for training (0: all epochs)" int
+wrapper_flag learning_rate "learning rate" number
+wrapper_flag batch "batch size per device" int
+wrapper_flag modeldir "model dir (default <output>/ckpt; performance run: <output>/ckpt_perf, cleared first; 8p: <output>/ckpt_8p, written by rank 0)"
+wrapper_flag save_interval "save interval for ckpt in steps (0: every epoch)" int
 
 extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
 extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }

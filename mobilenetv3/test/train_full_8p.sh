@@ -10,10 +10,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 workers=2
 source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/train_flags.sh"
-wrapper_flag workers "worker processes off Ascend (on Ascend: one per device of RANK_TABLE_FILE)"
+wrapper_flag workers "worker processes off Ascend (on Ascend: one per device of RANK_TABLE_FILE)" int
 wrapper_parse "$@"
+if [ -z "$modeldir" ]; then modeldir="$OUTPUT_DIR/ckpt_8p"; fi   # not the 1p run's checkpoints (other batch, ranks)
 train_flags_args
 data_parallel_route "$workers"
 data_parallel_run "$PYTHON" train_cls.py "${args[@]}" $(ascend_args)
-LOG="$TRAIN_LOG"
 wrapper_summary acc

@@ -15,16 +15,18 @@ use_T=True
 use_M=True
 share_M=True
 seed=1
+data_path=""                   # the ModelZoo flag: unused by the regression tasks the seeds run
+wrapper_flag data_path "image root (omniglot/miniimagenet only; the seeds' sinusoid and polynomial tasks are generated)"
 wrapper_flag datasource "sinusoid or polynomial"
-wrapper_flag train_steps "meta-training iterations"
-wrapper_flag meta_batch_size "tasks per step (on each device)"
-wrapper_flag update_lr "inner-loop step size"
-wrapper_flag update_batch_size "K, support points per task"
+wrapper_flag train_steps "meta-training iterations" int
+wrapper_flag meta_batch_size "tasks per step (on each device)" int
+wrapper_flag update_lr "inner-loop step size" number
+wrapper_flag update_batch_size "K, support points per task" int
 wrapper_flag norm "batch_norm, layer_norm or None"
 wrapper_flag use_T "learn the transformations T (T-net, MT-net)"
 wrapper_flag use_M "learn the masks M (MT-net)"
 wrapper_flag share_M "one mask bit per unit"
-wrapper_flag seed "graph random seed (data parallel: rank r adds 1000 * r for its tasks and masks)"
+wrapper_flag seed "graph random seed (data parallel: rank r adds 1000 * r for its tasks and masks)" int
 
 extract_losses()   { grep -a -o '^Iteration [0-9]*: [^,]*, [0-9.e+-]*' "$1" | awk '{print $NF}'; }
 extract_accuracy() { grep -a -o '^update10: mean [0-9.e+-]*' "$1" | awk '{print $NF}'; }   # test MSE, 10 steps
@@ -34,4 +36,5 @@ seed_config_args() {  # $1 = logdir, $2 = resume (True/False)
   args=(--datasource="$datasource" --metatrain_iterations="$train_steps" --meta_batch_size="$meta_batch_size"
         --update_lr="$update_lr" --norm="$norm" --resume="$2" --update_batch_size="$update_batch_size"
         --use_T="$use_T" --use_M="$use_M" --share_M="$share_M" --seed="$seed" --logdir="$1")
+  if [ -n "$data_path" ]; then args+=(--data_path="$data_path"); fi
 }

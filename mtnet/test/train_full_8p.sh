@@ -13,12 +13,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 workers=2
 source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/seed_config.sh"
-wrapper_flag workers "worker processes off Ascend (on Ascend: one per device of RANK_TABLE_FILE)"
+wrapper_flag workers "worker processes off Ascend (on Ascend: one per device of RANK_TABLE_FILE)" int
 wrapper_parse "$@"
-seed_config_args "$OUTPUT_DIR/ckpt" True
+seed_config_args "$OUTPUT_DIR/ckpt_8p" True
 data_parallel_route "$workers"
 data_parallel_run "$PYTHON" main.py "${args[@]}" $(ascend_args)
-if [ "$TRAIN_LOG" != "$LOG" ]; then cat "$TRAIN_LOG" >> "$LOG"; fi
 # Test mode is one process on rank 0's checkpoint, whatever RANK_SIZE says.
 wrapper_run env -u TF_CONFIG RANK_SIZE=1 RANK_ID=0 "$PYTHON" main.py "${args[@]}" --train=False $(ascend_args)
 wrapper_summary acc

@@ -13,13 +13,13 @@ swa_freq=3
 swa_lr=0.001
 swa_lr2=0.003
 wrapper_flag data_path "unused (no data set to download; kept for the Ascend convention)"
-wrapper_flag train_epochs "epochs of each run"
-wrapper_flag batch_size "samples per step"
-wrapper_flag num_samples "blob points generated before the 80/20 train/test split"
-wrapper_flag swa_start "SWA start epoch, counted from 1"
-wrapper_flag swa_freq "epochs per SWA cycle"
-wrapper_flag swa_lr "SWA learning rate (bottom of the cycle)"
-wrapper_flag swa_lr2 "top of the cyclic learning rate"
+wrapper_flag train_epochs "epochs of each run" int
+wrapper_flag batch_size "samples per step" int
+wrapper_flag num_samples "blob points generated before the 80/20 train/test split" int
+wrapper_flag swa_start "SWA start epoch, counted from 1" int
+wrapper_flag swa_freq "epochs per SWA cycle" int
+wrapper_flag swa_lr "SWA learning rate (bottom of the cycle)" number
+wrapper_flag swa_lr2 "top of the cyclic learning rate" number
 
 extract_losses()   { grep -a -o '^swa epoch [0-9]*/[0-9]* loss: [0-9.eE+-]*' "$1" | awk '{print $NF}'; }
 extract_accuracy() { grep -a -o 'final test accuracy: swa=[0-9.]*' "$1" | tail -n 1 | sed 's/.*swa=//'; }
