@@ -241,4 +241,22 @@ wrapper_summary_of() {  # kind run_log e2e
     echo "ActualLoss = $ActualLoss"
     echo "E2ETrainingTime = $e2e"
   } | tee "$OUTPUT_DIR/$CaseName.log" >> "$LOG"
+  wrapper_report
+}
+
+wrapper_report() {  # report.html and PNGs beside the log (rank 0's), by common/report.py; never fails the run
+  local dir name message
+  dir="$(dirname "$LOG")"
+  {
+    echo "wrapper = $WRAPPER_SCRIPT"
+    for name in "${WRAPPER_FLAGS[@]}" precision_mode loss_scale iterations_per_loop over_dump data_dump_flag \
+        data_dump_step profiling; do
+      if [ -n "${!name}" ]; then echo "--$name = ${!name}"; fi
+    done
+  } > "$dir/wrapper_flags.txt"
+  if ! message=$("$PYTHON" -m common.report --quiet "$dir" 2>&1); then
+    echo "$(basename "$WRAPPER_SCRIPT"): warning: no report written (${message##*$'\n'}); the training run is fine" >&2
+    return 0
+  fi
+  echo "$message"
 }

@@ -17,6 +17,7 @@ import numpy as np
 from common import checkpoints, distributed, npu_session
 from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
+from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.tf_compat import tf
 from mobilenetv3 import data, weights
@@ -258,6 +259,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         print("nothing to train: checkpoint at step %d, epochs %d, max_step %d" % (step, config.epochs, max_step))
         return history
     sess.run(g.train_iter.initializer)
+    events = ScalarEvents(config.save_dir if chief else None)   # TensorBoard: loss, accuracy, learning rate
     timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))
     last_saved = step
     stopped = warned = False
@@ -275,6 +277,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
             check_finite(loss, step)
             losses.append(loss)
             accs.append(acc)
+            events.add(step, {"loss": loss, "accuracy": acc})
             if step % config.log_every == 0 or step == epoch_end:
                 print("train step=%d epoch=%d loss=%.6f acc=%.4f" % (step, epoch, loss, acc), flush=True)
             if config.save_interval and step - last_saved >= config.save_interval:
@@ -290,6 +293,8 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(losses), acc="%.6f" % np.mean(accs),
                    val_loss="%.6f" % val_loss, val_acc="%.6f" % val_acc)
         history.append(row)
+        events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": config.learning_rate})
+        events.flush()
         print("epoch %d/%d: loss=%s acc=%s val_loss=%s val_acc=%s (%d images) %.1fs%s" % (
             epoch, config.epochs, row["loss"], row["acc"], row["val_loss"], row["val_acc"], n_val,
             time.time() - start, " best" if improved else ""), flush=True)
@@ -306,6 +311,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
             stopped = True
     if step > last_saved:
         checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+    events.close()
     print("final: step=%d best_val_acc=%.4f val_acc=%s" % (step, best_acc, history[-1]["val_acc"]), flush=True)
     timer.summary()
     return history

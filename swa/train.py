@@ -14,6 +14,7 @@ import numpy as np
 
 from common import checkpoints, npu_session
 from common.errors import UserError, check_finite, require
+from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.tf_compat import tf
 from swa import data
@@ -88,6 +89,49 @@ class _EpochReport(tf.keras.callbacks.Callback):
         print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
               % (self.name, epoch + 1, self.params["epochs"], loss, logs.get("acc", float("nan")), self.lr_of()),
               flush=True)
+
+
+class _Events(tf.keras.callbacks.Callback):
+    """TensorBoard scalars of one run in `directory` (none without one), at the step = batches trained: loss and
+    accuracy per epoch, the learning rate of every batch (SWA's cyclic schedule changes it each batch), SWA's
+    phase (0 SGD, 1 averaging, 2 batch-norm pass) and models averaged; final() adds the test accuracy."""
+
+    def __init__(self, directory, batches_per_epoch, swa=None):
+        super(_Events, self).__init__()
+        self.events = ScalarEvents(directory)
+        self.batches = batches_per_epoch
+        self.swa = swa
+        self._rates_seen = 0
+
+    def on_train_begin(self, logs=None):
+        self._rates_seen = len(self.swa.lr_history) if self.swa is not None else 0   # a resumed run's history
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.events.enabled:
+            return
+        logs = logs or {}
+        self._write_rates(epoch * self.batches)
+        scalars = {"loss": logs.get("loss"), "accuracy": logs.get("acc")}
+        if self.swa is not None:
+            bn_pass = epoch == getattr(self.swa, "bn_epoch", None)
+            scalars["swa/phase"] = 2 if bn_pass else int(epoch >= self.swa.start)
+            scalars["swa/models_averaged"] = self.swa.n_averaged
+        self.events.add((epoch + 1) * self.batches, scalars)
+        self.events.flush()
+
+    def _write_rates(self, start):
+        """The rates SWA used this epoch (one per batch, or one per epoch), else the optimizer's."""
+        if self.swa is None:
+            rates = [float(tf.keras.backend.get_value(self.model.optimizer.lr))]
+        else:
+            rates, self._rates_seen = self.swa.lr_history[self._rates_seen:], len(self.swa.lr_history)
+        for i, rate in enumerate(rates):
+            self.events.add(start + 1 + i * self.batches // max(len(rates), 1), {"learning_rate": rate})
+
+    def final(self, epochs, scalars):
+        """Scalars of the trained model at its last step, then close the file."""
+        self.events.add(epochs * self.batches, scalars)
+        self.events.close()
 
 
 class _StepStart(tf.keras.callbacks.Callback):
@@ -224,7 +268,7 @@ def _accuracy(model, x, y, batch_size):
     return float(model.evaluate(x, y, batch_size=batch_size, verbose=0)[1])
 
 
-def _fit(name, model, config, train, timer, swa=None, model_dir=""):
+def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None):
     """Compile and fit one run; returns (epoch times, weights of the last SGD iterate)."""
     lr_var = model.optimizer.lr
     report = _EpochReport(name, lambda: float(tf.keras.backend.get_value(lr_var)))
@@ -232,6 +276,8 @@ def _fit(name, model, config, train, timer, swa=None, model_dir=""):
     callbacks = [_StepEnd(step_start, timer, config.batch_size), report]
     if swa is not None:
         callbacks.append(swa)
+    if events is not None:
+        callbacks.append(events)      # after SWA: reads the rates it set and the models it averaged
     # Also in runs without checkpoints, so both runs do the same per-epoch work.
     if model_dir:
         checkpoints.require_writable(model_dir)   # now, not at the end of the first epoch
@@ -267,8 +313,9 @@ def train_and_evaluate(config):
     config.validate()
     (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
     train, test = data.split(x, y, config.test_fraction)
+    batches = -(-len(train[0]) // config.batch_size)
     print("data: %d training and %d test points, %d batches of up to %d per epoch"
-          % (len(train[0]), len(test[0]), -(-len(train[0]) // config.batch_size), config.batch_size), flush=True)
+          % (len(train[0]), len(test[0]), batches, config.batch_size), flush=True)
     centres = data.blob_centers(seed=config.data_seed)
     results = {"test_size": len(test[0]),
                "test_accuracy_bayes": data.nearest_centre_accuracy(test[0], test[1], centres)}
@@ -300,8 +347,10 @@ def train_and_evaluate(config):
         sgd_model = compiled(initial)
         sgd_timer = StepTimer(config.batch_size, unit="samples", log_every=0)
         np.random.seed(config.seed)         # both runs see the same batch order (Keras shuffles with np.random)
-        sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"))
+        sgd_events = _Events(sub("sgd"), batches)
+        sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"), events=sgd_events)
         results["test_accuracy_sgd"] = _accuracy(sgd_model, test[0], test[1], config.batch_size)
+        sgd_events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_sgd"]})
         if population:
             results["population_accuracy_sgd"] = _accuracy(sgd_model, population[0], population[1],
                                                            config.batch_size)
@@ -312,9 +361,12 @@ def train_and_evaluate(config):
     timer = StepTimer(config.batch_size, unit="samples", log_every=0)
     t0 = time.perf_counter()
     np.random.seed(config.seed)
-    swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"))
+    swa_events = _Events(sub("swa"), batches, swa)
+    swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"),
+                                   events=swa_events)
     results["swa_callback_share"] = swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)
     results["test_accuracy_swa"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
+    swa_events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_swa"]})      # the averaged model's
     if population:
         results["population_accuracy_swa"] = _accuracy(swa_model, population[0], population[1], config.batch_size)
     results["bn_statistics_error"] = _bn_statistics_error(swa_model, train[0])

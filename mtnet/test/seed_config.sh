@@ -8,6 +8,7 @@ FPS_UNIT=tasks
 datasource=sinusoid
 train_steps=60000
 meta_batch_size=4
+meta_lr=0.001
 update_lr=0.01
 update_batch_size=10
 norm=None
@@ -20,6 +21,7 @@ wrapper_flag data_path "image root (omniglot/miniimagenet only; the seeds' sinus
 wrapper_flag datasource "sinusoid or polynomial"
 wrapper_flag train_steps "meta-training iterations" int
 wrapper_flag meta_batch_size "tasks per step (on each device)" int
+wrapper_flag meta_lr "Adam learning rate of the outer loop" number
 wrapper_flag update_lr "inner-loop step size" number
 wrapper_flag update_batch_size "K, support points per task" int
 wrapper_flag norm "batch_norm, layer_norm or None"
@@ -34,7 +36,8 @@ extract_accuracy() { grep -a -o '^update10: mean [0-9.e+-]*' "$1" | awk '{print 
 seed_config_args() {  # $1 = logdir, $2 = resume (True/False)
   BatchSize="$meta_batch_size"
   args=(--datasource="$datasource" --metatrain_iterations="$train_steps" --meta_batch_size="$meta_batch_size"
-        --update_lr="$update_lr" --norm="$norm" --resume="$2" --update_batch_size="$update_batch_size"
-        --use_T="$use_T" --use_M="$use_M" --share_M="$share_M" --seed="$seed" --logdir="$1")
+        --meta_lr="$meta_lr" --update_lr="$update_lr" --norm="$norm" --resume="$2"
+        --update_batch_size="$update_batch_size" --use_T="$use_T" --use_M="$use_M" --share_M="$share_M"
+        --seed="$seed" --logdir="$1")
   if [ -n "$data_path" ]; then args+=(--data_path="$data_path"); fi
 }
