@@ -15,6 +15,7 @@ from am3 import model as M
 from am3.flags import config_record, model_options_mismatch
 from common import checkpoints, npu_session
 from common.errors import UserError, check_finite
+from common.stop import StopRequest
 from common.step_timer import StepTimer
 from common.tf_compat import tf
 from datasets import fewshot_data as fsd
@@ -364,54 +365,62 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
         print("nothing to train: the checkpoint in %s is at step %d of %d" % (train_dir, start, total), flush=True)
     step = start
     last_saved = start
-    while step < total:
-        if aux is not None and (step < aux_steps or aux_mode == "multitask"):
-            probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
-            if aux_mode != "multitask" or rng.uniform() < probability:
-                log_aux = step % cfg.log_interval_steps == 0
-                fetched = sess.run([aux["loss"], aux["accuracy"], aux["train"]] + ([aux["summary"]] if log_aux else []))
-                check_finite(fetched[0], step, "auxiliary loss")
-                if log_aux:
-                    writer.add_summary(fetched[3], step)
-                    print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, fetched[0], fetched[1]),
-                          flush=True)
-            if aux_mode != "multitask":   # finetune/freeze: auxiliary-only steps first
-                step += 1
-                if step - last_saved >= cfg.save_checkpoint_steps:
-                    checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
-                    last_saved = step
-                if "eval" in aux and cfg.eval_interval_steps > 0 and step % cfg.eval_interval_steps == 0:
+
+    def save():
+        return checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
+    with StopRequest() as stop:   # Ctrl-C/SIGTERM: save at the next step boundary, then stop
+        while step < total:
+            if stop.requested:
+                stop.stop("step %d" % step, save())
+            if aux is not None and (step < aux_steps or aux_mode == "multitask"):
+                probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
+                if aux_mode != "multitask" or rng.uniform() < probability:
+                    log_aux = step % cfg.log_interval_steps == 0
+                    fetched = sess.run([aux["loss"], aux["accuracy"], aux["train"]]
+                                       + ([aux["summary"]] if log_aux else []))
+                    check_finite(fetched[0], step, "auxiliary loss")
+                    if log_aux:
+                        writer.add_summary(fetched[3], step)
+                        print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, fetched[0], fetched[1]),
+                              flush=True)
+                if aux_mode != "multitask":   # finetune/freeze: auxiliary-only steps first
+                    step += 1
+                    if step - last_saved >= cfg.save_checkpoint_steps:
+                        save()
+                        last_saved = step
+                    if "eval" in aux and cfg.eval_interval_steps > 0 and step % cfg.eval_interval_steps == 0:
+                        aux["eval"].evaluate(sess, step, eval_writer)
+                    continue
+            log_now = step % cfg.log_interval_steps == 0 or step + per_run >= total
+            fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],
+                       "lambda": net["lambda_mean"]}
+            if log_now:
+                fetches["summary"] = summary_op
+            timer.start()
+            out = sess.run(fetches)
+            dt = timer.stop(steps=per_run)
+            check_finite(out["loss"], step)
+            if log_now:
+                writer.add_summary(out["summary"], step)
+                writer.flush()
+                print("step %d, loss : %.4g, dt: %.3gs, accuracy: %.4f, lambda: %.4f"
+                      % (step, out["loss"], dt / per_run, out["accuracy"], out["lambda"]), flush=True)
+            step += per_run
+            main_step = step - aux_steps
+            if step - last_saved >= cfg.save_checkpoint_steps or step >= total:
+                save()
+                last_saved = step
+            fine = main_step > 0.5 * cfg.number_of_steps
+            interval = cfg.eval_interval_fine_steps if fine else cfg.eval_interval_steps
+            if eval_graph and interval > 0 and (main_step - per_run) // interval != main_step // interval \
+                    and step < total:
+                evaluate_splits(sess, eval_graph, cfg, main_step, eval_writer)
+                if aux is not None and "eval" in aux:
                     aux["eval"].evaluate(sess, step, eval_writer)
-                continue
-        log_now = step % cfg.log_interval_steps == 0 or step + per_run >= total
-        fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],
-                   "lambda": net["lambda_mean"]}
-        if log_now:
-            fetches["summary"] = summary_op
-        timer.start()
-        out = sess.run(fetches)
-        dt = timer.stop(steps=per_run)
-        check_finite(out["loss"], step)
-        if log_now:
-            writer.add_summary(out["summary"], step)
-            writer.flush()
-            print("step %d, loss : %.4g, dt: %.3gs, accuracy: %.4f, lambda: %.4f"
-                  % (step, out["loss"], dt / per_run, out["accuracy"], out["lambda"]), flush=True)
-        step += per_run
-        main_step = step - aux_steps
-        if step - last_saved >= cfg.save_checkpoint_steps or step >= total:
-            checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
-            last_saved = step
-        interval = cfg.eval_interval_fine_steps if main_step > 0.5 * cfg.number_of_steps else cfg.eval_interval_steps
-        if eval_graph and interval > 0 and (main_step - per_run) // interval != main_step // interval \
-                and step < total:
-            evaluate_splits(sess, eval_graph, cfg, main_step, eval_writer)
-            if aux is not None and "eval" in aux:
-                aux["eval"].evaluate(sess, step, eval_writer)
-        if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
-            print("early stop at step %d" % step, flush=True)
-            checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
-            break
+            if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
+                print("early stop at step %d" % step, flush=True)
+                save()
+                break
     timer.summary()
     writer.close()
     if eval_writer is not None:

@@ -33,6 +33,10 @@ def main_guard(main):
         try:
             return main(*args, **kwargs)
         except UserError as err:
-            print("error: %s" % err, file=sys.stderr, flush=True)
-            sys.exit(2)
+            status = getattr(err, "exit_status", 2)   # common.stop.Stopped: a requested stop, not an error
+            print("%s%s" % ("error: " if status == 2 else "", err), file=sys.stderr, flush=True)
+            sys.exit(status)
+        except KeyboardInterrupt:
+            print("interrupted (nothing saved since the last checkpoint)", file=sys.stderr, flush=True)
+            sys.exit(130)
     return wrapped

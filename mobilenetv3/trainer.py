@@ -19,6 +19,7 @@ from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
+from common.stop import StopRequest
 from common.tf_compat import tf
 from mobilenetv3 import data, weights
 from mobilenetv3.model import get_spec, mobilenet_v3
@@ -237,12 +238,13 @@ def train(config):
             save_dirs = [os.path.join(save_root, name) for name in ("checkpoints", "best")]
             for directory in save_dirs:
                 checkpoints.require_writable(directory)
-            return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
-                         hist_path,
-                         bool(restored))
+            with StopRequest(enabled=not cluster.distributed) as stop:   # Ctrl-C/SIGTERM: save, then stop
+                return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
+                             hist_path, bool(restored), stop)
 
 
-def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path, resumed):
+def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path, resumed,
+          stop):
     history = _read_history(hist_path) if resumed else []
     step = int(sess.run(g.global_step))
     best_acc, wait = -1.0, 0
@@ -268,6 +270,9 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         losses, accs, start = [], [], time.time()
         epoch_end = min(epoch * steps_per_epoch, max_step)
         while step < epoch_end:
+            if stop.requested:
+                stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
+                    g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
             timer.start()
             _, loss, acc = sess.run([train_op, g.loss, g.acc])
             timer.stop(steps=per_run)

@@ -10,6 +10,7 @@ from common import distributed, npu_session
 from common import checkpoints
 from common.errors import check_finite, require
 from common.step_timer import StepTimer
+from common.stop import StopRequest
 from common.tf_compat import tf
 from mtnet import tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
@@ -303,6 +304,11 @@ def _init_session(sess, saver, checkpoint, fall_back=True):
     return start
 
 
+def _save_stopped(saver, sess, save_here, itr):
+    """The checkpoint of a run stopped before iteration itr (iterations 0..itr-1 done)."""
+    return checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % (itr - 1))) if itr > 0 else "nothing"
+
+
 def _open_session(cfg, options, saver, checkpoint):
     sess = tf1.Session(config=_session_config(cfg, options))
     return sess, _init_session(sess, saver, checkpoint, fall_back=cfg.test_iter < 0)   # test_iter: that one
@@ -424,39 +430,42 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
         print("Done initializing, starting training.", flush=True)
     prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
     itr = start
-    while itr < total:
-        # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
-        want_summary = summary_op is not None and itr % SUMMARY_INTERVAL == 0
-        step_fetches = pretrain_fetches if itr < pretrain_end else fetches
-        timer.start()
-        result = sess.run(step_fetches + ([summary_op] if want_summary else []))
-        timer.stop(steps=per_run)
-        check_finite(result[2], itr, "postloss")
-        if want_summary and writer is not None:
-            writer.add_summary(result[-1], itr)
-        prelosses.append(result[1])
-        postlosses.append(result[2])
-        if acc_fetch:
-            accs.append(result[3:5])
-        last = itr + per_run - 1
-        if last // print_interval != (itr - 1) // print_interval and itr != 0 or last == total - 1:
-            if last < pretrain_end:
-                label = "Pretrain Iteration %d" % last
-            else:
-                label = "Iteration %d" % (last - cfg.pretrain_iterations)   # upstream numbers meta-training alone
-            line = "%s: %s, %s" % (label, np.mean(prelosses), np.mean(postlosses))
-            if accs:
-                line += " (accuracy %s, %s)" % tuple(np.mean(accs, 0))
-            print(line, flush=True)
-            window_pre.extend(prelosses)
-            window_post.extend(postlosses)
-            prelosses, postlosses, accs = [], [], []
-        if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
-            vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]], {val.use_val: True})
-            print("Validation results: %s, %s" % tuple(vals), flush=True)
-        if saves and last % cfg.save_interval == 0 and last != 0:
-            checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % last))
-        itr += per_run
+    with StopRequest(enabled=not cluster.distributed) as stop:   # Ctrl-C/SIGTERM: save, then stop
+        while itr < total:
+            if stop.requested:
+                stop.stop("iteration %d" % itr, _save_stopped(saver, sess, save_here, itr) if saves else "nothing")
+            # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
+            want_summary = summary_op is not None and itr % SUMMARY_INTERVAL == 0
+            step_fetches = pretrain_fetches if itr < pretrain_end else fetches
+            timer.start()
+            result = sess.run(step_fetches + ([summary_op] if want_summary else []))
+            timer.stop(steps=per_run)
+            check_finite(result[2], itr, "postloss")
+            if want_summary and writer is not None:
+                writer.add_summary(result[-1], itr)
+            prelosses.append(result[1])
+            postlosses.append(result[2])
+            if acc_fetch:
+                accs.append(result[3:5])
+            last = itr + per_run - 1
+            if last // print_interval != (itr - 1) // print_interval and itr != 0 or last == total - 1:
+                if last < pretrain_end:
+                    label = "Pretrain Iteration %d" % last
+                else:
+                    label = "Iteration %d" % (last - cfg.pretrain_iterations)   # upstream numbers meta-training alone
+                line = "%s: %s, %s" % (label, np.mean(prelosses), np.mean(postlosses))
+                if accs:
+                    line += " (accuracy %s, %s)" % tuple(np.mean(accs, 0))
+                print(line, flush=True)
+                window_pre.extend(prelosses)
+                window_post.extend(postlosses)
+                prelosses, postlosses, accs = [], [], []
+            if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
+                vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]], {val.use_val: True})
+                print("Validation results: %s, %s" % tuple(vals), flush=True)
+            if saves and last % cfg.save_interval == 0 and last != 0:
+                checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % last))
+            itr += per_run
     window_pre.extend(prelosses)
     window_post.extend(postlosses)
     if saves and itr > start:

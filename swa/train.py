@@ -16,6 +16,7 @@ from common import checkpoints, npu_session
 from common.errors import UserError, check_finite, require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
+from common.stop import StopRequest
 from common.tf_compat import tf
 from swa import data
 from swa.model import build_model
@@ -180,6 +181,20 @@ class _Checkpoint(tf.keras.callbacks.Callback):
             save_checkpoint(self.directory, epoch + 1, weights, self.last_iterate, self.swa, self.keep)
 
 
+class _StopAtEpochEnd(tf.keras.callbacks.Callback):
+    """Ends fit after the epoch in which a stop was requested (after _Checkpoint saved it)."""
+
+    def __init__(self, stop):
+        super(_StopAtEpochEnd, self).__init__()
+        self.stop = stop
+        self.epochs_done = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_done = epoch + 1
+        if self.stop.requested:
+            self.model.stop_training = True
+
+
 def save_checkpoint(directory, epoch, weights, last_iterate, swa, keep):
     os.makedirs(directory, exist_ok=True)
     name = "ckpt-%d" % epoch
@@ -286,8 +301,14 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
     callbacks.append(checkpoint)
     callbacks.append(step_start)
     if initial_epoch < config.train_epochs:
-        model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0, shuffle=True)
+        with StopRequest() as stop:   # Ctrl-C/SIGTERM: the epoch ends and is saved, then the run stops
+            stopper = _StopAtEpochEnd(stop)
+            model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
+                      initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0, shuffle=True)
+            if stop.requested:
+                saved = "checkpoint %s" % os.path.join(model_dir, "ckpt-%d" % stopper.epochs_done) if model_dir \
+                    else "nothing (no --model_dir)"
+                stop.stop("the end of %s epoch %d" % (name, stopper.epochs_done), saved)
     else:
         print("nothing to train: %s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir),
               flush=True)
