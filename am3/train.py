@@ -39,6 +39,14 @@ class Splits(object):
         return self._cache[tag]
 
 
+def _require_same_image_size(train_data, data):
+    if data.images.shape[1:] != train_data.images.shape[1:]:
+        raise UserError("%s holds %dx%d images but the training split %s holds %dx%d: build all splits with the "
+                        "same --image_size" % (data.name, data.images.shape[1], data.images.shape[2],
+                                               train_data.name, train_data.images.shape[1],
+                                               train_data.images.shape[2]))
+
+
 def _seed(cfg, offset):
     return None if cfg.seed is None else cfg.seed + offset
 
@@ -266,9 +274,10 @@ def train(cfg):
                                    cfg.num_tasks_per_batch)
     aux_mode = cfg.feat_extract_pretrain
     eval_on = cfg.eval_interval_steps > 0 or cfg.eval_interval_fine_steps > 0
-    if eval_on:   # fail on impossible evaluation settings before building anything
+    if eval_on:   # fail on impossible evaluation settings before building anything, not at the first validation
         for i, split in enumerate(EVAL_SPLITS):
             _eval_sampler(cfg, splits, split, i)
+            _require_same_image_size(train_data, splits[split])
 
     graph = tf.Graph()
     with graph.as_default():

@@ -332,3 +332,17 @@ def test_backbone_training_benchmark_prints_images_per_second():
     proc = run_python(["am3/benchmark.py", "--batch=2", "--image_size=16", "--num_filters=4", "--runs=2"])
     line = [x for x in proc.stdout.splitlines() if x.startswith("benchmark: train ResNet-12")][-1]
     assert "filters=4" in line and float(line.split("images_per_sec=")[1]) > 0
+
+
+def test_a_split_of_another_image_size_fails_before_training(tmp_path):
+    root = make_data(str(tmp_path / "data"))
+    rng = np.random.RandomState(1)
+    labels = np.repeat(np.arange(6), 10)
+    np.savez(os.path.join(root, "few-shot-val.npz"), features=rng.randint(0, 256, (60, 20, 20, 3)).astype(np.uint8),
+             targets=labels)
+    proc = run_python(["am3/AM3_TADAM.py", "--data_dir", root, "--log_dir", tmp_path / "log", "--train_steps=3",
+                       "--eval_interval_steps=2"] + TINY, check=False)
+    assert proc.returncode == 2 and "step 0, loss" not in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "error: %s/few-shot-val.npz holds 20x20 images but the training split %s/few-shot-train.npz holds 16x16: "
+        "build all splits with the same --image_size" % (root, root))
