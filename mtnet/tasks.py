@@ -7,6 +7,7 @@ rest set b (outer loss); for classification the samples are ordered k-major (one
 class order, for k = 0, 1, ...).
 """
 import os
+import time
 
 import numpy as np
 
@@ -145,7 +146,20 @@ class ImageTasks(object):
                 raise UserError("class folder %s has %d %s images; a task needs %d per class"
                                 % (folder, len(images), "/".join(exts), samples_per_class))
             self.files.append(images)
-        self._check_image(self.files[0][0])
+        self._check_images()
+
+    def _check_images(self):
+        """Every image's size, read from its header now (seconds), rather than a reshape error when a bad one is
+        first sampled, hours into training."""
+        started = last_report = time.time()
+        paths = [path for images in self.files for path in images]
+        for i, path in enumerate(paths):
+            self._check_image(path)
+            if time.time() - last_report >= 30:
+                print("checking %s images: %d/%d" % (self.datasource, i + 1, len(paths)), flush=True)
+                last_report = time.time()
+        if time.time() - started >= 30:
+            print("checked %d %s images" % (len(paths), self.datasource), flush=True)
 
     def _check_image(self, path):
         from PIL import Image

@@ -286,8 +286,14 @@ def test_launcher_on_the_npu_route_needs_no_job_id_from_the_user(tmp_path):
     (dict(datasource="omniglot", data_path="OMNI", num_classes=3, num_train_classes=2), "fewer than num_classes=3"),
     (dict(datasource="omniglot", data_path="OMNI", num_classes=2, num_train_classes=7, omniglot_train_chars=6),
      "num_train_classes=7 but the omniglot training split has 6 classes"),
+    (dict(datasource="omniglot", data_path="OMNI_ONE_BAD", num_classes=2, omniglot_train_chars=6, update_batch_size=1),
+     r"image .*character03/2.png is 30x28; omniglot needs 28x28 images"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, change, message):
+    if change.get("data_path") == "OMNI_ONE_BAD":   # one image of another size, not the first
+        root = _omniglot(tmp_path / "omni", alphabets=2, chars=4)
+        Image.new("L", (30, 28)).save(str(root / "alphabet1" / "character03" / "2.png"))
+        change = dict(change, data_path=str(root))
     if change.get("data_path") == "EMPTY":
         (tmp_path / "empty").mkdir()
         change = dict(change, data_path=str(tmp_path / "empty"))
