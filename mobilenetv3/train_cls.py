@@ -66,7 +66,7 @@ def build_config(args):
             raise UserError("config file %s: unknown keys %s (known: %s)"
                             % (args.config, ", ".join(unknown), ", ".join(CONFIG_KEYS)))
         values.update({k: v for k, v in loaded.items() if v is not None})
-    if args.image_size:
+    if args.image_size is not None:   # 0 too: it is an error below, not the 224 default
         values["height"] = values["width"] = args.image_size
     values.update({k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None})
     if args.data_path:

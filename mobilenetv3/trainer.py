@@ -9,6 +9,7 @@ validation accuracy), hist.csv (one row per epoch), model.json (what eval/export
 """
 import csv
 import json
+import math
 import os
 import time
 
@@ -22,7 +23,7 @@ from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
 from mobilenetv3 import data, weights
-from mobilenetv3.model import get_spec, mobilenet_v3
+from mobilenetv3.model import BN_MOMENTUM, get_spec, mobilenet_v3
 
 HISTORY_FIELDS = ("epoch", "steps", "loss", "acc", "val_loss", "val_acc")
 MODEL_FILE = "model.json"
@@ -253,7 +254,7 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         best_acc, wait = (acc, 0) if acc > best_acc else (best_acc, wait + 1)
     epoch = step // steps_per_epoch
     max_step = config.max_step or config.epochs * steps_per_epoch
-    if config.patience and wait >= config.patience:
+    if config.patience and wait >= config.patience and step >= BN_SETTLE_STEPS:
         print("nothing to train: early stopping already reached in %s (no better val_acc for %d epochs)"
               % (hist_path, wait))
         return history
@@ -311,15 +312,32 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
             last_saved = step
         if chief:
             _write_history(hist_path, history)
-        if config.patience and wait >= config.patience:
-            print("early stopping: val_acc has not improved for %d epochs (best %.4f)" % (wait, best_acc))
-            stopped = True
+        stopped = _early_stop(config, wait, best_acc, step)
     if step > last_saved:
         checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
     events.close()
     print("final: step=%d best_val_acc=%.4f val_acc=%s" % (step, best_acc, history[-1]["val_acc"]), flush=True)
     timer.summary()
     return history
+
+
+# Validation runs in inference mode on the BN moving statistics, which start at mean 0 / variance 1 and keep
+# momentum^n of that after n steps. Until they have forgotten 95% of it, val_acc says little (a small folder gave
+# 0.50 in inference mode where training mode gave 1.00), so early stopping waits for this many steps.
+BN_SETTLE_STEPS = int(math.ceil(math.log(0.05) / math.log(BN_MOMENTUM)))   # 299 for momentum 0.99
+
+
+def _early_stop(config, wait, best_acc, step):
+    """True when val_acc has not improved for `patience` epochs and the BN statistics have settled."""
+    if not config.patience or wait < config.patience:
+        return False
+    if step < BN_SETTLE_STEPS:
+        if wait == config.patience:
+            print("early stopping waits for step %d: the batch-norm moving statistics (momentum %g) are not "
+                  "settled at step %d" % (BN_SETTLE_STEPS, BN_MOMENTUM, step), flush=True)
+        return False
+    print("early stopping: val_acc has not improved for %d epochs (best %.4f)" % (wait, best_acc), flush=True)
+    return True
 
 
 def _write_history(path, rows):

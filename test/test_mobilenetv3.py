@@ -354,3 +354,27 @@ def test_training_benchmark_prints_images_per_second():
     assert "compute precision: fp32" in proc.stdout
     line = [x for x in proc.stdout.splitlines() if x.startswith("benchmark: train model=small")][-1]
     assert float(line.split("images_per_sec=")[1]) > 0
+
+
+def test_early_stopping_waits_for_the_batch_norm_statistics(capsys):
+    from mobilenetv3 import trainer as T
+    config = T.TrainConfig(patience=5)
+    assert T.BN_SETTLE_STEPS == 299      # 0.99 ** 299 < 0.05: the initial statistics are 95% forgotten
+    assert not T._early_stop(config, 5, 0.5, step=30)          # a small folder: 30 steps, BN still at its start
+    assert "early stopping waits for step 299" in capsys.readouterr().out
+    assert not T._early_stop(config, 4, 0.5, step=400)
+    assert T._early_stop(config, 5, 0.5, step=400)
+    assert not T._early_stop(T.TrainConfig(patience=0), 50, 0.5, step=4000)
+
+
+def test_image_size_zero_is_an_error_not_the_default(tmp_path, image_data):
+    proc = run_python([os.path.join(MODEL_DIR, "train_cls.py"), "--data_path=" + image_data, "--image_size=0",
+                       "--modeldir=%s" % tmp_path], check=False)
+    assert proc.returncode == 2 and proc.stdout.strip().splitlines()[-1] == \
+        "error: height must be a positive integer, got 0"
+
+
+def test_wrapper_passes_patience(tmp_path, image_data):
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_1p.sh"), "--data_path=" + image_data,
+                "--image_size=32", "--batch=8", "--epochs=2", "--patience=2"], OUTPUT_ROOT=tmp_path)
+    assert [line for line in proc.stdout.splitlines() if line.startswith("+ ") and " --patience=2" in line]

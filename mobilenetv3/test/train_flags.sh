@@ -12,6 +12,7 @@ learning_rate=0.001
 batch=32
 modeldir=""
 save_interval=0
+patience=5                   # early stopping (epochs); it waits for the BN statistics, see README
 wrapper_flag data_path "source data of training (train/<class>/, validation/<class>/)"
 wrapper_flag model "large or small"
 wrapper_flag image_size "input height and width" int
@@ -21,6 +22,7 @@ wrapper_flag learning_rate "learning rate" number
 wrapper_flag batch "batch size per device" int
 wrapper_flag modeldir "model dir (default <output>/ckpt; performance run: <output>/ckpt_perf, cleared first; 8p: <output>/ckpt_8p, written by rank 0)"
 wrapper_flag save_interval "save interval for ckpt in steps (0: every epoch)" int
+wrapper_flag patience "early stopping: epochs without a better val_acc (0: off; waits for the BN statistics)" int
 
 extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
 extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }
@@ -32,5 +34,5 @@ train_flags_args() {
   modeldir="$(abs_path "${modeldir:-$OUTPUT_DIR/ckpt}")"
   args=(--data_path="$data_path" --model="$model" --image_size="$image_size" --epochs="$epochs"
         --max_step="$max_step" --learning_rate="$learning_rate" --batch="$batch" --modeldir="$modeldir"
-        --save_interval="$save_interval")
+        --save_interval="$save_interval" --patience="$patience")
 }

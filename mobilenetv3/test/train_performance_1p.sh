@@ -7,8 +7,9 @@ source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/train_flags.sh"
 max_step=60                  # the first 5 are warm-up
 epochs=1000000               # a performance run measures steps, not convergence: max_step ends it
+patience=0
 wrapper_parse "$@"
 if [ -z "$modeldir" ]; then modeldir="$OUTPUT_DIR/ckpt_perf"; rm -rf "$modeldir"; fi
 train_flags_args
-wrapper_run "$PYTHON" train_cls.py "${args[@]}" --patience=0 --log_every=1 $(ascend_args)
+wrapper_run "$PYTHON" train_cls.py "${args[@]}" --log_every=1 $(ascend_args)
 wrapper_summary perf
