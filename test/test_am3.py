@@ -332,3 +332,33 @@ def test_backbone_training_benchmark_prints_images_per_second():
     proc = run_python(["am3/benchmark.py", "--batch=2", "--image_size=16", "--num_filters=4", "--runs=2"])
     line = [x for x in proc.stdout.splitlines() if x.startswith("benchmark: train ResNet-12")][-1]
     assert "filters=4" in line and float(line.split("images_per_sec=")[1]) > 0
+
+
+@pytest.mark.parametrize("rate", ["0", "-0.1"])
+def test_non_positive_learning_rate_is_one_error_line(rate, tmp_path):
+    proc = run_python(["am3/AM3_TADAM.py", "--init_learning_rate=" + rate, "--data_dir", tmp_path,
+                       "--log_dir", tmp_path], check=False)
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines() == ["error: --init_learning_rate must be positive, got %s" % float(rate)]
+
+
+def test_performance_wrapper_starts_afresh_and_derives_nothing_without_a_step(tmp_path):
+    make_data(str(tmp_path / "data"), per_class=30, classes=(6, 5, 5))
+    wrapper = ["bash", "am3/test/train_performance_1p.sh", "--data_path=" + str(tmp_path / "data"), "--num_filters=4"]
+    run(wrapper + ["--train_steps=1"], OUTPUT_ROOT=tmp_path / "out")
+    second = run(wrapper + ["--train_steps=0"], OUTPUT_ROOT=tmp_path / "out").stdout
+    assert "resumed from" not in second      # the first run's ckpt_perf is cleared, as MT-net's wrapper does
+    summary = second.split("------------------ Final result")[1].splitlines()
+    assert "Final Performance images/sec : None" in summary
+    assert "images/sec : None" in summary and not any("inf" in line for line in summary)
+
+
+def test_full_wrapper_passes_the_test_episode_size_it_names_in_errors(tmp_path):
+    make_data(str(tmp_path / "data"), per_class=30, classes=(6, 5, 5))
+    proc = run(["bash", "am3/test/train_full_1p.sh", "--data_path=" + str(tmp_path / "data"), "--num_filters=4",
+                "--train_steps=1", "--eval_batch_size=1000"], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 2
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "1000 queries per task cannot be drawn" in errors[0]
+    assert "--eval_batch_size" in errors[0]
+    assert "--eval_batch_size" in run(["bash", "am3/test/train_full_1p.sh", "--help"]).stdout
