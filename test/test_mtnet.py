@@ -512,3 +512,17 @@ def test_a_checkpoint_written_on_tensorflow_115_restores_and_tests_the_same(tmp_
     means = {line.split(":")[0]: float(line.split()[2]) for line in proc.stdout.splitlines()
              if line.startswith("update") and ": mean " in line}
     assert means == pytest.approx(reference["test_mode"]["means"], rel=1e-4)
+
+
+@pytest.mark.parametrize("flag,message", [("--update_lr=abc", "--update_lr"), ("--bogus=1", "--bogus")])
+def test_main_flag_errors_are_one_line_with_status_2(flag, message, tmp_path):
+    proc = run_python(["mtnet/main.py", "--logdir=" + str(tmp_path), flag], check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_main_help_exits_0_and_lists_the_flags():
+    proc = run_python(["mtnet/main.py", "--help"], check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "--update_lr" in proc.stdout and "--precision_mode" in proc.stdout
