@@ -362,3 +362,14 @@ def test_full_wrapper_passes_the_test_episode_size_it_names_in_errors(tmp_path):
     assert len(errors) == 1 and "1000 queries per task cannot be drawn" in errors[0]
     assert "--eval_batch_size" in errors[0]
     assert "--eval_batch_size" in run(["bash", "am3/test/train_full_1p.sh", "--help"]).stdout
+
+
+def test_test_mode_prints_time_based_progress(tmp_path, data_dir, capsys, monkeypatch):
+    from common import progress
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every episode instead of every 30 s
+    am3_train.run(config("protonet++", data_dir, tmp_path, "--number_of_steps=1", "--eval_interval_steps=0",
+                         "--eval_interval_fine_steps=0"))
+    capsys.readouterr()
+    am3_train.run(config("protonet++", data_dir, tmp_path, "--mode=test"))    # 20 cases / 5 queries: 4 episodes
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test on target_tst: ")]
+    assert [line.split(",")[0] for line in lines] == ["test on target_tst: %d/4 episodes" % i for i in (1, 2, 3)]

@@ -526,3 +526,14 @@ def test_main_help_exits_0_and_lists_the_flags():
     proc = run_python(["mtnet/main.py", "--help"], check=False)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "--update_lr" in proc.stdout and "--precision_mode" in proc.stdout
+
+
+def test_test_mode_prints_time_based_progress(tmp_path, capsys, monkeypatch):
+    from common import progress
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every batch of tasks instead of 30 s
+    cfg = _cfg(tmp_path, metatrain_iterations=2)
+    trainer.run(cfg, NpuOptions())
+    capsys.readouterr()
+    trainer.run(cfg.replace(train=False, num_test_tasks=250, test_num_updates=1), NpuOptions())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test: ")]
+    assert [line.split(",")[0] for line in lines] == ["test: 100/250 tasks", "test: 200/250 tasks"]
