@@ -26,6 +26,8 @@ seed_flags=(--num_tasks_per_batch=5 --num_classes_train=5 --num_shots_train=1 --
             --task_encoder=self_att_mlp --mlp_type=non-linear --num_filters="$num_filters"
             --eval_batch_size="$eval_batch_size"
             --save_checkpoint_steps=5000 --keep_checkpoint_max=5 --log_dir="$OUTPUT_DIR/ckpt")
+wrapper_cost_note am3 train_steps="$train_steps" num_filters="$num_filters" eval_batch_size="$eval_batch_size" \
+  num_cases_test="$num_cases_test" validate=1
 # shellcheck disable=SC2046
 wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" "${seed_flags[@]}" \
   $(ascend_args)

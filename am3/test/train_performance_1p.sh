@@ -19,6 +19,7 @@ extract_losses() { grep -a -o 'step [0-9]*, loss : [0-9.eE+-]*' "$1" | awk '{pri
 
 # A benchmark measures from step 0: resuming an earlier run's checkpoint would time fewer steps, or none.
 rm -rf "$OUTPUT_DIR/ckpt_perf"
+wrapper_cost_note am3 train_steps="$train_steps" num_filters="$num_filters"
 
 # shellcheck disable=SC2046
 wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" \
