@@ -431,6 +431,10 @@ def test_full_wrapper_on_a_finished_checkpoint_tests_and_reports_no_step_time(tm
     summary = _case_summary(out / "0" / "MTnet_for_TensorFlow_bs4_1p_acc.log")
     assert summary["ActualFPS"] == "None" and summary["TrainingTime"] == "None"
     assert float(summary["TrainAccuracy"]) > 0
+    # The Ascend line keeps its name; the next line says what MT-net's number is.
+    lines = proc.stdout.splitlines()
+    accuracy_at = lines.index("Final Train Accuracy : " + summary["TrainAccuracy"])
+    assert "test MSE after 10 inner steps" in lines[accuracy_at + 1] and "lower is better" in lines[accuracy_at + 1]
     after = sorted(os.listdir(trained["exp_dir"]))
     assert [n for n in after if not n.startswith("test_")] == before        # no new checkpoint or event file
 
