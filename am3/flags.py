@@ -164,6 +164,8 @@ def config_from_args(args, variant):
     for name, low in checks:
         if getattr(cfg, name) < low:
             raise UserError("--%s must be at least %d, got %s" % (name, low, getattr(cfg, name)))
+    if not cfg.init_learning_rate > 0:   # 0 trains nothing, a negative rate climbs the loss
+        raise UserError("--init_learning_rate must be positive, got %s" % cfg.init_learning_rate)
     if not 0.0 <= cfg.alpha <= 1.0:
         raise UserError("--alpha must be in [0, 1], got %s" % cfg.alpha)
     for name in ("mlp_dropout", "att_dropout"):

@@ -15,8 +15,9 @@ from am3 import model as M
 from am3.flags import config_record, model_options_mismatch
 from common import checkpoints, npu_session
 from common.errors import UserError, check_finite
-from common.stop import StopRequest
+from common.progress import Progress
 from common.step_timer import StepTimer
+from common.stop import StopRequest
 from common.tf_compat import tf
 from datasets import fewshot_data as fsd
 
@@ -135,16 +136,18 @@ class EvalGraph(object):
         return {self.handle: self._handles[split]}
 
 
-def run_episodes(sess, graph, split, episodes):
+def run_episodes(sess, graph, split, episodes, phase="validation"):
     """Accuracy per episode over `episodes` episodes -> (mean, 95% CI half-width, mean xent, mean lambda)."""
     accs, xents, lams = [], [], []
     feed = graph.feed(sess, split)
     fetches = [graph.out["accuracy"], graph.out["xent"], graph.out["lambda_mean"]]
-    for _ in range(episodes):
+    progress = Progress("%s on %s" % (phase, split), episodes, "episodes")   # ~5 s an episode on a CPU
+    for done in range(1, episodes + 1):
         acc, xent, lam = sess.run(fetches, feed)
         accs.append(acc)
         xents.append(xent)
         lams.append(lam)
+        progress.update(done)
     accs = np.asarray(accs, np.float64)
     ci95 = 1.96 * accs.std(ddof=1) / math.sqrt(len(accs)) if len(accs) > 1 else 0.0
     return float(accs.mean()), float(ci95), float(np.mean(xents)), float(np.mean(lams))
@@ -505,7 +508,7 @@ def test(cfg):
     with npu_session.new_session(cfg.npu, graph=graph) as sess:
         path, step = _restore(cfg, saver, sess, path)
         t0 = time.time()
-        acc, ci, xent, lam = run_episodes(sess, eval_graph, split, episodes)
+        acc, ci, xent, lam = run_episodes(sess, eval_graph, split, episodes, phase="test")
         seconds = time.time() - t0
     results = {"split": split, "checkpoint": path, "step": step, "episodes": episodes,
                "ways": cfg.num_classes_test, "shots": cfg.num_shots_test, "queries": cfg.eval_batch_size,

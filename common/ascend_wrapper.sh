@@ -6,6 +6,7 @@
 #   wrapper_parse "$@"                                 # --help, flag parsing, output dir, log, timer
 #   extract_losses()   { ...prints one loss per line from the log file "$1"... }
 #   extract_accuracy() { ...prints the final accuracy from "$1" (optional; None if undefined)... }
+#   wrapper_cost_note <model> train_steps="$train_steps" ...   # on a CPU: a one-line estimate if the run is long
 #   wrapper_run "$PYTHON" train.py --data_dir="$data_path" $(ascend_args)
 #   wrapper_summary acc        # or perf
 # Data-parallel wrappers call data_parallel_route <workers> then data_parallel_run <command> instead of wrapper_run.
@@ -143,6 +144,10 @@ wrapper_run() {  # run one training/eval command from the model directory, log t
   fi
 }
 
+wrapper_cost_note() {  # model key=value...: on a CPU, one line estimating a long run's time (common/run_cost.py)
+  "$PYTHON" -m common.run_cost "$@" | tee -a "$LOG" || true   # advice only: never stops the run
+}
+
 data_parallel_route() {  # sets route (npu|collective) and RankSize; $1 = worker processes off Ascend
   # Ascend: one process per device of RANK_TABLE_FILE (RANK_SIZE of them, default 8), HCCL all-reduce.
   # Elsewhere: $1 local processes under MultiWorkerMirroredStrategy over loopback.
@@ -227,6 +232,8 @@ wrapper_summary_of() {  # kind run_log e2e
     if [ -n "$nothing_trained" ]; then echo "no step time measured: $nothing_trained"; fi
     echo "Final Performance ${FPS_UNIT}/sec : $ActualFPS"
     echo "Final Train Accuracy : $TrainAccuracy"
+    # A model whose "accuracy" is another measure says so (ACCURACY_NOTE); the Ascend line itself stays as is.
+    if [ "$kind" = acc ] && [ -n "${ACCURACY_NOTE:-}" ]; then echo "$ACCURACY_NOTE"; fi
     echo "E2E Training Duration sec : $e2e"
   } | tee -a "$LOG"
   {

@@ -12,12 +12,15 @@ class NonFiniteLossError(UserError):
     """Training produced a NaN or infinite loss."""
 
 
-def check_finite(value, step, name="loss"):
-    """Raise NonFiniteLossError if a fetched scalar is NaN or infinite."""
+NAN_ADVICE = "lower the learning rate, or enable loss scaling with --loss_scale"
+
+
+def check_finite(value, step, name="loss", advice=NAN_ADVICE):
+    """Raise NonFiniteLossError if a fetched scalar is NaN or infinite; `advice` says what this script's user can
+    change (a script without loss scaling passes its own)."""
     value = float(value)
     if math.isnan(value) or math.isinf(value):
-        raise NonFiniteLossError("%s is %s at step %d: training diverged (lower the learning rate, or enable "
-                                 "loss scaling with --loss_scale)" % (name, value, step))
+        raise NonFiniteLossError("%s is %s at step %d: training diverged (%s)" % (name, value, step, advice))
     return value
 
 

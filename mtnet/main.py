@@ -1,4 +1,4 @@
-"""Train or test MAML, T-net or MT-net (Lee & Choi, ICML 2018) on sinusoid, polynomial, omniglot or miniImagenet.
+r"""Train or test MAML, T-net or MT-net (Lee & Choi, ICML 2018) on sinusoid, polynomial, omniglot or miniImagenet.
 
     python main.py --datasource=sinusoid --metatrain_iterations=60000 --meta_batch_size=4 --update_lr=0.01 \
         --norm=None --update_batch_size=10 --use_T=True --use_M=True --share_M=True --logdir=logs/sine
@@ -7,11 +7,13 @@
 MAML: --use_T=False --use_M=False; T-net: --use_T=True --use_M=False; MT-net: all three True.
 Flags keep upstream's names, meanings and defaults; the ones after the upstream block are this port's.
 """
-from absl import app
+import sys
+
+from absl import flags as absl_flags
 
 from common import distributed
 from common.ascend_flags import define_ascend_flags, npu_options_from
-from common.errors import main_guard
+from common.errors import UserError, main_guard
 from common.tf_compat import tf
 from mtnet import trainer
 
@@ -66,9 +68,29 @@ flags.DEFINE_integer("num_threads", 0, "CPU/GPU intra-op threads (0: 1 for regre
 define_ascend_flags(flags)
 
 
+HELP_ARGS = ("-h", "--help", "--helpshort", "--helpfull")
+
+
+def parse_flags(argv):
+    """Parse argv into FLAGS as the other models' scripts do: --help prints the flags and exits 0, and a bad or
+    unknown flag is one 'error:' line with status 2 (absl's app.run exits 1 for both, with 'FATAL' for errors)."""
+    if any(arg in HELP_ARGS for arg in argv[1:]):
+        helps = [__doc__.strip(), FLAGS.main_module_help(), FLAGS.module_help(define_ascend_flags.__module__)]
+        print("\n\n".join(helps))
+        sys.exit(0)
+    try:
+        positional = FLAGS(argv)[1:]
+    except absl_flags.UnrecognizedFlagError as err:
+        raise UserError("unknown flag --%s (see --help)" % err.flagname)
+    except absl_flags.Error as err:
+        raise UserError("%s (see --help)" % err)
+    if positional:
+        raise UserError("unexpected argument %r: flags are --name=value (see --help)" % positional[0])
+
+
 @main_guard
 def main(argv):
-    del argv
+    parse_flags(argv)
     names = set(trainer.default_config().__dict__)
     cfg = trainer.Config(**{name: FLAGS[name].value for name in names})
     # data-parallel meta-training when started by common.launch; test mode always runs in one process
@@ -77,4 +99,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main(sys.argv)

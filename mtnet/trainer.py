@@ -9,6 +9,7 @@ import numpy as np
 from common import distributed, npu_session
 from common import checkpoints
 from common.errors import check_finite, require
+from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
@@ -509,11 +510,13 @@ def _test(cfg, options, exp_dir, checkpoint):
     fetch = g.per_task_acc if learner.classification else g.per_task
     rows = []
     plot_batch = None
+    progress = Progress("test", num_tasks, "tasks")     # image tasks run one per call: minutes on a CPU
     for r in range(runs):
         values = sess.run(fetch + ([g.x, g.y, g.params] if regression and r == 0 else []))
         if regression and r == 0:
             plot_batch = values[len(fetch):]
         rows.append(np.stack([np.reshape(v, [-1]) for v in values[:len(fetch)]], axis=1))
+        progress.update(min(num_tasks, sum(len(row) for row in rows)))
     results = np.concatenate(rows, 0)[:num_tasks]
     means, stds, ci95 = task_statistics(results)
     print("Mean validation accuracy/loss, stddev, and confidence intervals")

@@ -5,6 +5,7 @@ per epoch, the final test accuracies with and without SWA, per-epoch times of bo
 overhead) and the `step_time_summary:` line the Ascend wrappers read.
 """
 import json
+import math
 import os
 import shutil
 import time
@@ -19,8 +20,12 @@ from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
 from swa import data
+from swa.core import first_average_epoch
 from swa.model import build_model
 from swa.tfkeras import SWA
+
+# This script has no loss scaling (--loss_scale is rejected): its divergence advice names the rates it has.
+NAN_ADVICE = "lower --swa_lr/--swa_lr2 or --learning_rate"
 
 
 class TrainConfig(object):
@@ -58,10 +63,35 @@ class TrainConfig(object):
         require(n_train > 0 and n_train < self.num_samples,
                 "--num_samples=%d leaves no training or no test samples with --test_fraction=%g"
                 % (self.num_samples, self.test_fraction))
+        # Only full batches are timed (samples/s = batch_size / step time): a larger batch leaves no step to time.
+        require(self.batch_size <= n_train, "--batch_size=%d is larger than the training set (%d points: %g%% of "
+                "--num_samples=%d); lower --batch_size or raise --num_samples"
+                % (self.batch_size, n_train, 100.0 * (1.0 - self.test_fraction), self.num_samples))
+        self._validate_swa()
         options = self.npu_options
         require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
                                             "precision --precision_mode gives, without loss scaling)")
         require(options.iterations_per_loop == 1, "--iterations_per_loop must be 1: Keras runs one step per call")
+
+    def _validate_swa(self):
+        """The SWA callback checks these when its fit starts, after the SGD baseline has trained: check them now."""
+        for name in ("swa_lr", "swa_lr2"):
+            rate = getattr(self, name)
+            require(rate == "auto" or 0 < rate < math.inf, "--%s must be a positive number, got %g" % (name, rate))
+        if self.swa_lr != "auto":
+            require(self.swa_lr <= self.learning_rate, "--swa_lr=%g is above --learning_rate=%g: SWA lowers the "
+                                                       "rate, it must not raise it" % (self.swa_lr, self.learning_rate))
+        if self.lr_schedule == "cyclic" and "auto" not in (self.swa_lr, self.swa_lr2):
+            require(self.swa_lr <= self.swa_lr2, "--swa_lr=%g must not exceed --swa_lr2=%g: the cyclic rate falls "
+                                                 "from swa_lr2 to swa_lr" % (self.swa_lr, self.swa_lr2))
+        for name in ("swa_start", "swa_freq"):
+            require(isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
+                    "--%s must be a whole number >= 1, got %r" % (name, getattr(self, name)))
+        first = first_average_epoch(self.swa_start - 1, self.swa_freq) + 1
+        trained = self.train_epochs - 1          # the model has batch norm: SWA's last epoch is its BN pass
+        require(first <= trained, "SWA(start_epoch=%d, swa_freq=%d) averages first at the end of epoch %d, but the "
+                "SWA run trains %d epoch(s) (the last of the %d is the batch-norm pass): lower --swa_start or raise "
+                "--train_epochs" % (self.swa_start, self.swa_freq, first, trained, self.train_epochs))
 
 
 class _EpochReport(tf.keras.callbacks.Callback):
@@ -86,7 +116,7 @@ class _EpochReport(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        loss = check_finite(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name)
+        loss = check_finite(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name, NAN_ADVICE)
         print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
               % (self.name, epoch + 1, self.params["epochs"], loss, logs.get("acc", float("nan")), self.lr_of()),
               flush=True)
@@ -423,5 +453,12 @@ def train_and_evaluate(config):
               % (results["epoch_time_sgd"], results["epoch_time_swa"], 100.0 * overhead), flush=True)
     print("time in the SWA callback: %.2f%% of the SWA run" % (100.0 * results["swa_callback_share"]), flush=True)
     timer.summary()
-    print("results: %s" % json.dumps(results, sort_keys=True), flush=True)
+    print("results: %s" % results_json(results), flush=True)
     return results
+
+
+def results_json(results):
+    """Strict JSON of the results: an undefined number (NaN, e.g. no epoch left to time) is null, not NaN."""
+    def finite_or_none(value):
+        return value if not isinstance(value, float) or math.isfinite(value) else None
+    return json.dumps({k: finite_or_none(v) for k, v in results.items()}, sort_keys=True, allow_nan=False)

@@ -346,3 +346,46 @@ def test_a_split_of_another_image_size_fails_before_training(tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == (
         "error: %s/few-shot-val.npz holds 20x20 images but the training split %s/few-shot-train.npz holds 16x16: "
         "build all splits with the same --image_size" % (root, root))
+
+
+@pytest.mark.parametrize("rate", ["0", "-0.1"])
+def test_non_positive_learning_rate_is_one_error_line(rate, tmp_path):
+    proc = run_python(["am3/AM3_TADAM.py", "--init_learning_rate=" + rate, "--data_dir", tmp_path,
+                       "--log_dir", tmp_path], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]   # TF 2.x logs more lines
+    assert errors == ["error: --init_learning_rate must be positive, got %s" % float(rate)]
+    assert proc.stdout.strip().splitlines()[-1] == errors[0]
+
+
+def test_performance_wrapper_starts_afresh_and_derives_nothing_without_a_step(tmp_path):
+    make_data(str(tmp_path / "data"), per_class=30, classes=(6, 5, 5))
+    wrapper = ["bash", "am3/test/train_performance_1p.sh", "--data_path=" + str(tmp_path / "data"), "--num_filters=4"]
+    run(wrapper + ["--train_steps=1"], OUTPUT_ROOT=tmp_path / "out")
+    second = run(wrapper + ["--train_steps=0"], OUTPUT_ROOT=tmp_path / "out").stdout
+    assert "resumed from" not in second      # the first run's ckpt_perf is cleared, as MT-net's wrapper does
+    summary = second.split("------------------ Final result")[1].splitlines()
+    assert "Final Performance images/sec : None" in summary
+    assert "images/sec : None" in summary and not any("inf" in line for line in summary)
+
+
+def test_full_wrapper_passes_the_test_episode_size_it_names_in_errors(tmp_path):
+    make_data(str(tmp_path / "data"), per_class=30, classes=(6, 5, 5))
+    proc = run(["bash", "am3/test/train_full_1p.sh", "--data_path=" + str(tmp_path / "data"), "--num_filters=4",
+                "--train_steps=1", "--eval_batch_size=1000"], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 2
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "1000 queries per task cannot be drawn" in errors[0]
+    assert "--eval_batch_size" in errors[0]
+    assert "--eval_batch_size" in run(["bash", "am3/test/train_full_1p.sh", "--help"]).stdout
+
+
+def test_test_mode_prints_time_based_progress(tmp_path, data_dir, capsys, monkeypatch):
+    from common import progress
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every episode instead of every 30 s
+    am3_train.run(config("protonet++", data_dir, tmp_path, "--number_of_steps=1", "--eval_interval_steps=0",
+                         "--eval_interval_fine_steps=0"))
+    capsys.readouterr()
+    am3_train.run(config("protonet++", data_dir, tmp_path, "--mode=test"))    # 20 cases / 5 queries: 4 episodes
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test on target_tst: ")]
+    assert [line.split(",")[0] for line in lines] == ["test on target_tst: %d/4 episodes" % i for i in (1, 2, 3)]

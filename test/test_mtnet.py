@@ -437,6 +437,10 @@ def test_full_wrapper_on_a_finished_checkpoint_tests_and_reports_no_step_time(tm
     summary = _case_summary(out / "0" / "MTnet_for_TensorFlow_bs4_1p_acc.log")
     assert summary["ActualFPS"] == "None" and summary["TrainingTime"] == "None"
     assert float(summary["TrainAccuracy"]) > 0
+    # The Ascend line keeps its name; the next line says what MT-net's number is.
+    lines = proc.stdout.splitlines()
+    accuracy_at = lines.index("Final Train Accuracy : " + summary["TrainAccuracy"])
+    assert "test MSE after 10 inner steps" in lines[accuracy_at + 1] and "lower is better" in lines[accuracy_at + 1]
     after = sorted(os.listdir(trained["exp_dir"]))
     assert [n for n in after if not n.startswith("test_")] == before        # no new checkpoint or event file
 
@@ -518,3 +522,29 @@ def test_a_checkpoint_written_on_tensorflow_115_restores_and_tests_the_same(tmp_
     means = {line.split(":")[0]: float(line.split()[2]) for line in proc.stdout.splitlines()
              if line.startswith("update") and ": mean " in line}
     assert means == pytest.approx(reference["test_mode"]["means"], rel=1e-4)
+
+
+@pytest.mark.parametrize("flag,message", [("--update_lr=abc", "--update_lr"), ("--bogus=1", "--bogus")])
+def test_main_flag_errors_are_one_line_with_status_2(flag, message, tmp_path):
+    proc = run_python(["mtnet/main.py", "--logdir=" + str(tmp_path), flag], check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]   # TF 2.x logs more lines
+    assert len(errors) == 1 and message in errors[0] and "FATAL" not in proc.stdout, proc.stdout[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == errors[0]
+
+
+def test_main_help_exits_0_and_lists_the_flags():
+    proc = run_python(["mtnet/main.py", "--help"], check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "--update_lr" in proc.stdout and "--precision_mode" in proc.stdout
+
+
+def test_test_mode_prints_time_based_progress(tmp_path, capsys, monkeypatch):
+    from common import progress
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every batch of tasks instead of 30 s
+    cfg = _cfg(tmp_path, metatrain_iterations=2)
+    trainer.run(cfg, NpuOptions())
+    capsys.readouterr()
+    trainer.run(cfg.replace(train=False, num_test_tasks=250, test_num_updates=1), NpuOptions())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test: ")]
+    assert [line.split(",")[0] for line in lines] == ["test: 100/250 tasks", "test: 200/250 tasks"]

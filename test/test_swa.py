@@ -371,6 +371,7 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     ("--train_epochs=0", "error: --train_epochs must be a positive integer, got 0"),
     ("--swa_start=9", "error: SWA(start_epoch=9, swa_freq=2) averages first at the end of epoch 10"),
     ("--loss_scale=1024", "error: --loss_scale is not supported by this Keras script"),
+    ("--batch_size=5000", "error: --batch_size=5000 is larger than the training set (2400 points"),
 ])
 def test_seed_script_bad_input_is_one_line(flag, message):
     proc = run_python([SCRIPT] + SMALL + ["--baseline=False", flag], check=False, timeout=300)
@@ -455,3 +456,44 @@ def test_overhead_benchmark_runs(tmp_path):
     pooled = [ln for ln in out.splitlines() if ln.startswith("all 1 rounds, SWA phase: median of 4 paired")]
     share = float(pooled[0].split("callback's own time ")[1].split("%")[0])
     assert 0.0 < share < 100.0
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--swa_lr=0.5", "error: --swa_lr=0.5 is above --learning_rate=0.1"),
+    ("--swa_lr=-1", "error: --swa_lr must be a positive number, got -1"),
+    ("--swa_lr2=0.001", "error: --swa_lr=0.01 must not exceed --swa_lr2=0.001"),
+    ("--swa_start=9", "error: SWA(start_epoch=9, swa_freq=2) averages first at the end of epoch 10"),
+])
+def test_seed_script_checks_the_swa_flags_before_the_baseline_trains(flag, message):
+    proc = run_python([SCRIPT] + SMALL + [flag], check=False, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert message in proc.stdout and "Traceback" not in proc.stdout
+    assert "sgd epoch 1/" not in proc.stdout
+
+
+def test_nan_advice_fits_swa_and_names_no_flag_it_rejects():
+    from common.errors import NonFiniteLossError, check_finite
+    with pytest.raises(NonFiniteLossError, match="--loss_scale"):
+        check_finite(float("nan"), 3)
+    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 3: training diverged \(try this\)$"):
+        check_finite(float("inf"), 3, advice="try this")
+    from swa import train as swa_train
+    assert "--loss_scale" not in swa_train.NAN_ADVICE and "--swa_lr" in swa_train.NAN_ADVICE
+    proc = run_python([SCRIPT] + SMALL + ["--baseline=False", "--learning_rate=1e30", "--swa_lr=1e29",
+                                          "--swa_lr2=1e29"], check=False, timeout=300)
+    assert proc.returncode == 2 and "error: swa loss is " in proc.stdout, proc.stdout[-3000:]
+    assert swa_train.NAN_ADVICE in proc.stdout and "--loss_scale" not in proc.stdout
+
+
+def test_results_line_is_strict_json_with_null_for_undefined_numbers():
+    # Two epochs with BN: the SWA run has no training epoch after the first (graph warm-up) to time.
+    out = run_python([SCRIPT, "--num_samples=3000", "--batch_size=512", "--train_epochs=2", "--swa_start=1",
+                      "--swa_freq=1", "--swa_lr=0.01", "--swa_lr2=0.03"], timeout=300).stdout
+    line = [ln for ln in out.splitlines() if ln.startswith("results: ")][-1][len("results: "):]
+
+    def reject(constant):
+        raise ValueError("not JSON: %s" % constant)
+
+    results = json.loads(line, parse_constant=reject)
+    assert results["epoch_time_swa"] is None and results["epoch_time_overhead"] is None
+    assert 0.0 <= results["test_accuracy_swa"] <= 1.0

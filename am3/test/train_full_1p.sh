@@ -6,12 +6,14 @@ Network="AM3_ID1260_for_TensorFlow"
 BatchSize=145                    # images per step: 5 tasks x (5-way 1-shot support + 24 queries)
 data_path=""
 train_steps=30000
-num_cases_test=50000             # test queries (episodes of 100 queries); upstream default
+num_cases_test=50000             # test queries (episodes of eval_batch_size queries); upstream default
+eval_batch_size=100              # queries per validation and test episode; upstream default
 num_filters=64                   # backbone width (64: the paper's ResNet-12)
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
 wrapper_flag data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
 wrapper_flag train_steps "training steps" int
 wrapper_flag num_cases_test "query images of the final test" int
+wrapper_flag eval_batch_size "query images per validation and test episode (lower it for small test classes)" int
 wrapper_flag num_filters "filters of the first backbone block" int
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_full_1p.sh: --data_path is required" >&2; exit 2; fi
@@ -22,7 +24,10 @@ extract_accuracy() { grep -a -o 'accuracy_target_tst: [0-9.]*' "$1" | tail -n 1 
 seed_flags=(--num_tasks_per_batch=5 --num_classes_train=5 --num_shots_train=1 --num_shots_test=1
             --train_batch_size=24 --mlp_dropout=0.7 --mlp_weight_decay=0.001 --att_input=word
             --task_encoder=self_att_mlp --mlp_type=non-linear --num_filters="$num_filters"
+            --eval_batch_size="$eval_batch_size"
             --save_checkpoint_steps=5000 --keep_checkpoint_max=5 --log_dir="$OUTPUT_DIR/ckpt")
+wrapper_cost_note am3 train_steps="$train_steps" num_filters="$num_filters" eval_batch_size="$eval_batch_size" \
+  num_cases_test="$num_cases_test" validate=1
 # shellcheck disable=SC2046
 wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" "${seed_flags[@]}" \
   $(ascend_args)

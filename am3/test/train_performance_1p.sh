@@ -17,6 +17,10 @@ if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is requi
 
 extract_losses() { grep -a -o 'step [0-9]*, loss : [0-9.eE+-]*' "$1" | awk '{print $5}'; }
 
+# A benchmark measures from step 0: resuming an earlier run's checkpoint would time fewer steps, or none.
+rm -rf "$OUTPUT_DIR/ckpt_perf"
+wrapper_cost_note am3 train_steps="$train_steps" num_filters="$num_filters"
+
 # shellcheck disable=SC2046
 wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" \
   --num_tasks_per_batch="$TasksPerStep" --num_classes_train=5 --num_shots_train=1 --num_shots_test=1 \
@@ -24,6 +28,9 @@ wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$trai
   --mlp_type=non-linear --num_filters="$num_filters" --eval_interval_steps=0 --eval_interval_fine_steps=0 \
   --log_interval_steps=1 --save_checkpoint_steps=1000000 --log_dir="$OUTPUT_DIR/ckpt_perf" $(ascend_args)
 wrapper_summary perf
-mean_dt=$(grep -a 'step_time_summary:' "$LOG" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
+# From this run's part of the log only; no step timed (mean_dt nan or absent): None, not numbers derived from it.
+mean_dt=$(tail -c +$((LOG_START + 1)) "$LOG" | grep -a 'step_time_summary:' | tail -n 1 |
+          sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
 awk -v t="$mean_dt" -v k="$TasksPerStep" -v b="$BatchSize" 'BEGIN{
+  if (t !~ /^[0-9.eE+-]+$/ || t + 0 <= 0) { print "step time sec : None\nepisodes/sec : None\nimages/sec : None"; exit }
   printf "step time sec : %.4f\nepisodes/sec : %.3f\nimages/sec : %.2f\n", t, k / t, b / t}' | tee -a "$LOG"

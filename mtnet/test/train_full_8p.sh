@@ -15,6 +15,7 @@ source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/seed_config.sh"
 wrapper_flag workers "worker processes off Ascend (on Ascend: one per device of RANK_TABLE_FILE)" int
 wrapper_parse "$@"
+wrapper_cost_note mtnet train_steps="$train_steps" meta_batch_size="$meta_batch_size"
 seed_config_args "$OUTPUT_DIR/ckpt_8p" True
 data_parallel_route "$workers"
 data_parallel_run "$PYTHON" main.py "${args[@]}" $(ascend_args)
