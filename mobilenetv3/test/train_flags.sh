@@ -22,6 +22,18 @@ wrapper_flag batch "batch size per device"
 wrapper_flag modeldir "model dir (default <output>/ckpt; performance run: <output>/ckpt_perf, cleared first; data parallel: written by rank 0)"
 wrapper_flag save_interval "save interval for ckpt in steps (0: every epoch)"
 
+# Fine-tuning and recipe flags: empty leaves train_cls.py's default (see mobilenetv3/README.md).
+weights=""
+freeze_backbone_epochs=0
+weight_decay=""
+recipe=adam
+input_range=""
+wrapper_flag weights "initial weights: keras.applications MobileNetV3 .h5 (ImageNet), or a checkpoint of ours"
+wrapper_flag freeze_backbone_epochs "epochs training only head and classifier, batch norm frozen"
+wrapper_flag weight_decay "L2 on conv/dense kernels (none: 0, or 1e-5 with --recipe=paper)"
+wrapper_flag recipe "adam or paper (RMSProp schedule, L2, weight average)"
+wrapper_flag input_range "0,1 or -1,1 (none: what --weights expects)"
+
 extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
 extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }
 
@@ -33,4 +45,9 @@ train_flags_args() {
   args=(--data_path="$data_path" --model="$model" --image_size="$image_size" --epochs="$epochs"
         --max_step="$max_step" --learning_rate="$learning_rate" --batch="$batch" --modeldir="$modeldir"
         --save_interval="$save_interval")
+  if [ -n "$weights" ]; then weights="$(abs_path "$weights")"; fi
+  local flag
+  for flag in weights freeze_backbone_epochs weight_decay recipe input_range; do
+    if [ -n "${!flag}" ]; then args+=(--"$flag"="${!flag}"); fi
+  done
 }
