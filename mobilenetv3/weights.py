@@ -96,7 +96,8 @@ class KerasFile(object):
 
 
 def load_keras_applications(sess, path, keras, model_vars, model, alpha):
-    """Backbone in creation order; head and classifier when the file has them and their shapes fit."""
+    """Backbone in creation order; head and classifier when the file has them and their shapes fit, else the
+    head stays as initialised and the classifier starts at zero."""
     wanted = "MobileNetV3-%s at alpha %g (paper variant)" % (model.capitalize(), alpha)
     if keras.model != model or keras.minimalistic or keras.alpha is None or abs(keras.alpha - alpha) > 1e-6:
         raise UserError("%s: %s; this run builds %s: choose --model and --alpha to match the file"
@@ -114,11 +115,16 @@ def load_keras_applications(sess, path, keras, model_vars, model, alpha):
             feed.update(_fit_all(part, entries, path))
         else:
             fresh.append(what)
+    loaded = len(feed)
+    if "classifier" in fresh:
+        # A new classifier starts at zero (BiT's fine-tuning practice): random logits on ImageNet features of
+        # large magnitude start with a loss spike that the first epochs spend undoing.
+        feed.update({var: np.zeros(var.shape.as_list(), np.float32) for var in logits})
     assign(sess, feed)
     note = ""
     if "classifier" in fresh and keras.logits:
         note = "; its %d-class classifier is left out: %d classes here" % (keras.classes, logits[0].shape[-1])
-    print("loaded %d arrays of %s from %s%s%s" % (len(feed), keras.describe(), path, note,
+    print("loaded %d arrays of %s from %s%s%s" % (loaded, keras.describe(), path, note,
                                                   "; fresh: " + ", ".join(fresh) if fresh else ""), flush=True)
 
 
