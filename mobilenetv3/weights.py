@@ -232,5 +232,10 @@ def assign_in_order(sess, model_vars, values, source):
 
 
 def assign(sess, feed):
-    """{variable: array}: one run of the variables' initializers with the values fed in (no new ops)."""
-    sess.run([var.initializer for var in feed], {var.initializer.inputs[1]: value for var, value in feed.items()})
+    """{variable: array} in one run: plain variables through their initializers with the values fed in (no new
+    ops); variables mirrored by a distribution strategy (initializer is a group without inputs) through assigns."""
+    mirrored = {var: tf.compat.v1.placeholder(var.dtype.base_dtype, var.shape) for var in feed
+                if not var.initializer.inputs}
+    ops = [var.assign(mirrored[var]) if var in mirrored else var.initializer for var in feed]
+    sess.run(ops, {mirrored[var] if var in mirrored else var.initializer.inputs[1]: value
+                   for var, value in feed.items()})
