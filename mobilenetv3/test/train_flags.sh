@@ -8,7 +8,7 @@ model=small
 image_size=224
 epochs=20
 max_step=0
-learning_rate=0.001
+learning_rate=""            # empty: the recipe's (Adam 0.001; paper 0.1 x global batch / 4096)
 batch=32
 modeldir=""
 save_interval=0
@@ -17,7 +17,7 @@ wrapper_flag model "large or small"
 wrapper_flag image_size "input height and width"
 wrapper_flag epochs "epochs (early stopping may end sooner)"
 wrapper_flag max_step "# of step for training (0: all epochs)"
-wrapper_flag learning_rate "learning rate"
+wrapper_flag learning_rate "initial learning rate (none: the recipe's, Adam 0.001)"
 wrapper_flag batch "batch size per device"
 wrapper_flag modeldir "model dir (default <output>/ckpt; performance run: <output>/ckpt_perf, cleared first; data parallel: written by rank 0)"
 wrapper_flag save_interval "save interval for ckpt in steps (0: every epoch)"
@@ -43,11 +43,11 @@ train_flags_args() {
   data_path="$(abs_path "$data_path")"
   modeldir="$(abs_path "${modeldir:-$OUTPUT_DIR/ckpt}")"
   args=(--data_path="$data_path" --model="$model" --image_size="$image_size" --epochs="$epochs"
-        --max_step="$max_step" --learning_rate="$learning_rate" --batch="$batch" --modeldir="$modeldir"
+        --max_step="$max_step" --batch="$batch" --modeldir="$modeldir"
         --save_interval="$save_interval")
   if [ -n "$weights" ]; then weights="$(abs_path "$weights")"; fi
   local flag
-  for flag in weights freeze_backbone_epochs weight_decay recipe input_range; do
+  for flag in learning_rate weights freeze_backbone_epochs weight_decay recipe input_range; do
     if [ -n "${!flag}" ]; then args+=(--"$flag"="${!flag}"); fi
   done
 }
