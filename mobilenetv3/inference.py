@@ -1,7 +1,8 @@
 """Evaluation (top-1/top-5 on an image folder), prediction, and export (frozen graph and SavedModel) of a trained model.
 
-All of them rebuild the network from `<model_dir>/model.json` (written by train_cls.py) and restore the best
-checkpoint (`best/`), or the latest periodic one when there is no best yet, or the checkpoint given.
+All of them rebuild the network from `<model_dir>/model.json` (written by train_cls.py), with the input range
+it was trained with, and restore the best checkpoint (`best/`), or the latest periodic one when there is no best
+yet, or the checkpoint given; the averaged weights when training kept them (--recipe=paper).
 The exported graphs take `images`: float32 [N, H, W, 3] in [0, 1] and give `probabilities` [N, classes] and
 `classes` [N] (int32); labels.txt lists the class names in index order.
 """
@@ -13,8 +14,8 @@ from common import checkpoints, npu_session
 from common.errors import UserError, require
 from common.npu_session import NpuOptions
 from common.tf_compat import tf
-from mobilenetv3 import data
-from mobilenetv3.model import get_spec, mobilenet_v3
+from mobilenetv3 import data, recipe
+from mobilenetv3.model import get_spec, mobilenet_v3, network_variables
 from mobilenetv3.trainer import load_model_record
 
 INPUT_NAME = "images"
@@ -39,10 +40,16 @@ def find_checkpoint(model_dir, checkpoint=None):
 
 def _network(images, record):
     spec = get_spec(record["model"], record["variant"])
-    logits = mobilenet_v3(images, spec, len(record["classes"]), alpha=record["alpha"], training=False)
+    logits = mobilenet_v3(images, spec, len(record["classes"]), alpha=record["alpha"], training=False,
+                          input_range=record["input_range"])
     probabilities = tf.nn.softmax(logits, name=OUTPUT_NAMES[0])
     classes = tf.argmax(logits, 1, output_type=tf.int32, name=OUTPUT_NAMES[1])
     return logits, probabilities, classes
+
+
+def _saver(record):
+    """Restores the network's variables, from their averages when training kept them."""
+    return tf.compat.v1.train.Saver(recipe.restore_map(network_variables(), record["weight_average"]))
 
 
 class Predictor(object):
@@ -59,7 +66,7 @@ class Predictor(object):
             _, self.probabilities, self.predicted = _network(self.images, self.record)
             self.path = tf.compat.v1.placeholder(tf.string, [])
             self.decoded = data.decode(self.path, *size)
-            saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables("MobilenetV3"))
+            saver = _saver(self.record)
             self.sess = npu_session.new_session(options or NpuOptions())
             checkpoints.restore(saver, self.sess, self.checkpoint)
 
@@ -107,7 +114,7 @@ def evaluate(model_dir, data_dir, batch=32, checkpoint=None, options=None):
         top1 = tf.cast(tf.nn.in_top_k(logits, targets, 1), tf.float32) * mask
         topk = tf.cast(tf.nn.in_top_k(logits, targets, k), tf.float32) * mask
         sums = (tf.reduce_sum(top1), tf.reduce_sum(topk), tf.reduce_sum(mask))
-        saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables("MobilenetV3"))
+        saver = _saver(record)
         with npu_session.new_session(options or NpuOptions()) as sess:
             checkpoints.restore(saver, sess, path)
             sess.run(iterator.initializer)
@@ -135,7 +142,7 @@ def export(model_dir, export_dir, checkpoint=None):
     with graph.as_default():
         images = tf.compat.v1.placeholder(tf.float32, [None, record["height"], record["width"], 3], name=INPUT_NAME)
         _, probabilities, classes = _network(images, record)
-        saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables("MobilenetV3"))
+        saver = _saver(record)
         with tf.compat.v1.Session() as sess:
             checkpoints.restore(saver, sess, path)
             frozen = tf.compat.v1.graph_util.convert_variables_to_constants(

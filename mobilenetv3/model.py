@@ -5,7 +5,8 @@ with a hard-sigmoid gate ReLU6(x+3)/6, heads 960->1280 (Large) and 576->1024 (Sm
 reproduce the layer shapes of xiaochus/MobileNetV3 (SE without squeeze, Keras hard_sigmoid 0.2x+0.5, biases on
 every convolution, a 1280 head in both sizes) so that its Keras weights can be loaded (see weights.py).
 
-This module only builds layers: no flags, no session, no I/O. Input images are float32 NHWC in [0, 1].
+This module only builds layers: no flags, no session, no I/O. Input images are float32 NHWC in [0, 1]; the network
+rescales them to the range its weights expect (`input_range`), as keras.applications' built-in Rescaling layer does.
 """
 import collections
 
@@ -78,6 +79,14 @@ VARIANTS = ("paper", "upstream")
 BN_MOMENTUM = 0.99   # Keras default, as upstream trains with
 BN_EPSILON = 1e-3
 
+# What the first convolution sees: "0,1" (upstream's rescale=1/255) or "-1,1" (keras.applications' and TF-slim's
+# ImageNet weights: Inception preprocessing).
+INPUT_RANGES = ("0,1", "-1,1")
+# Scopes after the global pool: the classifier ("top") that a fine-tuning run trains first, as keras's include_top.
+TOP_SCOPES = ("head", "logits")
+# The last name component of every variable the builder creates (optimizer slots and averages end otherwise).
+_WEIGHT_NAMES = ("kernel", "depthwise_kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
+
 
 def get_spec(model, variant="paper"):
     """The spec table for a model name ('large'/'small') and variant ('paper'/'upstream'); UserError otherwise."""
@@ -119,9 +128,9 @@ _GATES = {"hard_sigmoid": hard_sigmoid, "keras_hard_sigmoid": keras_hard_sigmoid
 class _Builder(object):
     """Creates the variables in the order Keras creates the upstream model's weights (kernel, bias, BN)."""
 
-    def __init__(self, spec, training):
+    def __init__(self, spec, training, bn_training):
         self.spec = spec
-        self.training = training
+        self.training = bn_training
         self.init = tf.compat.v1.glorot_uniform_initializer()
 
     def conv(self, x, filters, kernel, stride, bias):
@@ -199,11 +208,32 @@ def widths(spec, alpha=1.0):
     return stem, blocks, last, head
 
 
-def mobilenet_v3(images, spec, num_classes, alpha=1.0, dropout=None, training=False, scope="MobilenetV3"):
+def network_variables(scope="MobilenetV3"):
+    """The network's own variables in creation order (no optimizer slots, no weight averages)."""
+    return [v for v in tf.compat.v1.global_variables(scope) if v.op.name.rsplit("/", 1)[-1] in _WEIGHT_NAMES]
+
+
+def is_top(variable, scope="MobilenetV3"):
+    """True for the head and classifier variables (TOP_SCOPES), False for the backbone."""
+    parts = variable.op.name.split("/")
+    return len(parts) > 2 and parts[0] == scope and parts[1] in TOP_SCOPES
+
+
+def rescale_input(images, input_range):
+    """Images in [0, 1] -> the range the weights were trained on."""
+    if input_range not in INPUT_RANGES:
+        raise UserError("unknown input range %r: choose one of %s" % (input_range, ", ".join(INPUT_RANGES)))
+    return images * 2.0 - 1.0 if input_range == "-1,1" else images
+
+
+def mobilenet_v3(images, spec, num_classes, alpha=1.0, dropout=None, training=False, scope="MobilenetV3",
+                 input_range="0,1", bn_training=None, getter=None):
     """Logits [batch, num_classes] for float images [batch, H, W, 3] in [0, 1].
 
     spec: a Spec (get_spec); alpha: width multiplier; dropout: rate before the classifier (None: the variant's
-    default); training: Python bool or bool tensor (batch statistics and dropout on).
+    default); training: Python bool or bool tensor (batch statistics and dropout on); input_range: what the
+    first layer sees (INPUT_RANGES); bn_training: batch norm's own switch (None: `training`), False keeps a
+    frozen backbone's statistics while dropout still trains; getter: a custom variable getter (weight averages).
     """
     if num_classes < 2:
         raise UserError("need at least 2 classes, got %d" % num_classes)
@@ -212,10 +242,10 @@ def mobilenet_v3(images, spec, num_classes, alpha=1.0, dropout=None, training=Fa
     dropout = spec.default_dropout if dropout is None else dropout
     if not 0.0 <= dropout < 1.0:
         raise UserError("dropout rate must be in [0, 1), got %r" % dropout)
-    build = _Builder(spec, training)
+    build = _Builder(spec, training, training if bn_training is None else bn_training)
     stem, blocks, last, head = widths(spec, alpha)
-    with tf.compat.v1.variable_scope(scope, reuse=tf.compat.v1.AUTO_REUSE):
-        x = build.conv_bn(images, stem, 3, 2, "HS", "stem")
+    with tf.compat.v1.variable_scope(scope, reuse=tf.compat.v1.AUTO_REUSE, custom_getter=getter):
+        x = build.conv_bn(rescale_input(images, input_range), stem, 3, 2, "HS", "stem")
         for i, (row, (exp, out)) in enumerate(zip(spec.blocks, blocks)):
             with tf.compat.v1.variable_scope("bneck%d" % (i + 1)):
                 x = build.bneck(x, exp, out, row)

@@ -2,6 +2,7 @@
 
     python train_cls.py --data_path=data --model=small --batch=32
     python train_cls.py --config=config/config.json        # upstream's config-file route; flags override it
+    python train_cls.py --data_path=data --model=large --weights=weights_mobilenet_v3_large_224_1.0_float.h5
 """
 import argparse
 import json
@@ -18,7 +19,7 @@ from mobilenetv3.trainer import TrainConfig, find_eval_dir, train
 # config.json keys (upstream's names plus ours) -> TrainConfig fields
 CONFIG_KEYS = ("model", "variant", "height", "width", "alpha", "dropout", "class_number", "learning_rate", "batch",
                "epochs", "max_step", "patience", "save_interval", "train_dir", "eval_dir", "save_dir", "weights",
-               "augment", "seed", "log_every")
+               "augment", "seed", "log_every", "recipe", "weight_decay", "input_range", "freeze_backbone_epochs")
 
 
 def parse_args(argv=None):
@@ -36,13 +37,22 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, help="width multiplier (default 1.0)")
     p.add_argument("--dropout", type=float, help="dropout rate before the classifier (default 0.2 paper, 0 upstream)")
     p.add_argument("--class_number", type=int, help="expected number of classes (checked against the folders)")
-    p.add_argument("--learning_rate", type=float, help="Adam learning rate (default 0.001)")
+    p.add_argument("--learning_rate", type=float,
+                   help="initial learning rate (default: the recipe's, Adam 0.001, paper 0.1 x batch / 4096)")
+    p.add_argument("--recipe", help="adam (default, upstream's) or paper (RMSProp schedule, L2 1e-5, weight average)")
+    p.add_argument("--weight_decay", type=float,
+                   help="L2 on convolution and dense kernels, not depthwise (default: 0; paper recipe 1e-5)")
     p.add_argument("--batch", type=int, help="batch size per device (default 32)")
     p.add_argument("--epochs", type=int, help="epochs (default 20)")
     p.add_argument("--max_step", type=int, help="stop after this many steps in total (default 0: all epochs)")
     p.add_argument("--patience", type=int, help="early stopping patience in epochs on val_acc (default 5; 0: off)")
     p.add_argument("--save_interval", type=int, help="checkpoint every N steps (default 0: every epoch)")
-    p.add_argument("--weights", help="initial weights: our checkpoint or dir, or an upstream Keras .h5")
+    p.add_argument("--weights", help="initial weights: a keras.applications MobileNetV3 .h5 (ImageNet, with or "
+                   "without top), our checkpoint or dir, or an upstream Keras .h5 (with --variant=upstream)")
+    p.add_argument("--input_range", help="0,1 or -1,1: the range the first layer sees (default: what --weights "
+                   "expects, -1,1 for ImageNet files; else 0,1)")
+    p.add_argument("--freeze_backbone_epochs", type=int,
+                   help="train only the head and classifier, batch norm frozen, for this many epochs (default 0)")
     p.add_argument("--no_augment", dest="augment", action="store_false", default=None,
                    help="train without the random affine/flip augmentation")
     p.add_argument("--seed", type=int, help="graph random seed (default 0)")
@@ -78,10 +88,11 @@ def build_config(args):
         raise UserError("no training data: give --data_path (with train/ and validation/), --train_dir, or --config")
     if not values.get("eval_dir"):
         values["eval_dir"] = find_eval_dir(os.path.dirname(os.path.normpath(values["train_dir"])))
-    for key in ("height", "width", "batch", "epochs", "max_step", "patience", "save_interval", "seed", "log_every"):
+    for key in ("height", "width", "batch", "epochs", "max_step", "patience", "save_interval", "seed", "log_every",
+                "freeze_backbone_epochs"):
         if key in values:
             values[key] = int(values[key])
-    for key in ("alpha", "learning_rate"):
+    for key in ("alpha", "learning_rate", "weight_decay"):
         if key in values:
             values[key] = float(values[key])
     return TrainConfig(npu=npu_options_from(args), cluster=distributed.cluster_from_env(), **values)

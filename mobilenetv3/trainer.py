@@ -1,5 +1,8 @@
 """Training loop for MobileNetV3 on an image folder: tf.data input, Adam, early stopping, checkpoints, history csv.
 
+Fine-tuning (ImageNet weights from keras.applications, see weights.py) may train only the head and classifier
+for the first epochs with the backbone's batch norm frozen; --recipe=paper trains as the paper (recipe.py).
+
 Behaviour follows upstream train_cls.py (Adam lr 0.001, categorical cross-entropy, validation after every epoch,
 early stopping with patience 5 on validation accuracy, best model kept, `hist.csv`), on a tf.Session so the same
 loop runs on Ascend NPUs (common.npu_session) and on CPU/GPU.
@@ -22,8 +25,8 @@ from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
-from mobilenetv3 import data, weights
-from mobilenetv3.model import BN_MOMENTUM, get_spec, mobilenet_v3
+from mobilenetv3 import data, recipe, weights
+from mobilenetv3.model import BN_MOMENTUM, INPUT_RANGES, get_spec, is_top, mobilenet_v3, network_variables
 
 HISTORY_FIELDS = ("epoch", "steps", "loss", "acc", "val_loss", "val_acc")
 MODEL_FILE = "model.json"
@@ -40,7 +43,11 @@ class TrainConfig(object):
         self.alpha = 1.0                # width multiplier
         self.dropout = None             # rate before the classifier; None: 0.2 (paper) / 0 (upstream)
         self.class_number = None        # checked against the class folders when given
-        self.learning_rate = 0.001      # Adam
+        self.learning_rate = None       # None: the recipe's (Adam 0.001; paper 0.1 per 4096 images)
+        self.recipe = "adam"            # adam (upstream's) | paper (RMSProp schedule, L2, weight average)
+        self.weight_decay = None        # L2 on convolution and dense kernels; None: the recipe's (0; paper 1e-5)
+        self.input_range = ""           # what the first layer sees, "0,1" or "-1,1"; "": what the weights expect
+        self.freeze_backbone_epochs = 0  # first epochs train only head and classifier, batch norm frozen
         self.batch = 32                 # per device
         self.epochs = 20
         self.max_step = 0               # stop after this many steps in total (0: run all epochs)
@@ -69,16 +76,37 @@ class TrainConfig(object):
                     "%s must be a positive integer, got %r" % (name, getattr(self, name)))
         require(self.height >= 32 and self.width >= 32, "input size must be at least 32x32, got %dx%d"
                 % (self.height, self.width))
-        require(self.learning_rate > 0, "learning_rate must be positive, got %r" % self.learning_rate)
+        recipe.check_recipe(self.recipe)
+        require(self.learning_rate is None or self.learning_rate > 0,
+                "learning_rate must be positive, got %r" % self.learning_rate)
+        require(self.weight_decay is None or self.weight_decay >= 0,
+                "weight_decay must be >= 0, got %r" % self.weight_decay)
+        require(self.input_range in ("",) + INPUT_RANGES, "input_range must be one of %s, got %r"
+                % (", ".join(INPUT_RANGES), self.input_range))
+        require(self.freeze_backbone_epochs >= 0, "freeze_backbone_epochs must be >= 0, got %r"
+                % self.freeze_backbone_epochs)
         require(self.max_step >= 0, "max_step must be >= 0, got %r" % self.max_step)
         require(self.save_interval >= 0, "save_interval must be >= 0, got %r" % self.save_interval)
         require(self.patience >= 0, "patience must be >= 0, got %r" % self.patience)
         require(self.save_dir, "save_dir (--modeldir) must be given")
 
-    def model_record(self, classes):
-        """What eval, predict and export need to rebuild this network."""
+    def model_record(self, classes, input_range):
+        """What eval, predict and export need to rebuild this network (and to read its averaged weights)."""
         return dict(model=self.model, variant=self.variant, height=self.height, width=self.width,
-                    alpha=self.alpha, classes=list(classes))
+                    alpha=self.alpha, classes=list(classes), input_range=input_range,
+                    weight_average=recipe.uses_weight_average(self.recipe))
+
+    def global_weight_decay(self):
+        return recipe.default_weight_decay(self.recipe) if self.weight_decay is None else self.weight_decay
+
+
+def resolve_input_range(config):
+    """The flag; else what the run being resumed recorded; else what the initial weights expect; else [0, 1]."""
+    if config.input_range:
+        return config.input_range
+    if os.path.isfile(os.path.join(config.save_dir, MODEL_FILE)):
+        return load_model_record(config.save_dir)["input_range"]
+    return weights.input_range_for(config.weights) if config.weights else "0,1"
 
 
 def find_eval_dir(data_path):
@@ -95,9 +123,12 @@ def load_model_record(save_dir):
         raise UserError("%s not found: %s is not a model directory written by train_cls.py" % (path, save_dir))
     try:
         with open(path) as handle:
-            return json.load(handle)
+            record = json.load(handle)
     except ValueError as err:
         raise UserError("%s is not valid JSON: %s" % (path, err))
+    record.setdefault("input_range", "0,1")          # written before the field existed
+    record.setdefault("weight_average", False)
+    return record
 
 
 def _check_record(save_dir, record):
@@ -121,31 +152,51 @@ def _read_history(path):
 class _Graph(object):
     """The training and validation graphs, sharing variables; the training step runs on every worker of dp."""
 
-    def __init__(self, config, train_folder, val_folder, spec, dp):
+    def __init__(self, config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range):
         n = len(train_folder.classes)
         cluster = config.cluster
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
             train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
             shard=(cluster.size, cluster.rank)))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
-        optimizer = npu_session.wrap_optimizer(tf.compat.v1.train.AdamOptimizer(config.learning_rate), config.npu,
+        rate = recipe.learning_rate(config.recipe, recipe.initial_learning_rate(
+            config.recipe, config.learning_rate, config.batch * cluster.size), steps_per_epoch, self.global_step)
+        optimizer = npu_session.wrap_optimizer(recipe.optimizer(config.recipe, rate), config.npu,
                                                distributed=cluster.distributed)
+        self.average = None    # recipe.WeightAverage once the first step has created the weights
 
-        def step(images, labels):
+        def step(images, labels, frozen=False):
             update_ops_before = set(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))
-            logits = mobilenet_v3(images, spec, n, alpha=config.alpha, dropout=config.dropout, training=True)
+            logits = mobilenet_v3(images, spec, n, alpha=config.alpha, dropout=config.dropout, training=True,
+                                  input_range=input_range, bn_training=not frozen)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
             acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32))
+            trainable = set(tf.compat.v1.trainable_variables())
+            trained = [v for v in network_variables() if v in trainable and (is_top(v) or not frozen)]
+            penalty = recipe.weight_decay_loss(trained, config.global_weight_decay())
             update_ops = [op for op in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
                           if op not in update_ops_before]
             with tf.control_dependencies(update_ops):
-                train_op = optimizer.minimize(loss * dp.gradient_scale, global_step=self.global_step)
-            with tf.control_dependencies([train_op]):
+                train_op = optimizer.minimize((loss + penalty) * dp.gradient_scale, global_step=self.global_step,
+                                              var_list=trained)
+            done = [train_op]
+            if recipe.uses_weight_average(config.recipe):
+                self.average = self.average or recipe.WeightAverage(
+                    [v for v in network_variables() if v in trainable], recipe.PAPER_EMA_DECAY)
+                with tf.control_dependencies(done):
+                    done = [self.average.update(self.global_step)]
+            with tf.control_dependencies(done):
                 return tf.identity(loss), tf.identity(acc)
 
         # Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route).
-        self.loss, self.acc = dp.run_step(step, *self.train_iter.get_next())
+        batch = self.train_iter.get_next()
+        self.loss, self.acc = dp.run_step(step, *batch)
         self.train_op = self.loss.op
+        # Fine-tuning's first epochs: a second step over the same batch that trains the top alone.
+        self.frozen_loss = self.frozen_acc = self.frozen_train_op = None
+        if config.freeze_backbone_epochs:
+            self.frozen_loss, self.frozen_acc = dp.run_step(lambda *inputs: step(*inputs, frozen=True), *batch)
+            self.frozen_train_op = self.frozen_loss.op
 
         # A fixed number of batches, then all-masked padding: an OutOfRangeError in a session run would abort
         # the collective executor of the multi-worker route and hang the next all-reduce.
@@ -156,13 +207,14 @@ class _Graph(object):
             val_folder.files, val_folder.labels, config.batch, config.height, config.width).concatenate(
                 padding.repeat()))
         v_images, v_labels, mask = self.val_iter.get_next()
-        v_logits = mobilenet_v3(v_images, spec, n, alpha=config.alpha, training=False)
+        v_logits = mobilenet_v3(v_images, spec, n, alpha=config.alpha, training=False, input_range=input_range,
+                                getter=self.average.getter if self.average else None)   # evaluated as exported
         v_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=v_labels, logits=v_logits)
         v_right = tf.cast(tf.equal(tf.argmax(v_logits, 1, output_type=tf.int32), v_labels), tf.float32)
         self.val_images = len(val_folder)
         self.val_sums = (tf.reduce_sum(v_loss * mask), tf.reduce_sum(v_right * mask), tf.reduce_sum(mask))
 
-        model_vars = tf.compat.v1.global_variables("MobilenetV3")
+        model_vars = network_variables()
         self.model_vars = model_vars
         self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
         self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1, save_relative_paths=True)
@@ -201,16 +253,21 @@ def train(config):
     per_run = npu_session.steps_per_run(config.npu)
     require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
             % (per_run, steps_per_epoch))
+    require(per_run == 1 or not config.freeze_backbone_epochs,
+            "freeze_backbone_epochs needs iterations_per_loop=1 (two train ops cannot share the device loop)")
     chief = cluster.is_chief
-    record = config.model_record(classes)
+    input_range = resolve_input_range(config)
+    record = config.model_record(classes, input_range)
     _check_record(config.save_dir, record)
     ckpt_dir = os.path.join(config.save_dir, "checkpoints")
     hist_path = os.path.join(config.save_dir, "hist.csv")
     print("data: %d training images (%d per device), %d validation images, %d classes: %s"
           % (len(train_folder), per_rank, len(val_folder), len(classes), ", ".join(classes[:10])), flush=True)
-    print("model: MobileNetV3-%s (%s variant), input %dx%d, alpha %g; %d steps per epoch of batch %d"
-          % (config.model.capitalize(), config.variant, config.height, config.width, config.alpha,
+    print("model: MobileNetV3-%s (%s variant), input %dx%d in [%s], alpha %g; %d steps per epoch of batch %d"
+          % (config.model.capitalize(), config.variant, config.height, config.width, input_range, config.alpha,
              steps_per_epoch, config.batch), flush=True)
+    print(recipe.describe(config.recipe, recipe.initial_learning_rate(
+        config.recipe, config.learning_rate, config.batch * cluster.size), config.global_weight_decay()), flush=True)
 
     print(cluster.describe(), flush=True)
     graph = tf.Graph()
@@ -218,7 +275,7 @@ def train(config):
         tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
         dp = distributed.DataParallel(cluster, npu_session.session_config(config.npu, cluster.distributed))
         with dp.scope():
-            g = _Graph(config, train_folder, val_folder, spec, dp)
+            g = _Graph(config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range)
         sess = dp.session(graph)
         with sess:
             sess.run(g.init)
@@ -226,9 +283,12 @@ def train(config):
             if restored:
                 print("resumed from %s" % restored, flush=True)
             elif config.weights:
-                weights.load_initial(sess, config.weights, g.model_vars, config.variant)
+                weights.load_initial(sess, config.weights, g.model_vars, config.variant, config.model, config.alpha)
             sess.run(g.broadcast)
+            if g.average and not restored:
+                sess.run(g.average.reset_op)   # average from the starting weights, not from zero
             train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
+            steps = {False: (train_op, g.loss, g.acc), True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc)}
             graph.finalize()
             if chief:
                 os.makedirs(ckpt_dir, exist_ok=True)
@@ -240,12 +300,11 @@ def train(config):
             for directory in save_dirs:
                 checkpoints.require_writable(directory)
             with StopRequest(enabled=not cluster.distributed) as stop:   # Ctrl-C/SIGTERM: save, then stop
-                return _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
+                return _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
                              hist_path, bool(restored), stop)
 
 
-def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path, resumed,
-          stop):
+def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path, resumed, stop):
     history = _read_history(hist_path) if resumed else []
     step = int(sess.run(g.global_step))
     best_acc, wait = -1.0, 0
@@ -270,12 +329,16 @@ def _loop(config, sess, g, train_op, steps_per_epoch, per_run, chief, ckpt_dir, 
         epoch += 1
         losses, accs, start = [], [], time.time()
         epoch_end = min(epoch * steps_per_epoch, max_step)
+        fetches = steps[epoch <= config.freeze_backbone_epochs]
+        if config.freeze_backbone_epochs and epoch in (1, config.freeze_backbone_epochs + 1):
+            print("epoch %d: %s" % (epoch, "backbone frozen (head and classifier train, batch norm statistics kept)"
+                                    if fetches is steps[True] else "the whole network trains"), flush=True)
         while step < epoch_end:
             if stop.requested:
                 stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
                     g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
             timer.start()
-            _, loss, acc = sess.run([train_op, g.loss, g.acc])
+            _, loss, acc = sess.run(fetches)
             timer.stop(steps=per_run)
             # Counted here: a global_step fetched beside the train op may be read before its increment, and
             # workers that disagree on the step count stop pairing their all-reduces.

@@ -15,7 +15,7 @@ from mobilenetv3 import model as M
 from mobilenetv3.train_cls import build_config, parse_args
 
 MODEL_DIR = os.path.join(REPO, "mobilenetv3")
-COLOURS = {"cat": (210, 60, 40), "dog": (40, 70, 210)}
+COLOURS = {"cat": (210, 60, 40), "dog": (40, 70, 210), "bird": (60, 200, 60)}
 
 
 def make_folder(root, per_class, size=40, seed=0, classes=("cat", "dog")):
@@ -378,3 +378,353 @@ def test_wrapper_passes_patience(tmp_path, image_data):
     proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_1p.sh"), "--data_path=" + image_data,
                 "--image_size=32", "--batch=8", "--epochs=2", "--patience=2"], OUTPUT_ROOT=tmp_path)
     assert [line for line in proc.stdout.splitlines() if line.startswith("+ ") and " --patience=2" in line]
+
+
+# --- keras.applications ImageNet weights, fine-tuning, the paper recipe ---
+
+BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def keras_layout(name, classes=None, alpha=1.0):
+    """[(layer, [(weight name, shape)])] in keras.applications.MobileNetV3<Name>'s layer order, named as its
+    save_weights names them (checked against keras itself where TF 2.x has it); classes None: include_top=False."""
+    spec = M.get_spec(name)
+    stem, blocks, last, head = M.widths(spec, alpha)
+    layers = [("input_1", []), ("rescaling", [])]
+
+    def add(layer, *weights):
+        layers.append((layer, [("%s/%s:0" % (layer, w), tuple(shape)) for w, shape in weights]))
+
+    def conv_bn(layer, kernel, cin, cout, weight="kernel"):
+        add(layer, (weight, (kernel, kernel, cin, cout)))
+        add(layer + "/BatchNorm", *[(w, (cout,)) for w in BN_WEIGHTS])
+
+    conv_bn("Conv", 3, 3, stem)
+    channels = stem
+    for i, (row, (exp, out)) in enumerate(zip(spec.blocks, blocks)):
+        prefix = "expanded_conv" + ("_%d" % i if i else "")
+        if exp != channels:
+            conv_bn(prefix + "/expand", 1, channels, exp)
+        add(prefix + "/depthwise", ("depthwise_kernel", (row.kernel, row.kernel, exp, 1)))
+        add(prefix + "/depthwise/BatchNorm", *[(w, (exp,)) for w in BN_WEIGHTS])
+        if row.se:
+            squeeze = M.make_divisible(exp * 0.25)
+            add(prefix + "/squeeze_excite/Conv", ("kernel", (1, 1, exp, squeeze)), ("bias", (squeeze,)))
+            add(prefix + "/squeeze_excite/Conv_1", ("kernel", (1, 1, squeeze, exp)), ("bias", (exp,)))
+        conv_bn(prefix + "/project", 1, exp, out)
+        channels = out
+    conv_bn("Conv_1", 1, channels, last)
+    if classes:
+        add("Conv_2", ("kernel", (1, 1, last, head)), ("bias", (head,)))
+        add("Logits", ("kernel", (1, 1, head, classes)), ("bias", (classes,)))
+    return layers
+
+
+def layout_weights(layout):
+    return [weight for _, weights in layout for weight in weights]
+
+
+def random_array(weight_name, shape, rng):
+    """Values that keep activations in range and make batch norm do something."""
+    kind = weight_name.split("/")[-1].split(":")[0]
+    if kind in ("gamma", "moving_variance"):
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    if kind in ("beta", "moving_mean", "bias"):
+        return rng.normal(0, 0.1, shape).astype(np.float32)
+    fan_in = int(np.prod(shape[:-1])) if kind == "kernel" else int(np.prod(shape[:2]))
+    return rng.normal(0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32)
+
+
+def write_keras_h5(path, layout, arrays):
+    """An .h5 laid out as Keras 2's save_weights writes it (attributes, nested weight names)."""
+    import h5py
+    values = iter(arrays)
+    with h5py.File(str(path), "w") as handle:
+        handle.attrs["layer_names"] = np.array([layer.encode() for layer, _ in layout])
+        handle.attrs["backend"] = b"tensorflow"
+        handle.attrs["keras_version"] = b"2.15.0"
+        for layer, weights in layout:
+            group = handle.create_group(layer)
+            group.attrs["weight_names"] = np.array([w.encode() for w, _ in weights])
+            for weight, _ in weights:
+                group.create_dataset(weight, data=next(values))
+    return str(path)
+
+
+def random_keras_file(path, name, classes=None, alpha=1.0, seed=0):
+    """(path, {weight name: array}) of a keras-layout file with random weights."""
+    layout = keras_layout(name, classes, alpha)
+    rng = np.random.RandomState(seed)
+    arrays = [random_array(w, shape, rng) for w, shape in layout_weights(layout)]
+    write_keras_h5(path, layout, arrays)
+    return str(path), dict(zip([w for w, _ in layout_weights(layout)], arrays))
+
+
+def keras_reference_logits(w, name, images):
+    """MobileNetV3 written from keras.applications' layer names and code (inputs to [-1, 1], ZeroPadding then
+    VALID for strided depthwise convolutions, 1x1 convolutions after the pool): independent of model.py."""
+    def bn(x, layer):
+        g, b, m, v = (w["%s/BatchNorm/%s:0" % (layer, k)] for k in BN_WEIGHTS)
+        return (x - m) / np.sqrt(v + 1e-3) * g + b
+
+    def conv(x, layer, stride=1, bias=False):
+        y = tf.nn.conv2d(x, w[layer + "/kernel:0"], [1, stride, stride, 1], "SAME")
+        return y + w[layer + "/bias:0"] if bias else y
+
+    def hard_sigmoid(x):
+        return tf.nn.relu6(x + 3.0) / 6.0
+
+    acts = {"RE": tf.nn.relu, "HS": lambda x: x * hard_sigmoid(x)}
+    x = acts["HS"](bn(conv(tf.constant(images * 2.0 - 1.0), "Conv", 2), "Conv"))
+    for i, row in enumerate(M.get_spec(name).blocks):
+        prefix, shortcut = "expanded_conv" + ("_%d" % i if i else ""), x
+        if prefix + "/expand/kernel:0" in w:
+            x = acts[row.act](bn(conv(x, prefix + "/expand"), prefix + "/expand"))
+        kernel = w[prefix + "/depthwise/depthwise_kernel:0"]
+        if row.stride == 2:   # keras's correct_pad for even sizes: k//2 - 1 before, k//2 after
+            before, after = row.kernel // 2 - 1, row.kernel // 2
+            x = tf.nn.depthwise_conv2d(tf.pad(x, [[0, 0], [before, after], [before, after], [0, 0]]), kernel,
+                                       [1, 2, 2, 1], "VALID")
+        else:
+            x = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+        x = acts[row.act](bn(x, prefix + "/depthwise"))
+        if prefix + "/squeeze_excite/Conv/kernel:0" in w:
+            s = tf.reduce_mean(x, [1, 2], keepdims=True)
+            s = tf.nn.relu(conv(s, prefix + "/squeeze_excite/Conv", bias=True))
+            x = x * hard_sigmoid(conv(s, prefix + "/squeeze_excite/Conv_1", bias=True))
+        x = bn(conv(x, prefix + "/project"), prefix + "/project")
+        if row.stride == 1 and shortcut.shape[-1] == x.shape[-1]:
+            x = x + shortcut
+    x = acts["HS"](bn(conv(x, "Conv_1"), "Conv_1"))
+    x = acts["HS"](conv(tf.reduce_mean(x, [1, 2], keepdims=True), "Conv_2", bias=True))
+    return tf.squeeze(conv(x, "Logits", bias=True), [1, 2])
+
+
+def our_logits_from_file(path, name, classes, images, alpha=1.0):
+    """Our paper variant at ImageNet's input range, loaded from a keras-layout file: (logits, {var: value})."""
+    graph = tf.Graph()
+    with graph.as_default():
+        logits = M.mobilenet_v3(tf.constant(images), M.get_spec(name), classes, alpha=alpha, input_range="-1,1")
+        variables = M.network_variables()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            from mobilenetv3 import weights
+            weights.load_initial(sess, path, variables, "paper", name, alpha)
+            return sess.run(logits), dict(zip([v.op.name for v in variables], sess.run(variables)))
+
+
+def test_keras_applications_file_loads_and_matches_a_reference_from_the_same_arrays(tmp_path, capsys):
+    path, arrays = random_keras_file(tmp_path / "weights_mobilenet_v3_small_224_1.0_float.h5", "small", classes=5)
+    images = np.random.RandomState(1).rand(2, 32, 32, 3).astype(np.float32)
+    ours, loaded = our_logits_from_file(path, "small", 5, images)
+    assert "loaded 210 arrays of keras.applications MobileNetV3Small weights" in capsys.readouterr().out
+    np.testing.assert_array_equal(loaded["MobilenetV3/logits/kernel"], arrays["Logits/kernel:0"][0, 0])
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        reference = sess.run(keras_reference_logits(arrays, "small", images))
+    assert np.std(reference) > 0.05   # logits that tell the images and classes apart: a comparison that can fail
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("name,arrays", [("large", 266), ("small", 210)])
+def test_keras_layout_maps_one_to_one_onto_the_paper_variant(name, arrays):
+    graph, _, _ = build(name, size=32, classes=1000, batch=1)
+    with graph.as_default():
+        variables = M.network_variables()
+    weights = layout_weights(keras_layout(name, classes=1000))
+    assert len(weights) == len(variables) == arrays
+    for (weight, shape), var in zip(weights, variables):
+        assert int(np.prod(shape)) == int(np.prod(var.shape.as_list())), (weight, var.op.name)
+
+
+def test_keras_file_without_top_or_with_another_class_count_keeps_a_fresh_classifier(tmp_path, capsys):
+    images = np.random.RandomState(1).rand(1, 32, 32, 3).astype(np.float32)
+    path, arrays = random_keras_file(tmp_path / "no_top.h5", "small", classes=None)
+    _, loaded = our_logits_from_file(path, "small", 2, images)
+    out = capsys.readouterr().out
+    assert "without top (include_top=False), 206 arrays" in out and "fresh: head, classifier" in out
+    np.testing.assert_array_equal(loaded["MobilenetV3/last_conv/kernel"], arrays["Conv_1/kernel:0"])
+    path, arrays = random_keras_file(tmp_path / "seven.h5", "small", classes=7)
+    _, loaded = our_logits_from_file(path, "small", 2, images)
+    assert "its 7-class classifier is left out: 2 classes here; fresh: classifier" in capsys.readouterr().out
+    np.testing.assert_array_equal(loaded["MobilenetV3/head/kernel"], arrays["Conv_2/kernel:0"][0, 0])
+
+
+def test_keras_file_of_another_model_or_width_is_one_clear_error(tmp_path, image_data):
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    small, _ = random_keras_file(tmp_path / "small.h5", "small", classes=1000)
+    with pytest.raises(UserError, match=r"small.h5: keras.applications MobileNetV3Small weights, alpha 1.0, with "
+                                        r"top \(1000 classes\), 210 arrays; this run builds MobileNetV3-Large at "
+                                        r"alpha 1 \(paper variant\)"):
+        our_logits_from_file(small, "large", 2, images)
+    narrow, _ = random_keras_file(tmp_path / "small_075.h5", "small", classes=None, alpha=0.75)
+    with pytest.raises(UserError, match="MobileNetV3Small weights, alpha 0.75, without top"):
+        our_logits_from_file(narrow, "small", 2, images)
+    proc = run_python([os.path.join(MODEL_DIR, "train_cls.py"), "--data_path=" + image_data, "--image_size=32",
+                       "--model=large", "--weights=" + small, "--modeldir=" + str(tmp_path / "m")], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("error: %s: keras.applications MobileNetV3Small" % small)
+    assert not (tmp_path / "m").exists()
+
+
+HAS_KERAS_MOBILENETV3 = hasattr(tf.keras.applications, "MobileNetV3Small")
+
+
+@pytest.mark.skipif(not HAS_KERAS_MOBILENETV3, reason="this TensorFlow's keras.applications has no MobileNetV3 "
+                                                      "(TF 1.15); the reference test above covers the loader")
+@pytest.mark.parametrize("name", ["small", "large"])
+def test_logits_equal_keras_applications_with_its_own_weight_file(tmp_path, name):
+    cls = {"small": tf.keras.applications.MobileNetV3Small, "large": tf.keras.applications.MobileNetV3Large}[name]
+    rng = np.random.RandomState(0)
+    images = rng.rand(2, 32, 32, 3).astype(np.float32)
+    path = str(tmp_path / "keras.h5")
+    with tf.Graph().as_default():
+        model = cls(input_shape=(32, 32, 3), weights=None, classes=5, classifier_activation=None)
+        model.set_weights([random_array(w.name, w.shape.as_list(), rng) for w in model.weights])
+        model.save_weights(path)
+        expected = model.predict(images * 255.0)      # keras rescales [0, 255] to [-1, 1] itself
+    with tf.Graph().as_default():   # a graph of its own: keras would number a second model's layer names
+        cls(input_shape=(32, 32, 3), weights=None, include_top=False).save_weights(str(tmp_path / "no_top.h5"))
+    from mobilenetv3 import weights
+    for file, classes in (path, 5), (str(tmp_path / "no_top.h5"), None):   # the test's files mirror keras's
+        written = [(e.weight, e.value.shape) for e in weights.read_h5(file)]
+        assert written == layout_weights(keras_layout(name, classes))
+    ours, _ = our_logits_from_file(path, name, 5, images)
+    assert np.std(expected) > 0.05
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def checkpoint_values(path, variables):
+    return {v.op.name: tf.train.load_variable(path, v.op.name) for v in variables}
+
+
+def small_variables(classes):
+    graph, _, _ = build("small", size=32, classes=classes, batch=1)
+    with graph.as_default():
+        return M.network_variables()
+
+
+def calibrated_values(checkpoint, classes, folder):
+    """The network's values from `checkpoint` with batch-norm statistics measured over `folder`'s images: a real
+    ImageNet file carries converged statistics, three epochs of momentum-0.99 averages do not."""
+    images = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.BILINEAR), np.float32) / 255
+                       for f in data.ImageFolder(folder).files])
+    momentum, M.BN_MOMENTUM = M.BN_MOMENTUM, 0.0    # one update then sets the statistics to the batch's
+    try:
+        with tf.Graph().as_default():
+            M.mobilenet_v3(tf.constant(images), M.get_spec("small"), classes, training=True, input_range="-1,1")
+            variables = M.network_variables()
+            with tf.compat.v1.Session() as sess:
+                tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
+                sess.run(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))
+                return sess.run(variables)
+    finally:
+        M.BN_MOMENTUM = momentum
+
+
+@pytest.fixture(scope="module")
+def pretrained_h5(tmp_path_factory):
+    """A keras-layout file of a Small trained on three colour classes: features that transfer to cat/dog."""
+    root = tmp_path_factory.mktemp("mnv3_pretrain")
+    make_folder(root / "data" / "train", 16, classes=("cat", "dog", "bird"), seed=3)
+    make_folder(root / "data" / "validation", 2, classes=("cat", "dog", "bird"), seed=4)
+    config = tiny_config(root, str(root / "data"), alpha=1.0, epochs=3, augment=False, learning_rate=0.003,
+                         patience=0, input_range="-1,1")
+    trainer.train(config)
+    values = calibrated_values(tf.train.latest_checkpoint(os.path.join(config.save_dir, "checkpoints")), 3,
+                               str(root / "data" / "train"))
+    layout = keras_layout("small", classes=3)
+    return write_keras_h5(root / "pretrained.h5", layout,
+                          [value.reshape(shape) for value, (_, shape) in zip(values, layout_weights(layout))])
+
+
+def test_fine_tuning_from_a_keras_file_lowers_the_loss_faster_than_from_scratch(tmp_path, image_data, pretrained_h5):
+    common = dict(alpha=1.0, epochs=2, augment=False, learning_rate=0.003, dropout=0.0, patience=0, seed=7)
+    tuned = trainer.train(tiny_config(tmp_path / "tuned", image_data, weights=pretrained_h5,
+                                      freeze_backbone_epochs=2, **common))
+    scratch = trainer.train(tiny_config(tmp_path / "scratch", image_data, input_range="-1,1", **common))
+    for key in ("loss", "val_loss"):
+        tuned_loss, scratch_loss = [[float(row[key]) for row in h] for h in (tuned, scratch)]
+        assert all(t < s for t, s in zip(tuned_loss, scratch_loss)), (key, tuned_loss, scratch_loss)
+    record = trainer.load_model_record(str(tmp_path / "tuned" / "model"))
+    assert record["input_range"] == "-1,1"     # followed the ImageNet-style weights
+
+
+def test_wrapper_fine_tunes_with_a_frozen_backbone_first(tmp_path, image_data, pretrained_h5):
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_full_1p.sh"), "--data_path=" + image_data,
+                "--image_size=32", "--batch=8", "--epochs=2", "--weights=" + pretrained_h5,
+                "--freeze_backbone_epochs=1"], OUTPUT_ROOT=out, timeout=300)
+    assert "its 3-class classifier is left out: 2 classes here" in proc.stdout
+    assert "epoch 1: backbone frozen" in proc.stdout and "epoch 2: the whole network trains" in proc.stdout
+    variables = small_variables(2)
+    from mobilenetv3 import weights
+    arrays = [e.value for e in weights.read_h5(pretrained_h5)]
+    ckpt = out / "0" / "ckpt" / "checkpoints"
+    after_frozen = checkpoint_values(str(ckpt / "model.ckpt-4"), variables)
+    after_all = checkpoint_values(str(ckpt / "model.ckpt-8"), variables)
+    for var, value in zip(variables, arrays):
+        name, frozen = var.op.name, after_frozen[var.op.name]
+        if not M.is_top(var):   # weights and batch-norm statistics of the backbone untouched by the frozen epoch
+            np.testing.assert_array_equal(frozen, value.reshape(frozen.shape), err_msg=name)
+        elif value.size == frozen.size:   # the head: loaded, then trained
+            assert not np.array_equal(frozen, value.reshape(frozen.shape)), name
+    changed = [v.op.name for v in variables if not M.is_top(v)
+               and not np.array_equal(after_all[v.op.name], after_frozen[v.op.name])]
+    assert len(changed) == len([v for v in variables if not M.is_top(v)])   # then everything trains
+
+
+def test_paper_recipe_schedule_and_weight_decay():
+    from mobilenetv3 import recipe
+    assert recipe.initial_learning_rate("adam", None, 64) == 0.001
+    assert recipe.initial_learning_rate("paper", 0.5, 64) == 0.5
+    initial = recipe.initial_learning_rate("paper", None, 64)
+    assert initial == pytest.approx(0.1 * 64 / 4096)
+    graph, _, _ = build("small", size=32, classes=3, batch=1)
+    with graph.as_default():
+        step = tf.compat.v1.placeholder(tf.int64, [])
+        rate = recipe.learning_rate("paper", initial, 10, step)
+        variables = M.network_variables()
+        penalty = recipe.weight_decay_loss(variables, 1e-5)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            rates = [sess.run(rate, {step: s}) for s in (0, 29, 30, 65)]   # 3 epochs of 10 steps per decay
+            got, values = sess.run([penalty, variables])
+    np.testing.assert_allclose(rates, [initial, initial, initial * 0.99, initial * 0.99 ** 2], rtol=1e-6)
+    kernels = [v for var, v in zip(variables, values) if var.op.name.endswith("/kernel")]
+    assert not any(var.op.name.endswith("depthwise_kernel") and var.op.name.endswith("/kernel") for var in variables)
+    assert len(kernels) == len([v for v in variables if "kernel" in v.op.name]) - 11   # Small's 11 depthwise left out
+    assert got == pytest.approx(1e-5 * sum(float(np.sum(k.astype(np.float64) ** 2)) for k in kernels) / 2, rel=1e-5)
+
+
+def test_paper_recipe_evaluates_and_exports_the_weight_average(tmp_path, image_data, capsys):
+    config = tiny_config(tmp_path, image_data, recipe="paper", epochs=1, learning_rate=0.05, dropout=0.0)
+    trainer.train(config)
+    assert "optimizer: RMSProp (paper recipe) lr 0.05 x 0.99 every 3 epochs, weight decay 1e-05" in \
+        capsys.readouterr().out
+    record = trainer.load_model_record(config.save_dir)
+    assert record["weight_average"] is True and record["input_range"] == "0,1"
+    checkpoint = inference.find_checkpoint(config.save_dir)
+    graph, images, logits = build("small", size=32, classes=2, alpha=0.5, batch=8)
+    with graph.as_default():
+        variables, trainable = M.network_variables(), set(tf.compat.v1.trainable_variables())
+    raw = {v: tf.train.load_variable(checkpoint, v.op.name) for v in variables}
+    averaged = {v: tf.train.load_variable(checkpoint, v.op.name + "/ExponentialMovingAverage") if v in trainable
+                else raw[v] for v in variables}
+    assert sum(not np.array_equal(raw[v], averaged[v]) for v in trainable) > len(trainable) // 2
+    batch = np.random.RandomState(2).rand(8, 32, 32, 3).astype(np.float32)
+    with graph.as_default(), tf.compat.v1.Session() as sess:
+        probabilities = tf.nn.softmax(logits)
+        outputs = []
+        for values in (averaged, raw):
+            sess.run([v.initializer for v in variables], {v.initializer.inputs[1]: values[v] for v in variables})
+            outputs.append(sess.run(probabilities, {images: batch}))
+    predictor = inference.Predictor(config.save_dir)
+    predicted = predictor(batch)
+    predictor.close()
+    np.testing.assert_allclose(predicted, outputs[0], rtol=1e-4, atol=1e-5)
+    off_average, off_raw = (np.abs(predicted - out).max() for out in outputs)
+    assert off_raw > 20 * max(off_average, 1e-6)     # the averages, not the last weights
+    inference.export(config.save_dir, str(tmp_path / "export"))
+    frozen, inputs, output = inference.load_frozen(str(tmp_path / "export" / "frozen_graph.pb"))
+    with tf.compat.v1.Session(graph=frozen) as sess:
+        np.testing.assert_allclose(sess.run(output, {inputs: batch}), predicted, rtol=1e-4, atol=1e-5)
