@@ -108,13 +108,15 @@ def decode(path, height, width):
     return image
 
 
-def random_affine_params():
-    """Random output->input map (2x2 matrix on (row, col), shift as a fraction of the size) with upstream's ranges."""
-    uniform = tf.random.uniform
-    theta = uniform([], -ROTATION_DEG, ROTATION_DEG) * (math.pi / 180.0)
-    shear = uniform([], -SHEAR_DEG, SHEAR_DEG) * (math.pi / 180.0)
-    zoom = uniform([2], 1.0 - ZOOM, 1.0 + ZOOM)
-    shift = uniform([2], -SHIFT, SHIFT)
+def random_affine_params(draws):
+    """Output->input map (2x2 matrix on (row, col), shift as a fraction of the size) with upstream's ranges, from
+    six uniform [0, 1) draws."""
+    def between(u, low, high):
+        return low + (high - low) * u
+    theta = between(draws[0], -ROTATION_DEG, ROTATION_DEG) * (math.pi / 180.0)
+    shear = between(draws[1], -SHEAR_DEG, SHEAR_DEG) * (math.pi / 180.0)
+    zoom = between(draws[2:4], 1.0 - ZOOM, 1.0 + ZOOM)
+    shift = between(draws[4:6], -SHIFT, SHIFT)
     cos, sin = tf.cos(theta), tf.sin(theta)
     rotation = tf.stack([tf.stack([cos, -sin]), tf.stack([sin, cos])])
     shear_m = tf.stack([tf.stack([1.0, -tf.sin(shear)]), tf.stack([0.0, tf.cos(shear)])])
@@ -156,11 +158,14 @@ def warp(image, height, width, matrix, shift):
     return tf.reshape(top + (bottom - top) * fr, [height, width, -1])
 
 
-def load_augmented(path, height, width):
-    """Decode, then one random affine warp straight to the input size, random horizontal flip, scale to [0, 1]."""
-    matrix, shift = random_affine_params()
+def load_augmented(path, height, width, seed):
+    """Decode, then one random affine warp straight to the input size, random horizontal flip, scale to [0, 1].
+    `seed` ([2] int64) picks the draws: stateless, so parallel decoding threads cannot reorder them and a seed
+    gives the same run twice."""
+    draws = tf.random.stateless_uniform([7], seed=seed)
+    matrix, shift = random_affine_params(draws[:6])
     image = warp(decode_raw(path), height, width, matrix, shift) * (1.0 / 255.0)
-    image = tf.image.random_flip_left_right(image)
+    image = tf.cond(draws[6] < 0.5, lambda: tf.image.flip_left_right(image), lambda: image)
     image.set_shape([height, width, 3])
     return image
 
@@ -177,10 +182,12 @@ def train_dataset(folder, batch, height, width, augmentation=True, seed=None, sh
         files, labels = files[index::num_shards], labels[index::num_shards]
     ds = tf.data.Dataset.from_tensor_slices((files, labels))
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = tf.data.Dataset.zip((tf.data.Dataset.range(2 ** 62), ds))   # each image drawn gets its own seed
 
-    def load(path, label):
+    def load(number, path_label):
+        path, label = path_label
         if augmentation:
-            return load_augmented(path, height, width), label
+            return load_augmented(path, height, width, tf.stack([tf.constant(seed or 0, tf.int64), number])), label
         return decode(path, height, width), label
 
     ds = ds.map(load, num_parallel_calls=_parallel())

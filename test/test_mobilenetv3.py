@@ -149,12 +149,26 @@ def test_augmentation_warp_is_resize_rotation_and_edge_fill():
             tf.compat.v2.image.resize(tf.cast(image, tf.float32), [40, 40]),
             data.warp(tf.constant(square), 40, 40, tf.constant([[-1.0, 0.0], [0.0, -1.0]]), tf.zeros([2])),
             data.warp(tf.constant(square), 40, 40, tf.eye(2), tf.constant([0.25, 0.0]))])
-        augmented = sess.run(data.load_augmented(tf.constant(_write_jpeg(image)), 32, 32))
+        augmented, again, other = sess.run([
+            data.load_augmented(tf.constant(_write_jpeg(image)), 32, 32, tf.constant(seed, tf.int64))
+            for seed in ([0, 7], [0, 7], [0, 8])])
     np.testing.assert_allclose(identity, resized, atol=1e-3)          # no transform: a plain bilinear resize
     np.testing.assert_allclose(turned, square[::-1, ::-1], atol=1e-3)  # 180 degrees: both axes flipped
     np.testing.assert_allclose(shifted[:30], square[10:], atol=1e-3)   # shift by a quarter of the height
     np.testing.assert_allclose(shifted[30:], np.repeat(square[39:40], 10, 0), atol=1e-3)   # edge pixels repeat
     assert augmented.shape == (32, 32, 3) and 0.0 <= augmented.min() and augmented.max() <= 1.0
+    assert np.array_equal(augmented, again) and not np.allclose(augmented, other)   # the seed picks the draws
+
+
+def test_the_same_seed_trains_the_same_run(tmp_path, image_data):
+    """Augmentation draws were taken from stateful ops in parallel decoding threads: two runs differed from step
+    1 on, so `common.report --compare` could not pass a MobileNetV3 rerun."""
+    def losses(name):
+        out = run_python([os.path.join(MODEL_DIR, "train_cls.py"), "--data_path=" + image_data, "--image_size=32",
+                          "--batch=4", "--max_step=4", "--log_every=1", "--modeldir=%s" % (tmp_path / name)]).stdout
+        return [line for line in out.splitlines() if line.startswith("train step=")]
+    first = losses("a")
+    assert len(first) == 4 and first == losses("b")
 
 
 def _write_jpeg(pixels):
