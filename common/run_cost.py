@@ -1,6 +1,6 @@
 """The one line a wrapper prints before a run that takes long on a CPU: an estimate from measured times.
 
-    python -m common.run_cost MODEL key=value ...     # MODEL = am3, mtnet or swa: MODEL/cpu_cost.py holds the rule
+    python -m common.run_cost MODEL key=value ...   # MODEL: am3, mtnet, mobilenetv3 or swa (MODEL/cpu_cost.py)
 
 Each model's `cpu_cost.estimate(**flags)` returns the run's phases as (seconds, what) pairs and `MEASURED_ON`
 says where its times come from; nothing is printed for a short run or on Ascend (the times are a CPU's).
@@ -37,10 +37,13 @@ def _on_ascend():
 
 
 def _number(text):
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    """int, float, or the text itself (a path)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv):

@@ -65,3 +65,32 @@ def test_the_am3_wrapper_says_what_its_defaults_cost_before_it_starts(tmp_path):
     starts = [i for i, line in enumerate(lines) if line.startswith("+ ")]
     assert len(notes) == 1 and notes[0] < starts[0], proc.stdout
     assert "20 training steps" in lines[notes[0]] and am3_cost.MEASURED_ON in lines[notes[0]]
+
+
+def test_mobilenetv3_rule_counts_the_folder_and_scales_with_pixels(tmp_path):
+    from mobilenetv3 import cpu_cost as mnv3_cost
+    for split, count in (("train", 64), ("validation", 16)):
+        for i in range(count):
+            folder = tmp_path / split / ("c%d" % (i % 2))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ("%d.jpg" % i)).write_bytes(b"")
+    (tmp_path / "train" / "c0" / "notes.txt").write_text("not an image")
+    (train, what), (val, val_what) = mnv3_cost.estimate(data_path=str(tmp_path), epochs=3, batch=32)
+    assert what == "6 training steps of 32 images" and val_what == "validation of 16 images per epoch"
+    assert train == pytest.approx(6 * 32 / mnv3_cost.IMAGES_PER_SECOND["small"])
+    assert val == pytest.approx(3 * 16 / (mnv3_cost.IMAGES_PER_SECOND["small"] * mnv3_cost.VALIDATION_SPEEDUP))
+    (half, _), _ = mnv3_cost.estimate(data_path=str(tmp_path), epochs=3, batch=32, image_size=112, model="large")
+    assert half == pytest.approx(6 * 32 / (mnv3_cost.IMAGES_PER_SECOND["large"] * 4))
+    (capped, what), _ = mnv3_cost.estimate(data_path=str(tmp_path), epochs=3, batch=32, max_step=4)
+    assert what == "4 training steps of 32 images"
+
+
+def test_the_mobilenetv3_wrapper_notes_a_long_run(tmp_path):
+    for i in range(200):
+        folder = tmp_path / "data" / "train" / ("c%d" % (i % 2))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ("%d.jpg" % i)).write_bytes(b"")
+    proc = run(["bash", "mobilenetv3/test/train_full_1p.sh", "--data_path=" + str(tmp_path / "data"),
+                "--model=large", "--epochs=200"], check=False, OUTPUT_ROOT=tmp_path / "out", timeout=120)
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("estimate on a CPU: about ")]
+    assert len(notes) == 1 and "1200 training steps of 32 images" in notes[0], proc.stdout

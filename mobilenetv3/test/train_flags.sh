@@ -52,4 +52,6 @@ train_flags_args() {
   for flag in learning_rate weights freeze_backbone_epochs weight_decay recipe input_range; do
     if [ -n "${!flag}" ]; then args+=(--"$flag"="${!flag}"); fi
   done
+  wrapper_cost_note mobilenetv3 data_path="$data_path" model="$model" image_size="$image_size" epochs="$epochs" \
+    max_step="$max_step" batch="$batch" ranks="${workers:-1}"
 }
