@@ -21,6 +21,7 @@ import numpy as np
 from common import checkpoints, distributed, npu_session
 from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
+from common.progress import Progress
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.stop import StopRequest
@@ -225,9 +226,11 @@ class _Graph(object):
     def validate(self, sess):
         sess.run(self.val_iter.initializer)
         loss = right = count = 0.0
-        for _ in range(self.val_batches):   # unreadable images only leave masked padding at the end
+        progress = Progress("validation", self.val_batches, "batches")   # a line every 30 s of a long pass
+        for done in range(1, self.val_batches + 1):   # unreadable images only leave masked padding at the end
             batch_loss, batch_right, batch_count = sess.run(self.val_sums)
             loss, right, count = loss + batch_loss, right + batch_right, count + batch_count
+            progress.update(done)
         require(count > 0, "no validation image could be decoded")
         return loss / count, right / count, int(count)
 

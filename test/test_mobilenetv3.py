@@ -742,3 +742,11 @@ def test_paper_recipe_evaluates_and_exports_the_weight_average(tmp_path, image_d
     frozen, inputs, output = inference.load_frozen(str(tmp_path / "export" / "frozen_graph.pb"))
     with tf.compat.v1.Session(graph=frozen) as sess:
         np.testing.assert_allclose(sess.run(output, {inputs: batch}), predicted, rtol=1e-4, atol=1e-5)
+
+
+def test_validation_prints_time_based_progress(tmp_path, image_data, capsys, monkeypatch):
+    from common import progress
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every batch instead of every 30 s
+    trainer.train(tiny_config(tmp_path, image_data, batch=2, epochs=1))   # 8 validation images: 4 batches
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("validation: ")]
+    assert [line.split(",")[0] for line in lines] == ["validation: %d/4 batches" % i for i in (1, 2, 3)]
