@@ -12,7 +12,7 @@ import argparse  # noqa: E402
 
 from am3 import flags as am3_flags, model as M  # noqa: E402
 from common.ascend_flags import add_ascend_arguments, npu_options_from  # noqa: E402
-from common.errors import main_guard  # noqa: E402
+from common.errors import ArgumentParser, main_guard  # noqa: E402
 from common.tf_compat import tf  # noqa: E402
 from common.train_bench import images_per_second  # noqa: E402
 
@@ -31,7 +31,7 @@ def training_throughput(batch=16, size=84, num_filters=64, classes=64, steps=20,
 
 @main_guard
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--image_size", type=int, default=84)
     p.add_argument("--num_filters", type=int, default=64, help="filters of the first block (64: ResNet-12)")

@@ -8,7 +8,6 @@ a map from word space to visual features that generalises to new classes, as wit
 
     python am3/cross_modal_check.py --work_dir=/tmp/am3_check [--steps=400] [--base=protonet++]
 """
-import argparse
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-from common.errors import main_guard
+from common.errors import ArgumentParser, main_guard
 
 SPLIT_CLASSES = (("train", 64), ("val", 16), ("test", 20))
 AM3_OF = {"protonet++": "AM3_protonet++", "tadam": "AM3_TADAM"}
@@ -85,7 +84,7 @@ def run_pair(work_dir, steps, base, test_cases, seed, extra=()):
 
 @main_guard
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work_dir", required=True, help="scratch folder for the data, checkpoints and results")
     p.add_argument("--steps", type=int, default=400, help="training steps of each model")
     p.add_argument("--base", default="protonet++", choices=sorted(AM3_OF), help="visual-only base model")

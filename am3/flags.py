@@ -2,13 +2,12 @@
 
 The scripts differ only in the defaults of VARIANTS; every option stays available in all four.
 """
-import argparse
 import json
 import os
 import types
 
 from common.ascend_flags import add_ascend_arguments, npu_options_from, str2bool
-from common.errors import UserError, main_guard
+from common.errors import ArgumentParser, UserError, main_guard
 
 VARIANTS = {
     "protonet++": dict(encoder_classifier_link="prototypical", task_encoder="class_mean"),
@@ -28,8 +27,8 @@ MODEL_OPTIONS = (
 def build_parser(variant):
     """argparse parser for `variant` (a key of VARIANTS)."""
     defaults = VARIANTS[variant]
-    p = argparse.ArgumentParser(prog=variant + ".py", description="%s few-shot learning (TF 1.15; Ascend NPU, "
-                                "GPU or CPU). Flags keep the upstream ElementAI/am3 names." % variant)
+    p = ArgumentParser(prog=variant + ".py", description="%s few-shot learning (TF 1.15; Ascend NPU, "
+                       "GPU or CPU). Flags keep the upstream ElementAI/am3 names." % variant)
     b = str2bool
     a = p.add_argument
     a("--mode", default="train", choices=["train", "eval", "test"],

@@ -1,4 +1,5 @@
 """One-line errors for users: bad flags, missing or malformed data, bad checkpoints, NaN losses."""
+import argparse
 import functools
 import math
 import sys
@@ -43,3 +44,11 @@ def main_guard(main):
             print("interrupted (nothing saved since the last checkpoint)", file=sys.stderr, flush=True)
             sys.exit(130)
     return wrapped
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line 'error: <prog>: <problem> (see --help)' with exit status 2 (under
+    main_guard) instead of the whole usage text."""
+
+    def error(self, message):
+        raise UserError("%s: %s (see --help)" % (self.prog, message))

@@ -9,7 +9,6 @@ Worker r's output goes to <output_root>/<r>/train_<r>.log; `{rank}` in the comma
 If any worker fails, the others are stopped (they would block forever in the next all-reduce) and the
 launcher exits with that worker's status.
 """
-import argparse
 import functools
 import json
 import os
@@ -21,7 +20,7 @@ import time
 
 from common import npu_session
 from common.distributed import read_rank_table
-from common.errors import UserError, main_guard
+from common.errors import ArgumentParser, UserError, main_guard
 
 GRACE_SECONDS = 10
 
@@ -182,8 +181,8 @@ def _raise_interrupt(signum, frame):
 
 @main_guard
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     usage="python -m common.launch [options] -- command ...")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
+                            usage="python -m common.launch [options] -- command ...")
     parser.add_argument("--nproc", type=int, default=2, help="number of worker processes (default 2)")
     parser.add_argument("--output_root", default="output", help="per-worker logs go to <output_root>/<rank>/")
     parser.add_argument("--route", choices=("auto", "npu", "collective"), default="auto",

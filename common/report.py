@@ -11,7 +11,6 @@ TensorBoard event files under it. Everything is read from those files: numbers o
 The page is plain HTML beside its PNGs (matplotlib, Agg): no script, nothing fetched, it opens from the disk.
 Event files are read with TensorBoard's protobuf, installed with TensorFlow, so TensorFlow itself is not loaded.
 """
-import argparse
 import html
 import json
 import math
@@ -22,7 +21,7 @@ import sys
 import time
 from collections import OrderedDict
 
-from common.errors import UserError, main_guard
+from common.errors import ArgumentParser, UserError, main_guard
 
 REPORT_FILE = "report.html"
 DATA_FILE = "report.json"
@@ -605,7 +604,7 @@ def label_runs(runs):
 
 # ---- command line ----------------------------------------------------------------------------------------------
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Report of wrapper runs (report.html + PNGs) and the porting loss check.",
         epilog="--compare passes (exit 0, else 1) when the mean relative loss difference |candidate - reference| / "
                "|reference| over the window is within --tolerance. The default 1% is Ascend ModelZoo's accuracy "

@@ -7,13 +7,12 @@
 SPLITS holds train.csv, val.csv, test.csv with `filename,label` rows; each file is looked up as IMAGES/<file>,
 IMAGES/<wnid>/<file> or IMAGES/images/<file>. See datasets/builder.py for the formats.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, main_guard
+from common.errors import ArgumentParser, UserError, main_guard
 from datasets import builder
 
 
@@ -43,7 +42,7 @@ def build(args):
 
 @main_guard
 def main(argv=None):
-    parser = builder.add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser = builder.add_common_arguments(ArgumentParser(description=__doc__.split("\n")[0]))
     build(builder.check_common(parser.parse_args(argv)))
 
 

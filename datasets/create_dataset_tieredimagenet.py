@@ -8,13 +8,12 @@ SPLITS holds train.csv, val.csv, test.csv listing the classes of each split (wni
 `n01530575,n01503061`); every image of IMAGE_DIR/<wnid>/ is used. Output images are held in a memory-mapped
 file while they are decoded, so the 448k training images do not need to fit in memory twice.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, main_guard
+from common.errors import ArgumentParser, UserError, main_guard
 from datasets import builder
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp")
@@ -49,7 +48,7 @@ def build(args):
 
 @main_guard
 def main(argv=None):
-    parser = builder.add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser = builder.add_common_arguments(ArgumentParser(description=__doc__.split("\n")[0]))
     build(builder.check_common(parser.parse_args(argv)))
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import npu_session
 from common.ascend_flags import add_ascend_arguments, npu_options_from
-from common.errors import main_guard
+from common.errors import ArgumentParser, main_guard
 from common.npu_session import NpuOptions
 from common.tf_compat import tf
 from common.train_bench import images_per_second
@@ -57,7 +57,7 @@ def training_throughput(model, variant="paper", size=224, batch=32, num_classes=
 
 @main_guard
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="small", help="large or small")
     p.add_argument("--variant", default="paper", help="paper or upstream")
     p.add_argument("--image_size", type=int, default=224)

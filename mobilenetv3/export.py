@@ -9,13 +9,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import main_guard
+from common.errors import ArgumentParser, main_guard
 from mobilenetv3.inference import export
 
 
 @main_guard
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modeldir", default="save", help="directory written by train_cls.py")
     p.add_argument("--export_dir", required=True, help="output directory (its saved_model/ must not exist)")
     p.add_argument("--checkpoint", help="checkpoint prefix or directory (default: best, else latest)")

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import distributed
 from common.ascend_flags import add_ascend_arguments, npu_options_from
-from common.errors import UserError, main_guard
+from common.errors import ArgumentParser, UserError, main_guard
 from mobilenetv3.trainer import TrainConfig, find_eval_dir, train
 
 # config.json keys (upstream's names plus ours) -> TrainConfig fields
@@ -23,7 +23,7 @@ CONFIG_KEYS = ("model", "variant", "height", "width", "alpha", "dropout", "class
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file with upstream's config.json keys; command-line flags win")
     p.add_argument("--model", help="large or small (default small)")
     p.add_argument("--variant", help="paper (default) or upstream (xiaochus/MobileNetV3 shapes, loads its .h5)")

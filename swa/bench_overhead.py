@@ -20,7 +20,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
-import argparse  # noqa: E402
 import fcntl  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -233,11 +232,11 @@ def benchmark(config, rounds, printer=print):
 
 def main(argv=None):
     from common.ascend_flags import add_ascend_arguments, npu_options_from
-    from common.errors import main_guard
+    from common.errors import ArgumentParser, main_guard
 
     @main_guard
     def run():
-        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        parser = ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--rounds", type=int, default=3, help="interleaved trainings, one after the other")
         parser.add_argument("--train_epochs", type=int, default=100, help="epochs per run")
         parser.add_argument("--batch_size", type=int, default=16384, help="samples per step")

@@ -12,14 +12,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
-import argparse  # noqa: E402
 
 from common.ascend_flags import add_ascend_arguments, npu_options_from, str2bool  # noqa: E402
-from common.errors import main_guard  # noqa: E402
+from common.errors import ArgumentParser, main_guard  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train_epochs", type=int, default=100, help="epochs per run")
     parser.add_argument("--batch_size", type=int, default=16384, help="samples per step")
     parser.add_argument("--num_samples", type=int, default=131072, help="blob points generated (before the split)")
