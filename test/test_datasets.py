@@ -288,9 +288,9 @@ def test_truncated_npz_is_one_clean_error(tmp_path):
     path.write_bytes(path.read_bytes()[:-200])
     proc = run_python(["-c", "from datasets import fewshot_data as f\nfrom common.errors import main_guard\n"
                        "main_guard(lambda: f.load_split(%r, 'sources'))()" % str(tmp_path)], check=False)
-    assert proc.returncode == 2
-    assert proc.stdout.strip().splitlines() == [
-        "error: %s is not a complete .npz archive (truncated, or not written by numpy.savez)" % path]
+    assert proc.returncode == 2 and "NpzFile" not in proc.stdout and "Traceback" not in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == (   # TF 2.x logs lines of its own at import
+        "error: %s is not a complete .npz archive (truncated, or not written by numpy.savez)" % path)
 
 
 def _big_flat_tree(root, per_class=40):
