@@ -4,6 +4,7 @@ rate; MobileNetV3 and SWA write TensorBoard events; bad input is one line."""
 import html
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -273,3 +274,25 @@ def test_an_appended_log_reports_its_newest_run_with_the_runs_it_resumed():
     lines = R.newest_run_lines(log, loss)
     assert [line for line in lines if line.startswith("Iteration")] == [
         "Iteration 1: 1.0, 9.0", "Iteration 2: 1.0, 8.0", "Iteration 3: 1.0, 7.0", "Iteration 4: 1.0, 6.0"]
+
+
+def test_am3_log_numbers_reach_the_report(tmp_path):
+    """AM3's loss, validation and test lines (a tiny real run, its output laid out as a wrapper's log)."""
+    from common import report as R
+    from test_am3 import TINY, make_data
+    data = make_data(str(tmp_path / "data"))
+    common = ["--data_dir", data, "--log_dir", str(tmp_path / "log")] + TINY
+    trained = run_python(["am3/AM3_TADAM.py", "--train_steps=4", "--log_interval_steps=1",
+                          "--eval_interval_steps=2", "--eval_interval_fine_steps=2"] + common).stdout
+    tested = run_python(["am3/AM3_TADAM.py", "--mode=test", "--num_cases_test=20"] + common).stdout
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "train_0.log").write_text("===== train_full_1p.sh (x) =====\n" + trained + tested)
+    run = R.load_run(str(tmp_path / "0"))
+    assert run.model.name == "AM3"
+    logged = [(int(m.group(1)), float(m.group(2))) for m in re.finditer(r"step (\d+), loss : (\S+), dt", trained)]
+    assert run.loss == logged and len(logged) == 4
+    val = re.search(r"step (\d+), accuracy_\w+: (\S+)", trained)
+    first_series = next(iter(run.evals.values()))
+    assert (int(val.group(1)), float(val.group(2).rstrip(",."))) in [(x, v) for x, v, _ in first_series]
+    test = re.search(r"accuracy_target_tst: (\S+) \+- (\S+) \(95% confidence interval", tested)
+    assert [(v, ci) for _, v, ci in run.evals["test"]] == [(float(test.group(1)), float(test.group(2)))]
