@@ -137,11 +137,15 @@ ascend_args() {  # the Ascend flags the user set, as --key=value words for the P
 wrapper_run() {  # run one training/eval command from the model directory, log tee'd; its failure is ours
   local status=0
   echo "+ $*" | tee -a "$LOG"
-  (cd "$MODEL_DIR" && "$@") 2>&1 | tee -a "$LOG" || status=$?
-  if [ "$status" -ne 0 ]; then
-    echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
-    exit "$status"
-  fi
+  # tee -i: a Ctrl-C reaches the whole process group; tee must outlive the script's checkpoint save and last lines
+  (cd "$MODEL_DIR" && "$@") 2>&1 | tee -i -a "$LOG" || status=$?
+  case "$status" in
+    0) ;;
+    130|143) echo "$(basename "$WRAPPER_SCRIPT"): stopped (exit status $status); rerun the same command to resume" >&2
+             exit "$status" ;;
+    *) echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
+       exit "$status" ;;
+  esac
 }
 
 wrapper_cost_note() {  # model key=value...: on a CPU, one line estimating a long run's time (common/run_cost.py)

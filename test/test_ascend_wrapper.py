@@ -1,12 +1,13 @@
 """common/ascend_wrapper.sh driven by a tiny fake model: summary lines, case log, FPS, exit status."""
 import os
+import re
 import stat
 import sys
 import textwrap
 
 import pytest
 
-from conftest import REPO, run
+from conftest import REPO, run, script_env
 
 FAKE_TRAIN = textwrap.dedent("""\
     import sys
@@ -190,3 +191,24 @@ def test_relative_data_path_and_python_are_made_absolute(fake_model, tmp_path):
     proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--data_path=data"], cwd=tmp_path,
                OUTPUT_ROOT=tmp_path / "out", PYTHON="./py")
     assert "('data_dir', '%s/data')" % tmp_path in proc.stdout
+
+
+def test_ctrl_c_to_the_process_group_stops_a_wrapper_that_says_how_to_resume(tmp_path):
+    """A terminal's Ctrl-C reaches bash, the script and tee together: the script's save and last line must still
+    reach the log, and the wrapper says how to go on."""
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(["bash", os.path.join(REPO, "mtnet", "test", "train_full_1p.sh"),
+                             "--train_steps=100000000"], env=dict(script_env(), OUTPUT_ROOT=str(tmp_path)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                            start_new_session=True)
+    log = tmp_path / "0" / "train_0.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and "Iteration 1000:" in log.read_text()):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "train_full_1p.sh: stopped (exit status 130); rerun the same command to resume" in out
+    assert re.search(r"stopped by SIGINT at iteration \d+; saved \S+model\d+: rerun", log.read_text())
