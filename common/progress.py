@@ -1,4 +1,4 @@
-"""Time-based progress lines for long loops (AM3's evaluation episodes, MT-net's test tasks): on a CPU such a
+"""Time-based progress lines for long loops (evaluation, test episodes, image checks, dataset builders): on a CPU such a
 phase can run for most of an hour, and a loop that prints nothing until it ends looks hung."""
 import time
 

@@ -15,11 +15,11 @@ import io
 import multiprocessing
 import os
 import re
-import time
 
 import numpy as np
 
 from common.errors import UserError
+from common.progress import Progress
 
 WNID = re.compile(r"^n\d{8}$")
 SPLITS = ("train", "val", "test")
@@ -191,9 +191,6 @@ def _load(args):
         return None, str(err)
 
 
-PROGRESS_SECONDS = 30
-
-
 def _decoded(jobs, workers):
     """Yield the images of `jobs` in order; the first unreadable one raises UserError."""
     pool = multiprocessing.Pool(workers) if workers > 1 and len(jobs) > 64 else None
@@ -213,13 +210,11 @@ def _decode_split(output_dir, split, paths, size, workers):
     """Decode `paths` into a hidden .npy memmap in output_dir; returns its path. Progress every ~30 s."""
     tmp = os.path.join(output_dir, ".few-shot-%s.features.npy" % split)
     features = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-    last_report = time.time()
+    progress = Progress("decoding %s" % split, len(paths), "images")
     try:
         for i, image in enumerate(_decoded([(p, size) for p in paths], workers)):
             features[i] = image
-            if time.time() - last_report >= PROGRESS_SECONDS:
-                print("%s: %d/%d images decoded" % (split, i + 1, len(paths)), flush=True)
-                last_report = time.time()
+            progress.update(i + 1)
         features.flush()
     except BaseException:
         features = None   # closes the memmap before its file goes

@@ -7,11 +7,11 @@ rest set b (outer loss); for classification the samples are ordered k-major (one
 class order, for k = 0, 1, ...).
 """
 import os
-import time
 
 import numpy as np
 
 from common.errors import UserError
+from common.progress import Progress
 from common.tf_compat import tf
 
 tf1 = tf.compat.v1
@@ -151,15 +151,11 @@ class ImageTasks(object):
     def _check_images(self):
         """Every image's size, read from its header now (seconds), rather than a reshape error when a bad one is
         first sampled, hours into training."""
-        started = last_report = time.time()
         paths = [path for images in self.files for path in images]
-        for i, path in enumerate(paths):
+        progress = Progress("checking %s image sizes" % self.datasource, len(paths), "images")
+        for done, path in enumerate(paths, 1):
             self._check_image(path)
-            if time.time() - last_report >= 30:
-                print("checking %s images: %d/%d" % (self.datasource, i + 1, len(paths)), flush=True)
-                last_report = time.time()
-        if time.time() - started >= 30:
-            print("checked %d %s images" % (len(paths), self.datasource), flush=True)
+            progress.update(done)
 
     def _check_image(self, path):
         from PIL import Image

@@ -6,8 +6,7 @@ import re
 
 import numpy as np
 
-from common import distributed, npu_session
-from common import checkpoints
+from common import checkpoints, distributed, npu_session
 from common.errors import check_finite, require
 from common.progress import Progress
 from common.step_timer import StepTimer

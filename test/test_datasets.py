@@ -350,3 +350,18 @@ def test_mini_builder_rejects_a_class_in_two_splits(tmp_path):
                        tmp_path / "dict.txt", "--word_vectors", tmp_path / "w.vec", "--output_dir",
                        tmp_path / "out", "--image_size", SIZE], check=False)
     assert proc.returncode == 2 and "class %s is listed in both train.csv and test.csv" % shared in proc.stdout
+
+
+def test_builder_prints_time_based_progress(tmp_path, capsys, monkeypatch):
+    from common import progress
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every image instead of every 30 s
+    _make_tree(str(tmp_path / "raw"), flat=True)
+    _write_vec(str(tmp_path / "w.vec"), WORDS)
+    _write_dict3(str(tmp_path / "dict.txt"))
+    from datasets import create_dataset_miniImagenet as mini
+    mini.main(["--image_dir", str(tmp_path / "raw"), "--class_dict", str(tmp_path / "dict.txt"),
+               "--word_vectors", str(tmp_path / "w.vec"), "--output_dir", str(tmp_path / "out"),
+               "--image_size", str(SIZE), "--num_workers", "1"])
+    total = len(CLASSES["train"]) * IMAGES_PER_CLASS
+    lines = [line.split(",")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("decoding train")]
+    assert lines == ["decoding train: %d/%d images" % (i, total) for i in range(1, total)]
