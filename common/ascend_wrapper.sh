@@ -40,18 +40,18 @@ wrapper_flag() {  # name "help text" [int|number]: declare a --name=value flag s
   WRAPPER_KIND+=("${3:-text}")
 }
 
-check_flag_kinds() {  # a non-numeric value would otherwise surface as a bash arithmetic or Python error
-  local i name value
-  for i in "${!WRAPPER_FLAGS[@]}"; do
-    name="${WRAPPER_FLAGS[$i]}"
-    value="${!name:-}"
-    case "${WRAPPER_KIND[$i]}:$value" in
-      int:|number:) ;;
-      int:*[!0-9]*) flag_error "--$name must be a whole number, got '$value'" ;;
-      number:*) [[ "$value" =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] ||
-                  flag_error "--$name must be a non-negative number, got '$value'" ;;
-    esac
-  done
+check_flag_kind() {  # name int|number|text: a non-numeric value would otherwise surface as a bash or Python error
+  local name="$1" value="${!1:-}"
+  case "$2:$value" in
+    int:|number:) ;;
+    int:*[!0-9]*) flag_error "--$name must be a whole number, got '$value'" ;;
+    number:*) [[ "$value" =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] ||
+                flag_error "--$name must be a non-negative number, got '$value'" ;;
+  esac
+}
+
+file_size() {  # bytes of file $1, 0 when it does not exist yet
+  stat -c %s "$1" 2>/dev/null || echo 0
 }
 
 flag_error() {
@@ -60,7 +60,8 @@ flag_error() {
 }
 
 # Ascend flags every wrapper passes through to its script (empty: the script's own default).
-for _flag in precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling; do
+ASCEND_FLAGS=(precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling)
+for _flag in "${ASCEND_FLAGS[@]}"; do
   printf -v "$_flag" '%s' "${!_flag:-}"
 done
 unset _flag
@@ -85,7 +86,7 @@ wrapper_usage() {
 }
 
 wrapper_parse() {
-  local arg key value known
+  local arg key value known i
   for arg in "$@"; do
     case "$arg" in
       -h|--help) wrapper_usage; exit 0 ;;
@@ -94,16 +95,15 @@ wrapper_parse() {
       *) flag_error "unexpected argument '$arg' (flags are --key=value; see --help)" ;;
     esac
     known=no
-    case " ${WRAPPER_FLAGS[*]} precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling " in
+    case " ${WRAPPER_FLAGS[*]} ${ASCEND_FLAGS[*]} " in
       *" $key "*) known=yes ;;
     esac
     if [ "$known" != yes ]; then flag_error "unknown flag --$key (see --help)"; fi
     printf -v "$key" '%s' "$value"
   done
-  check_flag_kinds
-  for key in iterations_per_loop data_dump_step; do
-    case "${!key}" in *[!0-9]*) flag_error "--$key must be a whole number, got '${!key}'" ;; esac
-  done
+  for i in "${!WRAPPER_FLAGS[@]}"; do check_flag_kind "${WRAPPER_FLAGS[$i]}" "${WRAPPER_KIND[$i]}"; done
+  check_flag_kind iterations_per_loop int
+  check_flag_kind data_dump_step int
   if [ -n "${data_path:-}" ]; then data_path="$(abs_path "$data_path")"; fi
   OUTPUT_DIR="${OUTPUT_ROOT:-$MODEL_DIR/test/output}/$ASCEND_DEVICE_ID"
   mkdir -p "$OUTPUT_DIR"
@@ -116,7 +116,7 @@ wrapper_parse() {
   # Runs append: a resumed, failed or repeated run never erases the log of an earlier one. LOG_START marks
   # where this run's part begins, which is all the summary reads.
   LOG="$OUTPUT_DIR/train_$ASCEND_DEVICE_ID.log"
-  LOG_START=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
+  LOG_START=$(file_size "$LOG")
   echo "===== $(basename "$WRAPPER_SCRIPT") $* ($(date '+%Y-%m-%d %H:%M:%S')) =====" >> "$LOG"
   WRAPPER_START=$(date +%s.%N)
   echo "log: $LOG"
@@ -128,7 +128,7 @@ abs_path() {  # wrapper_run runs from the model directory: make a user's relativ
 
 ascend_args() {  # the Ascend flags the user set, as --key=value words for the Python script
   local flag
-  for flag in precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling; do
+  for flag in "${ASCEND_FLAGS[@]}"; do
     if [ -n "${!flag}" ]; then printf -- '--%s=%s ' "$flag" "${!flag}"; fi
   done
   if [ -n "$over_dump$data_dump_flag$profiling" ]; then printf -- '--dump_path=%s ' "$OUTPUT_DIR/dump"; fi
@@ -177,7 +177,7 @@ data_parallel_run() {  # run a training command on every rank (common.launch, fr
   # the step time) ends up in $LOG.
   local status=0 rank0_log rank0_start
   rank0_log="$(dirname "$OUTPUT_DIR")/0/train_0.log"
-  rank0_start=$(stat -c %s "$rank0_log" 2>/dev/null || echo 0)
+  rank0_start=$(file_size "$rank0_log")
   echo "+ common.launch --nproc=$RankSize --route=$route -- $*" >> "$LOG"
   (cd "$MODEL_DIR" && "$PYTHON" -m common.launch --nproc="$RankSize" --route="$route" \
      --output_root="$(dirname "$OUTPUT_DIR")" -- "$@") || status=$?
@@ -260,8 +260,7 @@ wrapper_report() {  # report.html and PNGs beside the log (rank 0's), by common/
   dir="$(dirname "$LOG")"
   {
     echo "wrapper = $WRAPPER_SCRIPT"
-    for name in "${WRAPPER_FLAGS[@]}" precision_mode loss_scale iterations_per_loop over_dump data_dump_flag \
-        data_dump_step profiling; do
+    for name in "${WRAPPER_FLAGS[@]}" "${ASCEND_FLAGS[@]}"; do
       if [ -n "${!name}" ]; then echo "--$name = ${!name}"; fi
     done
   } > "$dir/wrapper_flags.txt"
