@@ -74,15 +74,6 @@ def without_auto_shard(dataset):
     return dataset.with_options(options)
 
 
-def session_keras(keras):
-    """The session-based Keras 2 API of a standalone Keras package: the package itself (Keras 2.3 on TF 1.15),
-    or its v1 API (the Keras 2 that TF 2.x up to 2.15 brings; Keras 3 has none)."""
-    if int(keras.__version__.split(".")[0]) >= 3:
-        raise ImportError("Keras %s has no TensorFlow session backend: a Keras 2 package is needed"
-                          % keras.__version__)
-    return importlib.import_module(keras.__name__ + ".api._v1.keras") if TF2 else keras
-
-
 def has_estimator():
     """tf.estimator is gone from TF 2.16 on."""
     try:

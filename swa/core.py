@@ -1,9 +1,10 @@
 """Stochastic weight averaging (Izmailov et al., arXiv 1803.05407) as a Keras callback: one implementation.
 
-`swa.keras` and `swa.tfkeras` call `make_flavour` with their own backend and Callback base class, so the
-standalone-Keras and tf.keras callbacks share every line of behaviour. The learning-rate schedules are
-plain functions (testable without a model); `BatchNormStatistics` computes exact batch-norm statistics
-for the averaged weights with a forward pass over the training data.
+`swa.keras` and `swa.tfkeras` call `make_flavour` with their own Keras, so every flavour's callback shares every
+line of behaviour. The learning-rate schedules are plain functions (testable without a model); what depends on
+how fit runs lives in two engines, picked when fit starts: swa/graph.py (session-based graph mode: TF 1.15, and
+TF 2.x with v2 behaviour off, as the project's scripts run) and swa/eager.py (TF 2.x eager fit, Keras 3).
+This module imports neither TensorFlow nor the project's `common`: swa installs as a library of its own.
 """
 import functools
 import json
@@ -15,13 +16,15 @@ import zipfile
 
 import numpy as np
 
-from common.errors import UserError
-from common.tf_compat import tf
+try:    # inside the project, SWA's errors are also its scripts' one-line user errors (common/errors.py)
+    from common.errors import UserError as _ProjectError
+except ImportError:     # swa installed as a library of its own
+    _ProjectError = Exception
 
 SCHEDULES = ("manual", "constant", "cyclic")
 
 
-class SWAError(UserError, ValueError):
+class SWAError(_ProjectError, ValueError):
     """Bad SWA arguments or a model/fit configuration SWA cannot work with (raised before training)."""
 
 
@@ -76,37 +79,7 @@ def batch_norm_layers(model):
     return found
 
 
-def _depends_on(tensor, sources):
-    """Whether `tensor` is computed from any of the `sources` tensors (walks the graph backwards)."""
-    targets = {s.name for s in sources}
-    seen, stack = set(), [tensor.op]
-    while stack:
-        op = stack.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        if any(out.name in targets for out in op.outputs):
-            return True
-        stack.extend(t.op for t in op.inputs)
-    return False
-
-
-def _layer_input(layer, model_inputs):
-    """The input tensor of `layer` in the graph of the model fed by `model_inputs`."""
-    candidates = []
-    for node in getattr(layer, "_inbound_nodes", []):
-        tensors = node.input_tensors
-        tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
-        if len(tensors) == 1:
-            candidates.append(tensors[0])
-    for tensor in reversed(candidates):
-        if _depends_on(tensor, model_inputs):
-            return tensor
-    raise SWAError("cannot find the input of batch normalization layer %r in the model's graph: subclassed models, "
-                   "and with standalone Keras BN layers inside a nested model, are not supported" % layer.name)
-
-
-class BatchNormStatistics(object):
+class ExactMoments(object):
     """Exact per-channel mean and variance of every BN layer's input over a pass, for new moving statistics.
 
     Each batch contributes its count, mean and sum of squared deviations, combined in float64 (Chan et al.'s
@@ -115,21 +88,8 @@ class BatchNormStatistics(object):
     a BN layer's input is computed with the layers before it normalising by their batch statistics.
     """
 
-    def __init__(self, model, layers=None):
-        self.layers = list(layers if layers is not None else batch_norm_layers(model))
-        self.tensors = []
-        model_inputs = list(model.inputs)
-        for layer in self.layers:
-            x = _layer_input(layer, model_inputs)
-            ndim = len(x.shape)
-            axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-            axis = sorted(a % ndim for a in axis)
-            reduce_axes = [a for a in range(ndim) if a not in axis]
-            with x.graph.as_default(), tf.name_scope("swa_bn_statistics"):
-                xf = tf.cast(x, tf.float32)
-                mean, var = tf.nn.moments(xf, reduce_axes)
-                count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(xf), reduce_axes)), tf.float32)
-                self.tensors.extend([count, mean, var * count])
+    def __init__(self, layers):
+        self.layers = list(layers)
         self.reset()
 
     def reset(self):
@@ -138,7 +98,7 @@ class BatchNormStatistics(object):
         self.m2 = [0.0] * len(self.layers)
 
     def add(self, values):
-        """Accumulate the fetched values of `self.tensors` for one batch."""
+        """Accumulate one batch: per layer its count, mean and sum of squared deviations, in layer order."""
         for i in range(len(self.layers)):
             n_b, mean_b, m2_b = values[3 * i:3 * i + 3]
             n_b = float(n_b)
@@ -157,23 +117,13 @@ class BatchNormStatistics(object):
     def samples(self):
         return int(self.count[0]) if self.count else 0
 
-    def assign(self, backend):
-        """Write the accumulated statistics into the layers' moving mean and variance."""
-        pairs = []
-        for layer, n, mean, m2 in zip(self.layers, self.count, self.mean, self.m2):
+    def statistics(self):
+        """[(layer, mean, variance)] in float64."""
+        for layer, n in zip(self.layers, self.count):
             if n == 0:
                 raise SWAError("no data reached batch normalization layer %r during the statistics pass"
                                % layer.name)
-            shape = backend.int_shape(layer.moving_mean)
-            pairs.append((layer.moving_mean, np.reshape(mean, shape)))
-            pairs.append((layer.moving_variance, np.reshape(m2 / n, shape)))
-        backend.batch_set_value(pairs)
-
-
-def _learning_phase_feed(backend):
-    """[(placeholder, 1)] when the learning phase is a graph input, [] when it is fixed."""
-    phase = backend.learning_phase()
-    return [] if isinstance(phase, int) else [(phase, 1)]
+        return [(layer, mean, m2 / n) for layer, n, mean, m2 in zip(self.layers, self.count, self.mean, self.m2)]
 
 
 def _batches(x, batch_size, steps):
@@ -197,27 +147,6 @@ def _batches(x, batch_size, steps):
         yield [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
 
 
-def recompute_bn_statistics(model, x, backend, batch_size=32, steps=None):
-    """Set every BN layer's moving mean/variance to the exact statistics of its input over `x`.
-
-    x: numpy array (or list of arrays for several inputs), or a generator / keras Sequence yielding inputs
-    or (inputs, targets[, weights]) tuples; `steps` limits how many batches are taken from a generator.
-    Returns the number of samples seen. Use after setting averaged weights outside of `fit`.
-    """
-    stats = BatchNormStatistics(model)
-    if not stats.layers:
-        return 0
-    feeds = list(model.inputs)
-    phase = _learning_phase_feed(backend)
-    fn = backend.function(feeds + [p for p, _ in phase], stats.tensors)
-    for batch in _batches(x, batch_size, steps):
-        if len(batch) != len(feeds):
-            raise SWAError("the model has %d input(s) but the data gives %d" % (len(feeds), len(batch)))
-        stats.add(fn(batch + [v for _, v in phase]))
-    stats.assign(backend)
-    return stats.samples
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The callback.
 
@@ -236,94 +165,6 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _rate_setter(backend, variable):
-    """A fast `set(value)` for a scalar rate variable, which the cyclic schedule calls on every batch: one cached
-    session callable instead of backend.set_value's per-call work. Eager: set_value."""
-    try:
-        if tf.executing_eagerly():
-            raise RuntimeError("eager")
-        with variable.graph.as_default():
-            value = tf.compat.v1.placeholder(variable.dtype.base_dtype, shape=variable.shape)
-            assign = variable.assign(value, read_value=False)
-        run = backend.get_session().make_callable(assign, feed_list=[value], accept_options=True)
-    except Exception:  # not a plain graph variable: use the backend's own route
-        return lambda rate: backend.set_value(variable, rate)
-    # Run the tiny assign in the calling thread: no hand-off to the inter-op pool, which costs milliseconds
-    # right after a training step on a loaded CPU.
-    inline = tf.compat.v1.RunOptions(inter_op_thread_pool=-1)
-    return lambda rate: run(rate, options=inline)
-
-
-class _RateFeed(object):
-    """The cyclic rate of the next batch, set by the training step itself instead of a session call per batch.
-
-    An assign of the learning-rate variable from a placeholder, run after the step's updates (control
-    dependency on the training function's update op, so the step still reads the old rate), is added to the
-    graph-mode Keras training function as an extra fetch, its value fed through the function's feed_dict, the
-    mechanism Keras provides for callbacks (`fetches`, `feed_dict`, `fetch_callbacks`). A fetch callback
-    confirms after each step that the assign ran. Only used when the function has no feed_dict of its own.
-    """
-
-    def __init__(self, fn, placeholder, fetch):
-        self.fn, self.placeholder, self.fetch = fn, placeholder, fetch
-        self.value = None
-        self.armed = False
-        self._ran = False
-        self._saved = None
-
-    @classmethod
-    def attach(cls, fn, variable, rate, cache=None):
-        """Install on training function `fn`, the variable holding `rate` (reusing `cache` if built for the
-        same fn); None when not possible."""
-        needed = ("fetches", "feed_dict", "updates_op", "fetch_callbacks", "_fetches")
-        if fn is None or variable is None or tf.executing_eagerly() or not all(hasattr(fn, a) for a in needed) \
-                or fn.feed_dict or not isinstance(fn.fetches, list):
-            return None
-        if cache is not None and cache.fn is fn:
-            feed = cache
-        else:
-            try:
-                graph = fn.updates_op.graph
-                if getattr(variable, "graph", None) is not graph:
-                    return None
-                with graph.as_default(), tf.name_scope("swa_next_rate"):
-                    placeholder = tf.compat.v1.placeholder(variable.dtype.base_dtype, shape=variable.shape)
-                    with tf.control_dependencies([fn.updates_op]):
-                        fetch = tf.identity(variable.assign(placeholder))
-            except Exception:  # not a plain graph variable: keep the per-batch session call
-                return None
-            feed = cls(fn, placeholder, fetch)
-        feed._saved = (fn.fetches, fn.feed_dict)
-        # New list and dict objects: Keras rebuilds its cached callable when the fetches change.
-        fn.fetches = list(fn.fetches) + [feed.fetch]
-        fn.feed_dict = {feed.placeholder: rate}
-        fn.fetch_callbacks[feed.fetch] = feed._on_fetch
-        return feed
-
-    def _on_fetch(self, value):
-        self._ran = True
-
-    def arm(self, value):
-        """The next step leaves `value` in the rate variable."""
-        self.fn.feed_dict[self.placeholder] = value
-        self.value = value
-        self.armed = True
-        self._ran = False
-
-    def took_effect(self):
-        self.armed = False
-        return self._ran
-
-    def detach(self):
-        """Give the training function back its own fetches and feed_dict."""
-        if self._saved is None:
-            return
-        self.fn.fetches, self.fn.feed_dict = self._saved
-        self.fn.fetch_callbacks.pop(self.fetch, None)
-        self._saved = None
-        self.armed = False
-
-
 def _timed(hook):
     """Add the hook's wall time to self.hook_seconds (the callback's own overhead, reported by the seed script)."""
     @functools.wraps(hook)
@@ -336,8 +177,24 @@ def _timed(hook):
     return wrapped
 
 
-def make_flavour(backend, callback_base, flavour):
-    """Build the SWA callback class and the BN helper for one Keras API (`backend`, `callback_base`)."""
+def _engine(keras, backend, flavour, keras3):
+    """The engine module for how fit runs now: eager (TF 2.x default, Keras 3) or graph (sessions)."""
+    if keras3:
+        name = keras.backend.backend()
+        if name != "tensorflow":
+            raise SWAError("SWA supports Keras 3 with the TensorFlow backend; this one runs on %r "
+                           "(KERAS_BACKEND=tensorflow)" % name)
+    from swa._tf import tf
+    if keras3 or tf.executing_eagerly():
+        from swa import eager
+        return eager
+    from swa import graph
+    return graph
+
+
+def make_flavour(keras, backend, callback_base, flavour, keras3=False):
+    """Build the SWA callback class and the BN helper for one Keras API: the `keras` module, its Keras 2
+    `backend` (None for Keras 3), its Callback class; `flavour` names the module (swa.<flavour>)."""
 
     class SWA(callback_base):
         """Stochastic weight averaging callback.
@@ -378,6 +235,9 @@ def make_flavour(backend, callback_base, flavour):
             self._resumed = False
             self._feed = self._feed_cache = None
             self._feed_tried = False
+            self._step_rates = None
+            self._epoch_rates = None
+            self._bn_pass = None
             self.hook_seconds = 0.0
             self._reset_state()
 
@@ -430,6 +290,8 @@ def make_flavour(backend, callback_base, flavour):
                 self._reset_state()
             self._resumed = False
             self.hook_seconds = 0.0
+            self._engine = _engine(keras, backend, flavour, keras3)
+            self._eager = self._engine.__name__ == "swa.eager"
             self.epochs = self.params.get("epochs")
             if not isinstance(self.epochs, int) or self.epochs < 1:
                 raise SWAError("fit(epochs=%r): epochs must be a positive integer" % (self.epochs,))
@@ -460,6 +322,9 @@ def make_flavour(backend, callback_base, flavour):
 
         def _lr_variable(self):
             optimizer = getattr(self.model, "optimizer", None)
+            if self._eager and isinstance(getattr(optimizer, "_learning_rate", None),
+                                          keras.optimizers.schedules.LearningRateSchedule):
+                return None     # Keras computes the rate from a schedule: there is no rate to set
             for name in ("lr", "learning_rate"):
                 try:
                     var = getattr(optimizer, name, None)
@@ -468,7 +333,7 @@ def make_flavour(backend, callback_base, flavour):
                 if var is None:
                     continue
                 try:
-                    float(backend.get_value(var))
+                    self._read(var)
                 except Exception:  # a schedule object or something else Keras cannot read as a number
                     continue
                 return var
@@ -483,10 +348,13 @@ def make_flavour(backend, callback_base, flavour):
                                    "(model.optimizer.lr), and %s has none"
                                    % (self.lr_schedule, type(getattr(self.model, "optimizer", None)).__name__))
                 return
-            self._set_rate = _rate_setter(backend, self._lr_var)
+            self._set_rate = self._lr_var.assign if self._eager else self._engine._rate_setter(backend, self._lr_var)
+            self._step_rates = None
+            if self._eager and self.lr_schedule == "cyclic":
+                self._step_rates = self._engine.StepRates(keras, self.model, self._lr_var, keras3)
             self._last_rate = None
             if self.init_lr is None:
-                self.init_lr = float(backend.get_value(self._lr_var))
+                self.init_lr = self._read(self._lr_var)
             if self.swa_lr == "auto":
                 self.swa_lr = 0.1 * self.init_lr
             if self.swa_lr > self.init_lr:
@@ -517,16 +385,18 @@ def make_flavour(backend, callback_base, flavour):
             if self.lr_schedule == "cyclic" and epoch >= self.start and self.steps is None:
                 raise SWAError("the cyclic schedule needs the number of batches per epoch: pass steps_per_epoch "
                                "to fit, or batch_size to SWA")
-            if self.lr_schedule == "constant":
+            if self._step_rates is not None:
+                self._set_epoch_rates(epoch)
+            elif self.lr_schedule == "constant":
                 self._set_lr(constant_lr(epoch, self.start, self.init_lr, self.swa_lr))
             elif self.lr_schedule == "manual" and self._lr_var is not None:
-                self.lr_history.append(float(backend.get_value(self._lr_var)))
+                self.lr_history.append(self._read(self._lr_var))
             if epoch == self.start and self.verbose > 0:
                 print("\nEpoch %05d: starting stochastic weight averaging" % (epoch + 1))
 
         @_timed
         def on_batch_begin(self, batch, logs=None):
-            if self.lr_schedule != "cyclic":
+            if self.lr_schedule != "cyclic" or self._eager:     # eager: the step takes its rate itself
                 return
             if self.epoch == self.bn_epoch:
                 self.lr_history.append(0.0)
@@ -548,7 +418,13 @@ def make_flavour(backend, callback_base, flavour):
 
         @_timed
         def on_batch_end(self, batch, logs=None):
-            self._batches_seen += 1
+            if self._eager and self.lr_schedule == "cyclic":
+                bn_epoch = self.epoch == self.bn_epoch
+                rates = self._epoch_rates or [0.0]
+                self.lr_history.extend(0.0 if bn_epoch else rates[min(b, len(rates) - 1)]
+                                       for b in range(self._batches_seen, batch + 1))
+            # `batch` is the last batch of the call: several with steps_per_execution
+            self._batches_seen = batch + 1
             if self._feed is not None and self._feed.armed:
                 if self._feed.took_effect():
                     self._last_rate = self._feed.value
@@ -577,6 +453,8 @@ def make_flavour(backend, callback_base, flavour):
         @_timed
         def on_train_end(self, logs=None):
             self._detach_rate_feed()
+            if self._step_rates is not None:
+                self._step_rates.restore(self._last_rate if self._last_rate is not None else self.init_lr)
             if self._bn_pass is not None:       # fit stopped inside the BN epoch
                 self._finish_bn_pass(self.epoch)
             if self.swa_weights is not None and not self._bn_done:
@@ -598,10 +476,21 @@ def make_flavour(backend, callback_base, flavour):
                 self._last_rate = value
             self.lr_history.append(float(value))
 
+        def _set_epoch_rates(self, epoch):
+            """Eager cyclic schedule: the rates of the epoch's batches, taken by the steps themselves."""
+            steps = self.steps or 1       # before SWA one rate per epoch: the count does not matter yet
+            self._epoch_rates = [cyclic_lr(epoch, b, self.start, self.swa_freq, steps, self.init_lr, self.swa_lr,
+                                           self.swa_lr2) for b in range(steps)]
+            self._step_rates.set_epoch(self._epoch_rates)
+            self._last_rate = self._epoch_rates[-1]
+
+        def _read(self, variable):
+            return self._engine.read(variable) if self._eager else float(backend.get_value(variable))
+
         def _attach_rate_feed(self):
             self._feed_tried = True
-            self._feed = _RateFeed.attach(getattr(self.model, "train_function", None), self._lr_var,
-                                          self._last_rate, self._feed_cache)
+            self._feed = self._engine._RateFeed.attach(getattr(self.model, "train_function", None),
+                                                       self._lr_var, self._last_rate, self._feed_cache)
             if self._feed is not None:
                 self._feed_cache = self._feed
 
@@ -633,37 +522,23 @@ def make_flavour(backend, callback_base, flavour):
                 print("\nEpoch %05d: final model weights set to stochastic weight average (%d model%s); "
                       "recomputing batch normalization statistics"
                       % (epoch + 1, self.n_averaged, "" if self.n_averaged == 1 else "s"))
-            fn = getattr(self.model, "train_function", None)
-            if fn is None or not hasattr(fn, "inputs") or not hasattr(fn, "outputs"):
-                warnings.warn("SWA: cannot intercept %s's training function (eager or distributed fit?); the last "
-                              "epoch trains normally and BN statistics must be recomputed with "
-                              "recompute_bn_statistics(model, x)" % flavour)
-                return
-            stats = BatchNormStatistics(self.model, self.bn_layers)
-            n_out = len(fn.outputs)
-            forward = backend.function(list(fn.inputs), list(fn.outputs) + stats.tensors)
-
-            # For this epoch the fit loop's training function computes the loss and the BN statistics of
-            # each batch without applying any update: weights stay at the average, momentum is not used.
-            class ForwardOnly(type(fn)):
-                def __call__(self, inputs):
-                    values = forward(inputs)
-                    stats.add(values[n_out:])
-                    return values[:n_out]
-
-            self._bn_pass = (fn, type(fn), stats)
-            fn.__class__ = ForwardOnly
+            if self._eager:
+                self._bn_pass = self._engine.start_bn_pass(keras, self.model, self.bn_layers, keras3)
+            else:
+                self._bn_pass = self._engine.start_forward_only(self.model, backend, self.bn_layers, flavour)
 
         def _finish_bn_pass(self, epoch):
             if self._bn_pass is None:
                 return
-            fn, original_class, stats = self._bn_pass
-            fn.__class__ = original_class
+            stats = self._bn_pass()
             self._bn_pass = None
             if stats.samples == 0:
                 warnings.warn("SWA: the batch-norm pass saw no data; BN statistics are stale")
                 return
-            stats.assign(backend)
+            if self._eager:
+                self._engine.assign(stats)
+            else:
+                stats.assign(backend)
             self._bn_done = True
             if self.verbose > 0:
                 print("\nEpoch %05d: batch normalization statistics recomputed over %d samples"
@@ -671,8 +546,17 @@ def make_flavour(backend, callback_base, flavour):
 
     SWA.__module__ = "swa." + flavour
 
-    def recompute(model, x, batch_size=32, steps=None):
-        return recompute_bn_statistics(model, x, backend, batch_size=batch_size, steps=steps)
+    def recompute_bn_statistics(model, x, batch_size=32, steps=None):
+        """Set every BN layer's moving mean/variance to the exact statistics of its input over `x`.
 
-    recompute.__doc__ = recompute_bn_statistics.__doc__
-    return SWA, recompute
+        x: numpy array (or list of arrays for several inputs), or a generator / keras Sequence yielding inputs
+        or (inputs, targets[, weights]) tuples; `steps` limits how many batches are taken from a generator.
+        Returns the number of samples seen. Use after setting averaged weights outside of `fit`.
+        """
+        engine = _engine(keras, backend, flavour, keras3)
+        if engine.__name__ == "swa.eager":
+            return engine.recompute_bn_statistics(keras, model, x, keras3, batch_size=batch_size, steps=steps)
+        return engine.recompute_bn_statistics(model, x, backend, batch_size=batch_size, steps=steps)
+
+    recompute_bn_statistics.__module__ = SWA.__module__
+    return SWA, recompute_bn_statistics

@@ -1,18 +1,32 @@
-"""Stochastic weight averaging for standalone Keras 2 (TensorFlow backend): `from swa.keras import SWA`.
+"""Stochastic weight averaging for standalone Keras: `from swa.keras import SWA`.
 
-Keras 2.3 on TensorFlow 1.15; on TF 2.x up to 2.15 the Keras 2 package TensorFlow brings, through its v1 API
-(graph mode, sessions). Keras 3 (TF 2.16 on) has no TensorFlow session backend: there, use swa.tfkeras.
+Keras 3 with the TensorFlow backend (TF 2.16 on), eager `fit`. Keras 2: Keras 2.3 on TensorFlow 1.15; on TF 2.x
+up to 2.15 the Keras 2 package TensorFlow brings, through its v1 API (fit in the mode the program runs: eager by
+default, graph mode where v2 behaviour is off). Importing it changes nothing in TensorFlow's state.
 """
+import importlib
+
 import keras as _keras
 
-from common.tf_compat import session_keras
 from swa.core import SWAError, make_flavour
 
-try:
-    KERAS = session_keras(_keras)
-except ImportError as err:
-    raise ImportError("swa.keras needs a Keras 2 package (%s): use swa.tfkeras" % err)
+KERAS3 = int(_keras.__version__.split(".")[0]) >= 3
 
-SWA, recompute_bn_statistics = make_flavour(KERAS.backend, KERAS.callbacks.Callback, "keras")
+
+def session_keras(keras):
+    """The Keras 2 API of a standalone Keras 2 package with TensorFlow 1.x sessions: its v1 API (the Keras 2 that
+    TF 2.x up to 2.15 brings), or the package itself (Keras 2.3, made for TF 1.x, has no v1 API)."""
+    try:
+        return importlib.import_module(keras.__name__ + ".api._v1.keras")
+    except ImportError:
+        return keras
+
+
+if KERAS3:
+    KERAS = _keras
+    SWA, recompute_bn_statistics = make_flavour(KERAS, None, KERAS.callbacks.Callback, "keras", keras3=True)
+else:
+    KERAS = session_keras(_keras)
+    SWA, recompute_bn_statistics = make_flavour(KERAS, KERAS.backend, KERAS.callbacks.Callback, "keras")
 
 __all__ = ["SWA", "SWAError", "recompute_bn_statistics"]

@@ -130,7 +130,7 @@ def test_rate_set_inside_the_step_trains_as_a_session_call_per_batch(flavour, mo
     """The cyclic schedule lets each step assign the next batch's rate after its updates; training must be
     the same as with a separate assignment before every batch (so each step used its own batch's rate), and
     fit must give the training function back unchanged."""
-    from swa import core
+    from swa import graph
     x, y = data()
     model = flavour.model(lr=0.2)
     initial = model.get_weights()
@@ -138,7 +138,7 @@ def test_rate_set_inside_the_step_trains_as_a_session_call_per_batch(flavour, mo
     runs = []
     for in_step in (True, False):
         if not in_step:
-            monkeypatch.setattr(core._RateFeed, "attach", classmethod(lambda cls, *a, **k: None))
+            monkeypatch.setattr(graph._RateFeed, "attach", classmethod(lambda cls, *a, **k: None))
         model.set_weights(initial)
         flavour.K.set_value(model.optimizer.lr, 0.2)
         swa = flavour.swa.SWA(**args)
