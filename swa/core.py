@@ -185,6 +185,9 @@ def _engine(keras, backend, flavour, keras3):
             raise SWAError("SWA supports Keras 3 with the TensorFlow backend; this one runs on %r "
                            "(KERAS_BACKEND=tensorflow)" % name)
     from swa._tf import tf
+    if keras3 and not tf.executing_eagerly():
+        raise SWAError("Keras 3 fits eagerly, but this program turned TensorFlow's v2 behaviour off "
+                       "(tf.compat.v1.disable_v2_behavior): use tf_keras (TF_USE_LEGACY_KERAS=1) for graph mode")
     if keras3 or tf.executing_eagerly():
         from swa import eager
         return eager
@@ -377,6 +380,8 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self._batches_seen = 0
+            if self._eager:
+                self._first_step = self._optimizer_steps()
             if epoch == self.bn_epoch:
                 self._start_bn_pass(epoch)
                 if self.lr_schedule != "cyclic":
@@ -418,13 +423,9 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
 
         @_timed
         def on_batch_end(self, batch, logs=None):
-            if self._eager and self.lr_schedule == "cyclic":
-                bn_epoch = self.epoch == self.bn_epoch
-                rates = self._epoch_rates or [0.0]
-                self.lr_history.extend(0.0 if bn_epoch else rates[min(b, len(rates) - 1)]
-                                       for b in range(self._batches_seen, batch + 1))
-            # `batch` is the last batch of the call: several with steps_per_execution
-            self._batches_seen = batch + 1
+            # `batch` is the last batch of the call: several with steps_per_execution (Keras 3 counts a last,
+            # shorter call as a full one)
+            self._batches_seen = batch + 1 if not self.steps else min(batch + 1, self.steps)
             if self._feed is not None and self._feed.armed:
                 if self._feed.took_effect():
                     self._last_rate = self._feed.value
@@ -436,6 +437,8 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
 
         @_timed
         def on_epoch_end(self, epoch, logs=None):
+            if self._eager:
+                self._count_eager_epoch(epoch)
             if epoch == self.bn_epoch:
                 self._finish_bn_pass(epoch)
                 return
@@ -483,6 +486,21 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
                                            self.swa_lr2) for b in range(steps)]
             self._step_rates.set_epoch(self._epoch_rates)
             self._last_rate = self._epoch_rates[-1]
+
+        def _optimizer_steps(self):
+            steps = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+            return None if steps is None else int(self._engine.read(steps))
+
+        def _count_eager_epoch(self, epoch):
+            """The epoch's batches, and, for the cyclic schedule, the rate of each in the history. The batch hooks
+            run once per execution (Keras 3 counts a last, shorter one as full); the optimizer's step count is
+            one too high where Keras 3 meets the end of data of unknown length: the smaller of the two."""
+            steps = self._optimizer_steps()
+            if epoch != self.bn_epoch and steps is not None and self._first_step is not None:
+                self._batches_seen = min(self._batches_seen, steps - self._first_step)
+            if self.lr_schedule == "cyclic":
+                rates = [0.0] if epoch == self.bn_epoch else self._epoch_rates
+                self.lr_history.extend(rates[min(b, len(rates) - 1)] for b in range(self._batches_seen))
 
         def _read(self, variable):
             return self._engine.read(variable) if self._eager else float(backend.get_value(variable))

@@ -70,7 +70,8 @@ class StepRates(object):
         self.rates = tf.Variable(tf.zeros([size], tf.float32), trainable=False, name="swa_epoch_rates")
         self.first = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="swa_epoch_first_step")
         schedule = _schedule_class(self.keras.optimizers.schedules.LearningRateSchedule)(self.rates, self.first)
-        if not self.keras3 and not hasattr(self.optimizer, "_current_learning_rate"):
+        if not self.keras3 and not hasattr(self.optimizer, "_hyper") and \
+                not hasattr(self.optimizer, "_current_learning_rate"):
             # Keras 2 keeps the rate of the last step here; made now, not inside the first traced step.
             self.optimizer._current_learning_rate = tf.Variable(
                 read(self.variable), name="current_learning_rate", dtype=tf.float32, trainable=False)
@@ -88,7 +89,10 @@ class StepRates(object):
         """Give the optimizer back its rate variable, holding `rate` (the last rate used)."""
         if self.rates is None:
             return
-        self.optimizer._learning_rate = self.variable      # Keras's setter refuses a schedule -> number change
+        if hasattr(self.optimizer, "_hyper"):    # Keras 2's legacy OptimizerV2 keeps it among its hyperparameters
+            self.optimizer._set_hyper("learning_rate", self.variable)
+        else:           # Keras's setter refuses a schedule -> number change
+            self.optimizer._learning_rate = self.variable
         self.variable.assign(rate)
         self.model.train_function = None                    # the next fit traces a step with the variable again
         self.rates = None
@@ -129,7 +133,8 @@ class BatchNormPass(object):
 
     # -- one batch -------------------------------------------------------------------------------------
     def _step(self, data):
-        x, y, sample_weight = self.keras.utils.unpack_x_y_sample_weight(data)
+        unpack = getattr(self.keras.utils, "unpack_x_y_sample_weight", None) or tf.keras.utils.unpack_x_y_sample_weight
+        x, y, sample_weight = unpack(data)
         self.records.moments = {}
         try:
             y_pred = self.model(x, training=True)

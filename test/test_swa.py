@@ -1,5 +1,9 @@
-"""SWA callback (swa.keras and swa.tfkeras run the same tests), its BN pass, and the seed script end to end."""
+"""SWA callback (swa.keras and swa.tfkeras run the same tests), its BN pass, and the seed script end to end.
+
+This process runs TensorFlow in graph mode (common.tf_compat); eager fit (TF 2.x's default) and Keras 3 are tested
+by test/swa_eager_cases.py in processes of their own (test_eager_fit)."""
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -13,7 +17,8 @@ from conftest import REPO, run, run_python
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 KERAS3 = int(__import__("keras").__version__.split(".")[0]) >= 3
-FLAVOURS = (pytest.param("keras", marks=pytest.mark.skipif(KERAS3, reason="swa.keras needs Keras 2; Keras 3 is here")),
+FLAVOURS = (pytest.param("keras", marks=pytest.mark.skipif(
+    KERAS3, reason="keras is Keras 3 here: swa.keras runs eager fit only (test_eager_fit)")),
             "tfkeras")
 SCRIPT = os.path.join(REPO, "swa", "train-tf.keras-npu.py")
 N, BATCH = 200, 64          # 4 batches per epoch, the last one partial (8 samples)
@@ -309,10 +314,11 @@ def test_resume_keeps_the_running_average(flavour, tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not KERAS3, reason="Keras 2 is here: swa.keras works")
-def test_swa_keras_says_clearly_that_keras_3_will_not_do():
-    with pytest.raises(ImportError, match="swa.keras needs a Keras 2 package.*use swa.tfkeras"):
-        importlib.import_module("swa.keras")
+@pytest.mark.skipif(not KERAS3, reason="keras is Keras 2 here")
+def test_swa_keras_is_the_keras_3_callback_where_keras_3_is_installed():
+    import keras
+    import swa.keras
+    assert swa.keras.KERAS3 and issubclass(swa.keras.SWA, keras.callbacks.Callback)
 
 
 @pytest.mark.skipif(KERAS3, reason="swa.keras needs Keras 2")
@@ -326,6 +332,66 @@ def test_keras_and_tfkeras_share_one_implementation():
     assert issubclass(swa.keras.SWA, keras.callbacks.Callback)
     assert issubclass(swa.tfkeras.SWA, tf.keras.callbacks.Callback)
     assert sys.modules["keras"].__file__ != os.path.join(REPO, "swa", "keras.py")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Eager fit and Keras 3, each flavour in a process of its own that never imports common.tf_compat.
+
+EAGER_CASES = ("average_manual", "average_cyclic", "average_cyclic_steps_per_execution", "average_cyclic_tf_data",
+               "average_cyclic_unknown_length", "average_cyclic_legacy_optimizer", "batch_norm",
+               "batch_norm_tf_data_steps_per_execution", "batch_norm_mirrored", "recompute")
+KERAS2_ONLY = ("average_cyclic_legacy_optimizer",)
+EAGER_CASES_SCRIPT = os.path.join(REPO, "test", "swa_eager_cases.py")
+
+
+def _eager_runs():
+    """(id, interpreter, flavour, environment, reason to skip or None) of every eager run this stack offers."""
+    from common import tf_compat
+    tf1 = None if tf_compat.TF2 else "TensorFlow 1.15 fits in graph mode (the tests above)"
+    # On TF 2.16+ tf.keras is Keras 3 unless tf_keras is selected: the tf.keras flavour is tested on tf_keras.
+    legacy = {"TF_USE_LEGACY_KERAS": "1"} if importlib.util.find_spec("tf_keras") else {}
+    keras3_python = sys.executable if KERAS3 else os.environ.get("SWA_KERAS3_PYTHON")
+    return [
+        ("tfkeras", sys.executable, "tfkeras", legacy, tf1),
+        ("keras2", sys.executable, "keras", {}, tf1 or ("keras is Keras 3 here (the keras3 run)" if KERAS3 else None)),
+        ("keras3", keras3_python, "keras", {"KERAS_BACKEND": "tensorflow"},
+         None if keras3_python else "no Keras 3 in this environment (SWA_KERAS3_PYTHON=an interpreter with keras>=3 "
+                                    "and tensorflow runs these)"),
+    ]
+
+
+EAGER_RUNS = {run_id: rest for run_id, *rest in _eager_runs()}
+_eager_output = {}
+
+
+@pytest.mark.parametrize("case", EAGER_CASES)
+@pytest.mark.parametrize("run_id", sorted(EAGER_RUNS))
+def test_eager_fit(run_id, case):
+    """On each Keras: averaged weights = mean of the cycle-end weights, each step's cyclic rate the scheduled one
+    (same trajectory as a run setting every batch's rate), exact BN statistics over the training set, with
+    numpy, tf.data, steps_per_execution and a two-replica MirroredStrategy; the program stays eager."""
+    python, flavour, env, reason = EAGER_RUNS[run_id]
+    if reason:
+        pytest.skip(reason)
+    if run_id == "keras3" and case in KERAS2_ONLY:
+        pytest.skip("Keras 3 has no legacy OptimizerV2")
+    if run_id not in _eager_output:
+        _eager_output[run_id] = run([python, EAGER_CASES_SCRIPT, flavour], check=False, timeout=900, **env).stdout
+    out = _eager_output[run_id]
+    assert "ok %s" % case in out.splitlines(), out[-6000:]
+
+
+@pytest.mark.parametrize("module", ["swa.tfkeras", "swa.keras"])
+def test_importing_the_callback_leaves_tf2_eager(module):
+    """Importing the callback once switched TF 2.x to graph mode for the whole program (issue 28)."""
+    python, _, env, reason = EAGER_RUNS["tfkeras" if module == "swa.tfkeras" else
+                                        ("keras3" if KERAS3 else "keras2")]
+    if reason:
+        pytest.skip(reason)
+    code = ("import %s; from swa._tf import tf; import sys; "
+            "print('eager' if tf.executing_eagerly() and tf.compat.v1.executing_eagerly_outside_functions() "
+            "else 'graph', 'common.tf_compat' in sys.modules)" % module)
+    assert run([python, "-c", code], **env).stdout.split()[-2:] == ["eager", "False"]
 
 
 # ---------------------------------------------------------------------------------------------------------

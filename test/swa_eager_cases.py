@@ -1,0 +1,214 @@
+"""SWA in eager `model.fit` (TF 2.x, Keras 3), checked in a process of its own: a process that imported
+common.tf_compat runs TF 2.x in graph mode for good, so test_swa.py runs this file with an interpreter.
+
+    python test/swa_eager_cases.py FLAVOUR [CASE ...]      FLAVOUR: tfkeras or keras
+
+Prints `ok CASE` or `FAIL CASE: reason` per case, then `keras VERSION backend BACKEND`. Nothing here imports the
+project's common package: swa is used as the library a Keras user installs.
+"""
+import os
+import sys
+import traceback
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import importlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from swa._tf import tf  # noqa: E402
+
+# Two CPU devices, for the MirroredStrategy case (set before TensorFlow initialises its devices).
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+
+N, BATCH, BATCHES = 200, 64, 4      # the last batch is partial (8 samples)
+
+
+class Case(object):
+    def __init__(self, flavour):
+        self.swa = importlib.import_module("swa." + flavour)
+        self.keras = tf.keras if flavour == "tfkeras" else self.swa.KERAS
+
+    def model(self, batch_norm=False, lr=0.1, seed=0, steps_per_execution=1, legacy=False):
+        keras = self.keras
+        (getattr(keras.utils, "set_random_seed", None) or tf.keras.utils.set_random_seed)(seed)
+        stack = [keras.Input((2,)), keras.layers.Dense(8, activation="relu")]
+        if batch_norm:
+            stack.append(keras.layers.BatchNormalization())
+        stack.append(keras.layers.Dense(3, activation="softmax"))
+        model = keras.Sequential(stack)
+        sgd = keras.optimizers.legacy.SGD if legacy else keras.optimizers.SGD     # legacy: Keras 2's OptimizerV2
+        model.compile(sgd(learning_rate=lr), "sparse_categorical_crossentropy",
+                      steps_per_execution=steps_per_execution)
+        return model
+
+    def snapshots(self, seen):
+        """A callback keeping the weights at the end of every epoch (1-indexed) in `seen`."""
+        probe = self.keras.callbacks.Callback()
+        probe.on_epoch_end = lambda epoch, logs=None: seen.__setitem__(epoch + 1, probe.model.get_weights())
+        return probe
+
+    def set_rates(self, rates):
+        """A callback setting the optimizer's rate before every batch from `rates` (one per batch, in order):
+        the reference a run with SWA's in-step rates must reproduce."""
+        probe, epochs = self.keras.callbacks.Callback(), [0]
+        probe.on_epoch_begin = lambda epoch, logs=None: epochs.__setitem__(0, epoch)
+
+        def set_rate(batch, logs=None):
+            if batch < BATCHES:     # with data of unknown length, fit asks once more at the end of an epoch
+                probe.model.optimizer.learning_rate.assign(rates[epochs[0] * BATCHES + batch])
+
+        probe.on_train_batch_begin = set_rate
+        return probe
+
+
+def data(n=N, seed=0):
+    rng = np.random.RandomState(seed)
+    x = rng.randn(n, 2).astype("float32") * 2.0
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 1).astype("int64")
+    return x, y
+
+
+def inputs(kind):
+    """fit's x/y arguments: numpy arrays, a tf.data dataset, or one whose length Keras cannot know."""
+    x, y = data()
+    if kind == "numpy":
+        return dict(x=x, y=y, batch_size=BATCH, shuffle=False)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+    if kind == "unknown_length":
+        dataset = dataset.filter(lambda a, b: True)
+    return dict(x=dataset)
+
+
+def cyclic_rates(epochs, start, init_lr, swa_lr, swa_lr2, freq):
+    """The cyclic schedule written out independently of swa.core: per (epoch, batch), 0-indexed."""
+    rates = []
+    for epoch in range(epochs):
+        for batch in range(BATCHES):
+            if epoch < start:
+                t = epoch / float(start)
+                rates.append(init_lr if t <= 0.5 else (
+                    init_lr - (init_lr - swa_lr) * (t - 0.5) / 0.4 if t <= 0.9 else swa_lr))
+            else:
+                t = (((epoch - start) % freq) * BATCHES + batch + 1) / float(freq * BATCHES)
+                rates.append(swa_lr2 - (swa_lr2 - swa_lr) * t)
+    return rates
+
+
+def close(got, want, what, rtol=1e-5, atol=1e-6):
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg="%s, array %d" % (what, i))
+
+
+def check_average(case, schedule="cyclic", freq=3, averaged=(4, 7), kind="numpy", steps_per_execution=1,
+                  legacy=False):
+    """The averaged weights are the mean of the cycle-end weights; the per-batch cyclic rates are those each
+    step used: the run's trajectory equals a reference run that sets every batch's rate itself."""
+    model = case.model(steps_per_execution=steps_per_execution, legacy=legacy)
+    initial = model.get_weights()
+    seen, ref = {}, {}
+    swa = case.swa.SWA(start_epoch=2, lr_schedule=schedule, swa_lr=0.01, swa_lr2=0.05, swa_freq=freq)
+    history = model.fit(epochs=8, callbacks=[case.snapshots(seen), swa], verbose=0, **inputs(kind))
+    assert tf.executing_eagerly(), "fit left the program in graph mode"
+    expected = [np.mean([seen[e][i] for e in averaged], axis=0) for i in range(len(initial))]
+    close(model.get_weights(), expected, "average of epochs %s" % (averaged,))
+    assert not np.allclose(model.get_weights()[0], seen[8][0]), "the last iterate, not the average"
+    assert swa.n_averaged == len(averaged), swa.n_averaged
+    if schedule != "cyclic":
+        return
+    rates = cyclic_rates(8, 1, 0.1, 0.01, 0.05, freq)
+    np.testing.assert_allclose(history.history["lr"], rates, rtol=1e-6, err_msg="History lr")
+    reference = case.model(legacy=legacy)       # steps_per_execution 1: a rate set before each batch reaches its step
+    reference.set_weights(initial)
+    reference.fit(epochs=8, callbacks=[case.set_rates(rates), case.snapshots(ref)], verbose=0, **inputs(kind))
+    for epoch in range(1, 9):
+        close(seen[epoch], ref[epoch], "epoch %d weights against the per-batch reference" % epoch)
+
+
+def check_batch_norm(case, kind="numpy", steps_per_execution=1, strategy=None):
+    """With BN the last epoch is the pass: averaged weights (gamma/beta too), and moving statistics equal to the
+    exact mean and variance of the BN layer's input over the training set (divisor N)."""
+    x, _ = data()
+    with strategy.scope() if strategy else _nothing():
+        model = case.model(batch_norm=True, steps_per_execution=steps_per_execution)
+    seen = {}
+    swa = case.swa.SWA(start_epoch=3, lr_schedule="cyclic", swa_lr=0.01, swa_lr2=0.05, swa_freq=2)
+    model.fit(epochs=8, callbacks=[case.snapshots(seen), swa], verbose=0, **inputs(kind))
+    assert tf.executing_eagerly(), "fit left the program in graph mode"
+    dense, bn = model.layers[0], model.layers[1]
+    averaged = [np.mean([seen[e][i] for e in (4, 6)], axis=0) for i in range(4)]    # cycles 3-4, 5-6
+    close(dense.get_weights(), averaged[:2], "dense weights")
+    close(bn.get_weights()[:2], averaged[2:], "gamma/beta (the pass applies no update)")
+    kernel, bias = dense.get_weights()
+    h = np.maximum(x.astype(np.float64) @ kernel + bias, 0.0)
+    close([np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
+          "BN statistics", rtol=1e-4, atol=1e-5)
+    assert swa.n_averaged == 2, swa.n_averaged
+
+
+def check_mirrored(case):
+    """A MirroredStrategy over two CPU devices: each replica sees half of every batch."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    check_batch_norm(case, strategy=strategy)
+
+
+def check_recompute(case):
+    x, y = data()
+    model = case.model(batch_norm=True)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    bn = model.layers[1]
+    assert case.swa.recompute_bn_statistics(model, x, batch_size=48) == N
+    kernel, bias = model.layers[0].get_weights()
+    h = np.maximum(x.astype(np.float64) @ kernel + bias, 0.0)
+    close([np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
+          "BN statistics", rtol=1e-4, atol=1e-5)
+    assert tf.executing_eagerly()
+
+
+class _nothing(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+KERAS2_ONLY = ("average_cyclic_legacy_optimizer",)     # Keras 3 has no OptimizerV2
+CASES = {
+    "average_manual": lambda c: check_average(c, schedule="manual", freq=1, averaged=range(2, 9)),
+    "average_cyclic": check_average,
+    "average_cyclic_steps_per_execution": lambda c: check_average(c, steps_per_execution=3),
+    "average_cyclic_tf_data": lambda c: check_average(c, kind="dataset", steps_per_execution=2),
+    "average_cyclic_unknown_length": lambda c: check_average(c, kind="unknown_length"),
+    "average_cyclic_legacy_optimizer": lambda c: check_average(c, legacy=True),
+    "batch_norm": check_batch_norm,
+    "batch_norm_tf_data_steps_per_execution": lambda c: check_batch_norm(c, kind="dataset", steps_per_execution=3),
+    "batch_norm_mirrored": check_mirrored,
+    "recompute": check_recompute,
+}
+
+
+def main(argv):
+    flavour, names = argv[0], argv[1:] or sorted(CASES)
+    assert tf.executing_eagerly()
+    case = Case(flavour)
+    if case.swa.KERAS3:
+        names = [n for n in names if n not in KERAS2_ONLY]
+    assert tf.executing_eagerly(), "importing swa.%s switched TensorFlow to graph mode" % flavour
+    for name in names:
+        try:
+            CASES[name](case)
+            print("ok %s" % name, flush=True)
+        except Exception as err:   # every case reports, the others still run
+            traceback.print_exc()
+            print("FAIL %s: %s" % (name, str(err).replace("\n", " ")[:2000]), flush=True)
+    keras = case.keras
+    backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
+    print("keras %s backend %s tensorflow %s" % (getattr(keras, "__version__", "?"), backend, tf.__version__))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
