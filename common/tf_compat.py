@@ -37,10 +37,16 @@ def _restore_v1_op_seeds():
     random_seed.get_seed = get_seed
 
 
+# TF_COMPAT_EAGER=1 (TF 2.x; set before this module loads) keeps TF 2.x's eager default instead: for SWA's seed
+# script with --eager, which runs the SWA callback the way a TF 2.x Keras program does. `tf` is then the v1 API
+# running eagerly; everything else in the project needs graph mode.
+EAGER = TF2 and os.environ.get("TF_COMPAT_EAGER") == "1"
+
 if TF2:
     tf = _tf.compat.v1
-    tf.disable_v2_behavior()
-    _restore_v1_op_seeds()
+    if not EAGER:
+        tf.disable_v2_behavior()
+        _restore_v1_op_seeds()
 else:
     tf = _tf
 

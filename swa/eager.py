@@ -84,6 +84,7 @@ class StepRates(object):
             self._install(len(rates))
         self.rates.assign(np.asarray(rates, np.float32))
         self.first.assign(int(read(self.optimizer.iterations)))
+        self.variable.assign(rates[-1])     # not read by the steps: shows the epoch's last rate, as in graph mode
 
     def restore(self, rate):
         """Give the optimizer back its rate variable, holding `rate` (the last rate used)."""

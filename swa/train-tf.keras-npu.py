@@ -3,6 +3,7 @@ with plain SGD on a held-out test split.
 
     python swa/train-tf.keras-npu.py [--train_epochs=100] [--batch_size=16384] [--model_dir=DIR] [Ascend flags]
 """
+import argparse
 import os
 import sys
 
@@ -12,6 +13,16 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
+
+def _eager_requested(argv):
+    """--eager, read before common.tf_compat loads TensorFlow (in graph mode unless TF_COMPAT_EAGER=1)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--eager", default="False")
+    return parser.parse_known_args(argv)[0].eager.lower() in ("true", "t", "yes", "y", "1")
+
+
+if _eager_requested(sys.argv[1:]):
+    os.environ["TF_COMPAT_EAGER"] = "1"
 
 from common.ascend_flags import add_ascend_arguments, npu_options_from, str2bool  # noqa: E402
 from common.errors import ArgumentParser, main_guard  # noqa: E402
@@ -39,6 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--population_samples", type=int, default=0,
                         help="also score every model on this many fresh points of the same blobs (0: off)")
     parser.add_argument("--data_path", default="", help="unused: the data is generated (kept for the wrappers)")
+    parser.add_argument("--eager", type=str2bool, default=False, metavar="BOOL",
+                        help="TF 2.x: fit eagerly, as TF 2.x Keras programs do (CPU/GPU; default: graph mode)")
     add_ascend_arguments(parser)
     return parser.parse_args(argv)
 
@@ -52,7 +65,7 @@ def main(argv=None):
         test_fraction=args.test_fraction, learning_rate=args.learning_rate, swa_start=args.swa_start,
         lr_schedule=args.lr_schedule, swa_lr=args.swa_lr, swa_lr2=args.swa_lr2, swa_freq=args.swa_freq,
         baseline=args.baseline, model_dir=args.model_dir, seed=args.seed, data_seed=args.data_seed,
-        population_samples=args.population_samples, npu_options=npu_options_from(args))
+        population_samples=args.population_samples, npu_options=npu_options_from(args), eager=args.eager)
     train_and_evaluate(config)
 
 

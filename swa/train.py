@@ -7,13 +7,14 @@ overhead) and the `step_time_summary:` line the Ascend wrappers read.
 import json
 import math
 import os
+import random
 import shutil
 import time
 import zipfile
 
 import numpy as np
 
-from common import checkpoints, npu_session
+from common import checkpoints, npu_session, tf_compat
 from common.errors import UserError, check_finite, require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
@@ -33,7 +34,8 @@ class TrainConfig(object):
 
     def __init__(self, train_epochs=100, batch_size=16384, num_samples=131072, test_fraction=0.2,
                  learning_rate=0.1, swa_start=75, lr_schedule="cyclic", swa_lr=0.001, swa_lr2=0.003, swa_freq=3,
-                 baseline=True, model_dir="", seed=2, data_seed=2, population_samples=0, npu_options=None):
+                 baseline=True, model_dir="", seed=2, data_seed=2, population_samples=0, npu_options=None,
+                 eager=False):
         self.train_epochs = train_epochs        # epochs of each run (with BN, SWA's last one is the BN pass)
         self.batch_size = batch_size            # samples per step
         self.num_samples = num_samples          # blobs generated, before the test split
@@ -50,6 +52,7 @@ class TrainConfig(object):
         self.data_seed = data_seed              # blobs seed (2: the seed page's data set)
         self.population_samples = population_samples    # fresh points of the blobs: large-sample accuracy; 0 = off
         self.npu_options = npu_options or npu_session.NpuOptions()
+        self.eager = eager                      # TF 2.x eager fit (the entry script set TF_COMPAT_EAGER=1)
 
     def validate(self):
         require(isinstance(self.population_samples, int) and self.population_samples >= 0,
@@ -72,6 +75,13 @@ class TrainConfig(object):
         require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
                                             "precision --precision_mode gives, without loss scaling)")
         require(options.iterations_per_loop == 1, "--iterations_per_loop must be 1: Keras runs one step per call")
+        if self.eager:
+            require(tf_compat.TF2, "--eager needs TensorFlow 2.x (this is %s)" % tf.__version__)
+            require(tf_compat.EAGER, "--eager: TensorFlow was loaded in graph mode (set TF_COMPAT_EAGER=1 before "
+                                     "common.tf_compat is imported; the seed script does)")
+            require(not npu_session.on_npu(), "--eager runs on CPU/GPU: Ascend (npu_bridge) takes graph mode")
+            require(options.precision_mode == npu_session.NpuOptions().precision_mode,
+                    "--eager fits in TensorFlow's float32: --precision_mode applies to graph mode only")
 
     def _validate_swa(self):
         """The SWA callback checks these when its fit starts, after the SGD baseline has trained: check them now."""
@@ -350,13 +360,24 @@ def _bn_statistics_error(model, x):
     bn = model.layers[1]
     if not hasattr(bn, "moving_mean"):
         return 0.0
-    h = tf.keras.backend.function(model.inputs, [model.layers[0].output])([x])[0].astype(np.float64)
+    if tf.executing_eagerly():
+        h = np.asarray(model.layers[0](x), np.float64)
+    else:
+        h = tf.keras.backend.function(model.inputs, [model.layers[0].output])([x])[0].astype(np.float64)
     mean, var = tf.keras.backend.batch_get_value([bn.moving_mean, bn.moving_variance])
     return float(max(np.abs(mean - h.mean(axis=0)).max(), np.abs(var - h.var(axis=0)).max()))
 
 
 def _median(values):
     return float(np.median(values)) if len(values) else float("nan")
+
+
+def _same_batch_order(config):
+    """Seed the shuffle before each run, so both runs see the same batch order: graph-mode Keras shuffles with
+    np.random; eager fit with a TensorFlow op seeded from the global seed and an op counter that this resets."""
+    np.random.seed(config.seed)
+    if config.eager:
+        tf.compat.v1.set_random_seed(config.seed)
 
 
 def train_and_evaluate(config):
@@ -376,11 +397,15 @@ def train_and_evaluate(config):
         population = data.sample_blobs(config.population_samples, centres, seed=config.data_seed + 7919)
         results["population_accuracy_bayes"] = data.nearest_centre_accuracy(population[0], population[1], centres)
 
-    tf.compat.v1.reset_default_graph()
+    if not config.eager:
+        tf.compat.v1.reset_default_graph()
     tf.keras.backend.clear_session()
     tf.compat.v1.set_random_seed(config.seed)
     np.random.seed(config.seed)
-    npu_session.keras_session(config.npu_options)
+    if config.eager:
+        random.seed(config.seed)        # eager Keras draws its unseeded initializers' seeds from `random`
+    else:
+        npu_session.keras_session(config.npu_options)
 
     def compiled(initial=None):
         model = build_model()
@@ -397,7 +422,7 @@ def train_and_evaluate(config):
     if config.baseline:
         sgd_model = compiled(initial)
         sgd_timer = StepTimer(config.batch_size, unit="samples", log_every=0)
-        np.random.seed(config.seed)         # both runs see the same batch order (Keras shuffles with np.random)
+        _same_batch_order(config)
         sgd_events = _Events(sub("sgd"), batches)
         sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"), events=sgd_events)
         results["test_accuracy_sgd"] = _accuracy(sgd_model, test[0], test[1], config.batch_size)
@@ -411,7 +436,7 @@ def train_and_evaluate(config):
               swa_lr2=config.swa_lr2, swa_freq=config.swa_freq, verbose=1)
     timer = StepTimer(config.batch_size, unit="samples", log_every=0)
     t0 = time.perf_counter()
-    np.random.seed(config.seed)
+    _same_batch_order(config)
     swa_events = _Events(sub("swa"), batches, swa)
     swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"),
                                    events=swa_events)
