@@ -11,8 +11,12 @@ class ScalarEvents(object):
     """An event file in `logdir`; with no logdir (a worker that is not the chief) every call does nothing."""
 
     def __init__(self, logdir):
-        # A Python-side writer: it adds no op to the (possibly finalized) default graph.
-        self._writer = tf.compat.v1.summary.FileWriter(logdir) if logdir else None
+        # A Python-side writer: it adds no op to the (possibly finalized) default graph. It refuses to be made
+        # while TF 2.x runs eagerly (swa's --eager) unless a graph is the default; it never uses one.
+        self._writer = None
+        if logdir:
+            with tf.Graph().as_default():
+                self._writer = tf.compat.v1.summary.FileWriter(logdir)
 
     @property
     def enabled(self):

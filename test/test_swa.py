@@ -433,14 +433,40 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     assert [ln for ln in third.splitlines() if ln.startswith("final test accuracy:")][-1] == line
 
 
+def _tf2():
+    from common import tf_compat
+    return tf_compat.TF2
+
+
+@pytest.mark.skipif(not _tf2(), reason="--eager needs TensorFlow 2.x")
+def test_seed_script_fits_eagerly_on_tf2(tmp_path):
+    """--eager=True: the TF 2.x eager route, with the same pairing (both runs identical before SWA starts), exact
+    BN statistics, and a resume from its checkpoints."""
+    args = [SCRIPT] + SMALL + ["--eager=True", "--model_dir=%s" % (tmp_path / "ckpt")]
+    out = run_python(args, timeout=300).stdout
+    lines = out.splitlines()
+    for epoch in (1, 2):
+        sgd = [ln for ln in lines if ln.startswith("sgd epoch %d/6" % epoch)][0]
+        assert [ln for ln in lines if ln.startswith("swa epoch %d/6" % epoch)][0] == "swa" + sgd[3:]
+    assert "batch normalization statistics recomputed over 2400 samples" in out
+    assert float(out.split("under its weights: max abs gap ")[1].split()[0]) < 1e-3
+    line = [ln for ln in lines if ln.startswith("final test accuracy:")][-1]
+    assert float(line.split("swa=")[1].split()[0]) > 0.75
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(str(tmp_path / "ckpt" / "swa")))
+    again = run_python(args, timeout=300).stdout
+    assert "nothing to train: swa: all 6 epochs already done" in again
+    assert [ln for ln in again.splitlines() if ln.startswith("final test accuracy:")][-1] == line
+
+
 @pytest.mark.parametrize("flag,message", [
+    ("--eager=True --precision_mode=allow_mix_precision" if _tf2() else "--eager=True", "error: --eager "),
     ("--train_epochs=0", "error: --train_epochs must be a positive integer, got 0"),
     ("--swa_start=9", "error: SWA(start_epoch=9, swa_freq=2) averages first at the end of epoch 10"),
     ("--loss_scale=1024", "error: --loss_scale is not supported by this Keras script"),
     ("--batch_size=5000", "error: --batch_size=5000 is larger than the training set (2400 points"),
 ])
 def test_seed_script_bad_input_is_one_line(flag, message):
-    proc = run_python([SCRIPT] + SMALL + ["--baseline=False", flag], check=False, timeout=300)
+    proc = run_python([SCRIPT] + SMALL + ["--baseline=False"] + flag.split(), check=False, timeout=300)
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert message in proc.stdout
     assert "Traceback" not in proc.stdout
