@@ -17,14 +17,15 @@ import zipfile
 import numpy as np
 
 try:    # inside the project, SWA's errors are also its scripts' one-line user errors (common/errors.py)
-    from common.errors import UserError as _ProjectError
+    from common.errors import UserError
+    _ERROR_BASES = (UserError, ValueError)
 except ImportError:     # swa installed as a library of its own
-    _ProjectError = Exception
+    _ERROR_BASES = (ValueError,)
 
 SCHEDULES = ("manual", "constant", "cyclic")
 
 
-class SWAError(_ProjectError, ValueError):
+class SWAError(*_ERROR_BASES):
     """Bad SWA arguments or a model/fit configuration SWA cannot work with (raised before training)."""
 
 

@@ -394,6 +394,28 @@ def test_importing_the_callback_leaves_tf2_eager(module):
     assert run([python, "-c", code], **env).stdout.split()[-2:] == ["eager", "False"]
 
 
+def test_the_library_installs_alone(tmp_path):
+    """`pip install ./swa` ships the callback's modules only, and they reach the project's common/ only for its
+    error class, optionally (swa/setup.py)."""
+    import shutil
+    import zipfile
+    source = tmp_path / "swa"
+    source.mkdir()
+    for name in os.listdir(os.path.join(REPO, "swa")):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(REPO, "swa", name), str(source / name))
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w"),
+         str(source)], timeout=300)
+    wheel, = os.listdir(str(tmp_path / "w"))
+    modules = {n for n in zipfile.ZipFile(str(tmp_path / "w" / wheel)).namelist() if not n.startswith("swa_")}
+    library = {"swa/%s.py" % m for m in ("__init__", "_tf", "core", "eager", "graph", "keras", "tfkeras")}
+    assert modules == library
+    for path in sorted(library):
+        text = open(os.path.join(REPO, path)).read()
+        uses = [ln.strip() for ln in text.splitlines() if ln.strip().startswith(("from common", "import common"))]
+        assert uses == (["from common.errors import UserError"] if path == "swa/core.py" else []), path
+
+
 # ---------------------------------------------------------------------------------------------------------
 SMALL = ["--num_samples=3000", "--batch_size=512", "--train_epochs=6", "--swa_start=3", "--swa_freq=2",
          "--swa_lr=0.01", "--swa_lr2=0.03"]
