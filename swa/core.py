@@ -183,8 +183,8 @@ def _engine(keras, backend, flavour, keras3):
     if keras3:
         name = keras.backend.backend()
         if name != "tensorflow":
-            raise SWAError("SWA supports Keras 3 with the TensorFlow backend; this one runs on %r "
-                           "(KERAS_BACKEND=tensorflow)" % name)
+            raise SWAError("SWA supports Keras 3 with the TensorFlow backend; this one runs on %r: set "
+                           "KERAS_BACKEND=tensorflow" % name)
     from swa._tf import tf
     if keras3 and not tf.executing_eagerly():
         raise SWAError("Keras 3 fits eagerly, but this program turned TensorFlow's v2 behaviour off "

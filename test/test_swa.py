@@ -394,6 +394,33 @@ def test_importing_the_callback_leaves_tf2_eager(module):
     assert run([python, "-c", code], **env).stdout.split()[-2:] == ["eager", "False"]
 
 
+KERAS3_OTHER_BACKEND = """
+import numpy as np
+import keras
+from swa.keras import SWA, SWAError
+x = np.random.RandomState(0).randn(64, 2).astype("float32")
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+before = model.get_weights()
+try:
+    model.fit(x, (x[:, 0] > 0).astype("int64"), epochs=3, callbacks=[SWA(start_epoch=1)], verbose=0)
+except SWAError as err:
+    print("refused:", err, all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())))
+"""
+
+
+def test_keras_3_on_jax_is_refused_before_training():
+    """The eager engine runs TensorFlow code: Keras 3 on JAX gets one clear error before the first step."""
+    python, _, _, reason = EAGER_RUNS["keras3"]
+    if reason:
+        pytest.skip(reason)
+    if run([python, "-c", "import jax"], check=False).returncode != 0:
+        pytest.skip("jax is not installed with Keras 3 here")
+    out = run([python, "-c", KERAS3_OTHER_BACKEND], KERAS_BACKEND="jax").stdout
+    assert "refused: SWA supports Keras 3 with the TensorFlow backend; this one runs on 'jax'" in out
+    assert out.split()[-1] == "True"      # weights untouched
+
+
 def test_the_library_installs_alone(tmp_path):
     """`pip install ./swa` ships the callback's modules only, and they reach the project's common/ only for its
     error class, optionally (swa/setup.py)."""
