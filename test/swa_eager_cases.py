@@ -168,6 +168,22 @@ def check_recompute(case):
     assert tf.executing_eagerly()
 
 
+def check_recompute_nested(case):
+    """BN over the channels of a 4-d input, inside a model used as a layer of another model."""
+    keras, layers = case.keras, case.keras.layers
+    inner_in = keras.Input((5, 5, 2))
+    conv = layers.Conv2D(3, 3, padding="same")
+    bn = layers.BatchNormalization()
+    inner = keras.Model(inner_in, bn(conv(inner_in)))
+    outer_in = keras.Input((5, 5, 2))
+    model = keras.Model(outer_in, layers.Dense(2)(layers.Flatten()(inner(outer_in))))
+    x = np.random.RandomState(1).randn(40, 5, 5, 2).astype("float32")
+    assert case.swa.recompute_bn_statistics(model, x, batch_size=16) == 40 * 25
+    h = np.asarray(conv(x), np.float64).reshape(-1, 3)
+    close([np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
+          "BN statistics", rtol=1e-4, atol=1e-5)
+
+
 class _nothing(object):
     def __enter__(self):
         return self
@@ -188,6 +204,7 @@ CASES = {
     "batch_norm_tf_data_steps_per_execution": lambda c: check_batch_norm(c, kind="dataset", steps_per_execution=3),
     "batch_norm_mirrored": check_mirrored,
     "recompute": check_recompute,
+    "recompute_nested": check_recompute_nested,
 }
 
 

@@ -339,7 +339,7 @@ def test_keras_and_tfkeras_share_one_implementation():
 
 EAGER_CASES = ("average_manual", "average_cyclic", "average_cyclic_steps_per_execution", "average_cyclic_tf_data",
                "average_cyclic_unknown_length", "average_cyclic_legacy_optimizer", "batch_norm",
-               "batch_norm_tf_data_steps_per_execution", "batch_norm_mirrored", "recompute")
+               "batch_norm_tf_data_steps_per_execution", "batch_norm_mirrored", "recompute", "recompute_nested")
 KERAS2_ONLY = ("average_cyclic_legacy_optimizer",)
 EAGER_CASES_SCRIPT = os.path.join(REPO, "test", "swa_eager_cases.py")
 
