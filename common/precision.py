@@ -65,12 +65,12 @@ class StepDump(object):
             raise UserError("--reference_dump_step must be a step number >= 0, got %d" % self.step)
 
     @classmethod
-    def from_options(cls, options):
-        """The dump the run's NpuOptions ask for; off when --reference_dump is empty or on the NPU route, where
-        the adapter writes it (npu_session sets dump_step)."""
+    def from_options(cls, options, chief=True):
+        """The dump the run's NpuOptions ask for; off when --reference_dump is empty, on the NPU route, where
+        the adapter writes it (npu_session sets dump_step), and on the ranks but the chief of a data-parallel run."""
         from common import npu_session
         directory = getattr(options, "reference_dump", "") or ""
-        if not directory or npu_session.on_npu():
+        if not directory or not chief or npu_session.on_npu():
             return cls("", 0)
         precision = npu_session.fallback_precision(options)[0]
         route = "GPU" if npu_session._gpus() else "CPU"
@@ -185,12 +185,14 @@ def _keras_dump_callback(dump, backend):
         def __init__(self):
             super(ReferenceDumpCallback, self).__init__()
             self._saved = None
+            self._step = 0
 
-        def _step(self):
-            return int(backend.get_value(self.model.optimizer.iterations))
+        def on_train_begin(self, logs=None):   # read once: a read per batch would add a session call to each
+            self._step = int(backend.get_value(self.model.optimizer.iterations))
 
         def on_train_batch_begin(self, batch, logs=None):
-            if not dump.due(self._step()):
+            self._step += 1
+            if not dump.due(self._step - 1):
                 return
             function = self.model.train_function
             options, raw = dump._watch(backend.get_session().graph)

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from common import checkpoints, distributed, npu_session
+from common import checkpoints, distributed, npu_session, precision
 from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
 from common.progress import Progress
@@ -328,6 +328,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
     timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))
     last_saved = step
     stopped = warned = False
+    dump = precision.StepDump.from_options(config.npu, chief)   # --reference_dump: every op output of one step
     while epoch < config.epochs and step < max_step and not stopped:
         epoch += 1
         losses, accs, start = [], [], time.time()
@@ -341,7 +342,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
                 stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
                     g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
             timer.start()
-            _, loss, acc = sess.run(fetches)
+            _, loss, acc = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
             timer.stop(steps=per_run)
             # Counted here: a global_step fetched beside the train op may be read before its increment, and
             # workers that disagree on the step count stop pairing their all-reduces.

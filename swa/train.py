@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from common import checkpoints, npu_session
+from common import checkpoints, npu_session, precision
 from common.errors import UserError, check_finite, require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
@@ -321,6 +321,10 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
     callbacks = [_StepEnd(step_start, timer, config.batch_size), report]
     if swa is not None:
         callbacks.append(swa)
+        # --reference_dump: every op output of one step of the SWA run (the baseline's first steps are the same)
+        dump = precision.StepDump.from_options(config.npu_options)
+        if dump.enabled:
+            callbacks.append(dump.keras_callback(tf.keras.backend))
     if events is not None:
         callbacks.append(events)      # after SWA: reads the rates it set and the models it averaged
     # Also in runs without checkpoints, so both runs do the same per-epoch work.
