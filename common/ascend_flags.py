@@ -21,6 +21,8 @@ ASCEND_FLAGS = (
     # Porting precision (common.precision): one step's op outputs, and the adapter's precision controls.
     ("reference_dump", "str", "", "directory for every op output of step --reference_dump_step (Ascend's .npy "
      "layout off Ascend; the adapter's data dump of that step, dump_mode=output, on Ascend)"),
+    ("deterministic", "bool", False, "derandomised run (fixed seed; no shuffle, dropout or random augmentation) "
+     "for comparing dumps; on Ascend also the adapter's deterministic computing"),
     ("reference_dump_step", "int", 0, "the step --reference_dump writes, counted from 0 as the adapter's dump_step"),
     ("precision_mode_v2", "str", "", "Ascend precision_mode_v2 (" + "/".join(PRECISION_MODES_V2) + "), instead "
      "of --precision_mode; off Ascend only 'origin' (fp32 here)"),

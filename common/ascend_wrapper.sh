@@ -62,7 +62,7 @@ flag_error() {
 # Ascend flags every wrapper passes through to its script (empty: the script's own default).
 ASCEND_FLAGS=(precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling)
 # Porting precision (common/precision.py): a reference dump of one step, and the adapter's precision controls.
-PRECISION_FLAGS=(reference_dump reference_dump_step precision_mode_v2 modify_mixlist op_select_implmode
+PRECISION_FLAGS=(deterministic reference_dump reference_dump_step precision_mode_v2 modify_mixlist op_select_implmode
                  customize_dtypes fusion_switch_file)
 PRECISION_PATH_FLAGS=(reference_dump modify_mixlist customize_dtypes fusion_switch_file)
 ASCEND_FLAGS+=("${PRECISION_FLAGS[@]}")
@@ -86,6 +86,7 @@ wrapper_usage() {
   echo "    --data_dump_flag         data dump flag, default is False"
   echo "    --data_dump_step         data dump step, default is 10"
   echo "    --profiling              if or not profiling for performance debug, default is False"
+  echo "    --deterministic          derandomised run (fixed seed, no shuffle/dropout/augmentation), default is False"
   echo "    --reference_dump         directory for every op output of one step (python -m common.precision compare)"
   echo "    --reference_dump_step    the step --reference_dump writes, from 0, default is 0"
   echo "    --precision_mode_v2      fp16/origin/cube_fp16in_fp32out/mixed_float16/mixed_bfloat16 (Ascend)"

@@ -49,7 +49,7 @@ class NpuOptions(object):
                  over_dump=False, data_dump_flag=False, data_dump_step="10", dump_path="",
                  profiling=False, profiling_options="", enable_data_pre_proc=True, reference_dump="",
                  reference_dump_step=0, precision_mode_v2="", modify_mixlist="", op_select_implmode="",
-                 customize_dtypes="", fusion_switch_file=""):
+                 customize_dtypes="", fusion_switch_file="", deterministic=False):
         self.precision_mode = precision_mode
         self.loss_scale = parse_loss_scale(loss_scale)
         self.iterations_per_loop = iterations_per_loop
@@ -68,6 +68,7 @@ class NpuOptions(object):
         self.op_select_implmode = op_select_implmode or ""
         self.customize_dtypes = os.path.abspath(customize_dtypes) if customize_dtypes else ""
         self.fusion_switch_file = os.path.abspath(fusion_switch_file) if fusion_switch_file else ""
+        self.deterministic = bool(deterministic)
         self._validate()
         self._validate_precision()
 
@@ -337,6 +338,8 @@ def session_config(options, distributed=False):
     for name in PRECISION_CONTROLS[1:]:
         if getattr(options, name):
             params[name].s = tf.compat.as_bytes(getattr(options, name))
+    if options.deterministic:   # npu_attrs.cc: "deterministic" (int), the same results run after run
+        params["deterministic"].i = 1
     params["iterations_per_loop"].i = options.iterations_per_loop
     params["enable_data_pre_proc"].b = options.enable_data_pre_proc
     params["mix_compile_mode"].b = False
@@ -402,6 +405,8 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
         extra["dump_config"] = cfg.DumpConfig(enable_dump=True, dump_path=options.reference_dump,
                                               dump_step=str(options.reference_dump_step), dump_mode="output")
     extra.update(options.precision_controls())
+    if options.deterministic:
+        extra["deterministic"] = 1
     precision = {"precision_mode_v2": options.precision_mode_v2} if options.precision_mode_v2 \
         else {"precision_mode": options.precision_mode}
     if options.profiling:
@@ -429,7 +434,7 @@ def _require_adapter_keywords(options):
     """An older adapter lacks some controls (precision_mode_v2, modify_mixlist and customize_dtypes came in
     later CANN versions): its NPURunConfig signature says which it has."""
     import inspect
-    wanted = list(options.precision_controls())
+    wanted = list(options.precision_controls()) + (["deterministic"] if options.deterministic else [])
     if not wanted:
         return
     parameters = inspect.signature(npu_modules()["npu.npu_config"].NPURunConfig.__init__).parameters

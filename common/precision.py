@@ -152,6 +152,30 @@ class StepDump(object):
         return _keras_dump_callback(self, backend)
 
 
+def derandomise(config, switches, options, default_seed=0):
+    """--deterministic, the derandomised run Ascend's accuracy workflow starts from: set each (attribute, value,
+    what it is) of `switches` on config, fix config.seed when it is unset, and say in one line what was switched
+    off. Returns True when the run is deterministic."""
+    if not getattr(options, "deterministic", False):
+        return False
+    switched, already = [], []
+    for attribute, value, what in switches:
+        if getattr(config, attribute) != value:
+            switched.append("%s (was %s=%s)" % (what, attribute, getattr(config, attribute)))
+            setattr(config, attribute, value)
+        else:
+            already.append(what)
+    if getattr(config, "seed", 0) is None:
+        config.seed = default_seed
+        switched.append("the random seed (now %d)" % default_seed)
+    print("deterministic run: seed %s; switched off: %s%s; starting weights: the run directory's checkpoint "
+          "when it has one, else the seeded initialiser" % (getattr(config, "seed", "fixed"),
+                                                            ", ".join(switched) or "nothing (all off already)",
+                                                            "; already off: " + ", ".join(already) if already
+                                                            else ""), flush=True)
+    return True
+
+
 def _tf_version():
     from common.tf_compat import tf
     return tf.__version__

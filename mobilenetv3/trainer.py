@@ -60,6 +60,7 @@ class TrainConfig(object):
         self.save_dir = "save"
         self.weights = ""               # initial weights: a checkpoint (or dir) of ours, or an upstream Keras .h5
         self.augment = True
+        self.shuffle = True             # training images in a new random order each pass (off: --deterministic)
         self.seed = 0
         self.log_every = 10             # steps between loss lines
         self.warmup_steps = 5           # steps left out of the throughput
@@ -158,6 +159,7 @@ class _Graph(object):
         cluster = config.cluster
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
             train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
+            shuffle=config.shuffle,
             shard=(cluster.size, cluster.rank)))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
         rate = recipe.learning_rate(config.recipe, recipe.initial_learning_rate(

@@ -50,6 +50,7 @@ class TrainConfig(object):
         self.data_seed = data_seed              # blobs seed (2: the seed page's data set)
         self.population_samples = population_samples    # fresh points of the blobs: large-sample accuracy; 0 = off
         self.npu_options = npu_options or npu_session.NpuOptions()
+        self.shuffle = True                     # Keras shuffles the samples each epoch (off: --deterministic)
 
     def validate(self):
         require(isinstance(self.population_samples, int) and self.population_samples >= 0,
@@ -338,7 +339,8 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
         with StopRequest() as stop:   # Ctrl-C/SIGTERM: the epoch ends and is saved, then the run stops
             stopper = _StopAtEpochEnd(stop)
             model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
-                      initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0, shuffle=True)
+                      initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0,
+                      shuffle=config.shuffle)
             if stop.requested:
                 saved = "checkpoint %s" % os.path.join(model_dir, "ckpt-%d" % stopper.epochs_done) if model_dir \
                     else "nothing (no --model_dir)"
@@ -366,6 +368,7 @@ def _median(values):
 def train_and_evaluate(config):
     """Train the SWA run (and the SGD baseline), print and return the test accuracies and epoch times."""
     config.validate()
+    precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu_options)
     (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
     train, test = data.split(x, y, config.test_fraction)
     batches = -(-len(train[0]) // config.batch_size)
