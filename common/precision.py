@@ -90,7 +90,7 @@ class StepDump(object):
             return sess.run(fetches, feed_dict=feed_dict)
         from common.tf_compat import tf
         options, raw = self._watch(sess.graph)
-        metadata = tf.RunMetadata()
+        metadata = tf.compat.v1.RunMetadata()
         result = sess.run(fetches, feed_dict=feed_dict, options=options, run_metadata=metadata)
         self._convert(raw, metadata, sess.graph, loss)
         return result
@@ -111,7 +111,7 @@ class StepDump(object):
     def _watch(self, graph):
         from common.tf_compat import debugger, tf
         raw = self._prepare()
-        options = tf.RunOptions(output_partition_graphs=True)
+        options = tf.compat.v1.RunOptions(output_partition_graphs=True)
         debugger()[0].watch_graph(options, graph, debug_urls=["file://" + raw])
         return options, raw
 
@@ -188,9 +188,17 @@ def _node_table(partition_graphs, graph):
         table[op.name] = (op.type, tuple(t.name for t in op.inputs))
     for partition in partition_graphs or ():
         for node in partition.node:
-            inputs = tuple(i if ":" in i else i + ":0" for i in node.input if not i.startswith("^"))
+            inputs = tuple(_watched_input(i) for i in node.input if not i.startswith("^"))
             table[node.name] = (node.op, inputs)
     return table
+
+
+def _watched_input(name):
+    """A partition graph's input as the tensor it reads: tfdbg's watch puts a __copy_<node>_<slot> between."""
+    copied = re.match(r"^__copy_(.+)_([0-9]+)(?::0)?$", name)
+    if copied:
+        return "%s:%s" % copied.groups()
+    return name if ":" in name else name + ":0"
 
 
 def write_manifest(directory, rows):
@@ -221,7 +229,7 @@ def _keras_dump_callback(dump, backend):
             function = self.model.train_function
             options, raw = dump._watch(backend.get_session().graph)
             self._saved = (function, function.run_options, function.run_metadata, raw)
-            function.run_options, function.run_metadata = options, tf.RunMetadata()
+            function.run_options, function.run_metadata = options, tf.compat.v1.RunMetadata()
             function._callable_fn = None   # rebuilt with the new options on this call
 
         def on_train_batch_end(self, batch, logs=None):

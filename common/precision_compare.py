@@ -3,6 +3,7 @@ the first non-finite op of a dumped step. NumPy only: it runs where the dumps we
 import csv
 import math
 import os
+import re
 
 import numpy as np
 
@@ -28,6 +29,7 @@ class Entry(object):
         self.tensor = tensor or "%s:%d" % (op, self.slot)
         self.op_type, self.inputs, self.role = op_type, tuple(inputs), role
         self.key = None
+        self.from_manifest = False    # a TensorFlow dump of ours: its op types are TensorFlow's
         self._value = None
 
     def value(self):
@@ -68,6 +70,8 @@ def _from_manifest(directory, manifest):
                                      [i for i in row["inputs"].split(";") if i], row.get("role", "")))
     except (KeyError, ValueError, csv.Error) as err:
         raise UserError("%s is not a reference dump manifest (%s)" % (manifest, err))
+    for entry in entries:
+        entry.from_manifest = True
     return sorted(entries, key=lambda e: e.order)
 
 
@@ -141,9 +145,10 @@ class Comparison(object):
                 result = (None, "")
             else:
                 result = self._judge(a, g)
-                if result[1] and _kind(ref.op_type) and _kind(other.op_type) \
-                        and _kind(ref.op_type) != _kind(other.op_type):
+                if result[1] and ref.from_manifest and other.from_manifest and _kind(ref.op_type) \
+                        and _kind(other.op_type) and _kind(ref.op_type) != _kind(other.op_type):
                     # Grappler names the nodes it makes after the graph's: one name, another op on each stack.
+                    # (Only between two TensorFlow dumps: the NPU's op types are its own, e.g. BNTrainingUpdate.)
                     self.retyped.append(ref.tensor)
                     result = (None, "")
         self.results[ref.key] = result
@@ -169,8 +174,8 @@ class Comparison(object):
 
 
 def _kind(op_type):
-    """An op type without oneDNN's prefix (_MklMatMul runs MatMul)."""
-    return op_type[len("_Mkl"):] if op_type.startswith("_Mkl") else op_type.lstrip("_")
+    """An op type without oneDNN's prefixes (_MklMatMul and _MklNativeFusedMatMul run MatMul, _FusedMatMul)."""
+    return re.sub(r"^_(MklNative|Mkl)?", "", op_type)
 
 
 def compare_dirs(reference_dir, candidate_dir, cosine, red, output):
@@ -227,15 +232,20 @@ def _verdict(comparison, first):
     m, why = comparison.results[first.key]
     print("FAIL: first op past the thresholds, in the reference's execution order: %s (%s, #%d): %s"
           % (first.tensor, first.op_type or "op type unknown", first.order, why))
-    differing = []
+    differing, agreeing = [], []
     for tensor in first.inputs:
         ref = comparison.by_tensor(tensor, first.order)
-        if ref is not None and comparison.check(ref)[1]:
-            differing.append(tensor)
+        m_in, why_in = comparison.check(ref) if ref is not None else (None, "")
+        if m_in is None:
+            continue    # not dumped, or not in the candidate
+        note = "%s: cosine %.6f, max abs error %.3g" % (tensor, m_in["CosineSimilarity"], m_in["MaxAbsoluteError"])
+        (differing if why_in else agreeing).append(note)
     if differing:
-        print("input mismatch: its inputs already differ (%s): look further up" % ", ".join(differing))
+        print("input mismatch: its inputs already differ (%s): look further up" % "; ".join(differing))
+    elif agreeing:
+        print("its inputs agree (%s): this op itself computes differently" % "; ".join(agreeing))
     elif first.inputs:
-        print("its inputs agree (%s): this op itself computes differently" % ", ".join(first.inputs))
+        print("its inputs (%s) were not compared" % ", ".join(first.inputs))
     losses = [e for e in comparison.reference if e.role == "loss"]
     if not losses:
         print("the reference marks no loss tensor: whether it reaches the loss is unknown")

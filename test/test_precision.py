@@ -1,0 +1,172 @@
+"""Porting precision (common/precision.py): reference dumps named as Ascend's tools read them, the same
+deterministic step on TF 1.15 and TF 2.x comparing as PASS for every model, a planted change named as the first
+failing op, identical dumps from two deterministic runs, a planted NaN traced to its op, and the precision
+controls on both routes."""
+import csv
+import os
+import re
+
+import numpy as np
+import pytest
+
+from common import precision, precision_compare
+from common.errors import UserError
+from common.tf_compat import tf
+from conftest import REPO, run_python
+
+STACKS = {"tf1": os.path.join(REPO, ".venv", "bin", "python"), "tf2": os.path.join(REPO, ".venv-tf2", "bin", "python")}
+# MindStudio "Dump File Naming Conventions": {op_name}.{output_index}.{timestamp}.npy, op_name in [A-Za-z0-9_-],
+# a 16-digit timestamp.
+ASCEND_NPY = re.compile(r"^[A-Za-z0-9_-]+\.[0-9]+\.[0-9]{16}\.npy$")
+
+
+def tiny_graph(directory, step=0, epsilon=1e-3, nan=False):
+    """A dense layer, batch norm and a loss trained 2 steps in-process; dumps `step` into directory."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(1)
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        h = tf.compat.v1.layers.dense(x, 5, name="dense")
+        if nan:
+            h = tf.math.log(h - 1e3, name="planted_log")   # log of a negative number
+        h = tf.compat.v1.layers.batch_normalization(h, epsilon=epsilon, training=True, name="bn")
+        loss = tf.reduce_mean(tf.square(tf.nn.relu(h)), name="loss")
+        train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        init = tf.compat.v1.global_variables_initializer()
+    dump = precision.StepDump(str(directory), step)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(init)
+        for i in range(2):
+            dump.run(sess, [loss, train], i, {x: np.arange(12.0).reshape(4, 3) * (i + 1)}, loss=loss)
+    return directory
+
+
+def compare(reference, candidate, tmp_path, *extra):
+    return run_python(["-m", "common.precision", "compare", reference, candidate,
+                       "--output", tmp_path / "result.csv"] + list(extra), check=False)
+
+
+def test_dump_files_are_named_as_ascends_comparison_tool_reads_them(tmp_path):
+    tiny_graph(tmp_path / "d")
+    names = sorted(os.listdir(str(tmp_path / "d")))
+    npys = [n for n in names if n.endswith(".npy")]
+    assert names == sorted(npys + ["manifest.csv"])     # one flat directory: no tfdbg tree left behind
+    assert npys and all(ASCEND_NPY.match(n) for n in npys), npys
+    with open(str(tmp_path / "d" / "manifest.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["order"]) for r in rows] == list(range(len(rows)))
+    assert sorted(r["file"] for r in rows) == npys
+    by_tensor = {r["tensor"]: r for r in rows}
+    # the node name with '/' -> '_', its output index; executed after its inputs; the loss marked
+    mm = by_tensor["dense/BiasAdd:0"]    # what ran: grappler fuses MatMul and BiasAdd on the CPU
+    assert mm["file"].startswith("dense_BiasAdd.0.") and mm["op_type"].endswith(("BiasAdd", "FusedMatMul"))
+    assert mm["shape"] == "4x5" and mm["dtype"] == "float32" and mm["step"] == "0"
+    assert mm["tf_version"] == tf.__version__
+    for name in mm["inputs"].split(";"):
+        if name in by_tensor:
+            assert int(by_tensor[name]["order"]) < int(mm["order"])
+    assert by_tensor["loss:0"]["role"] == "loss"
+    np.testing.assert_array_equal(np.load(str(tmp_path / "d" / mm["file"])).shape, (4, 5))
+
+
+def test_a_second_dump_into_the_same_directory_is_refused(tmp_path):
+    tiny_graph(tmp_path / "d")
+    with pytest.raises(UserError, match="already holds a dump"):
+        tiny_graph(tmp_path / "d")
+
+
+def test_identical_dumps_pass_and_a_changed_epsilon_is_named_first(tmp_path):
+    tiny_graph(tmp_path / "a")
+    tiny_graph(tmp_path / "b")
+    same = compare(tmp_path / "a", tmp_path / "b", tmp_path)
+    assert same.returncode == 0 and "PASS" in same.stdout, same.stdout
+    tiny_graph(tmp_path / "eps", epsilon=0.5)
+    changed = compare(tmp_path / "a", tmp_path / "eps", tmp_path)
+    assert changed.returncode == 1, changed.stdout
+    first = changed.stdout.split("FAIL: first op past the thresholds, in the reference's execution order: ")[1]
+    assert first.startswith("bn/batchnorm/add/y:0 (Const")      # the epsilon constant itself
+    assert "spreads to the loss loss:0" in changed.stdout
+    with open(str(tmp_path / "result.csv")) as f:
+        header = next(csv.reader(f))
+    assert header[:9] == ["Index", "OpType", "NPUDump", "DataType", "Address", "GroundTruth", "DataType",
+                          "TensorIndex", "Shape"]
+    assert header[9:19] == list(precision_compare.METRICS)
+
+
+def test_one_op_computing_otherwise_is_named_with_agreeing_inputs(tmp_path):
+    """The candidate's Relu output is changed, its input is not: that op is the first failing one."""
+    tiny_graph(tmp_path / "a")
+    tiny_graph(tmp_path / "b")
+    manifest = {r["tensor"]: r for r in csv.DictReader(open(str(tmp_path / "b" / "manifest.csv")))}
+    target = str(tmp_path / "b" / manifest["Relu:0"]["file"])
+    np.save(target, np.load(target) * 1.5 + 0.5)
+    proc = compare(tmp_path / "a", tmp_path / "b", tmp_path)
+    assert proc.returncode == 1
+    assert "execution order: Relu:0 (Relu" in proc.stdout, proc.stdout
+    assert "its inputs agree (bn/batchnorm/add_1:0: cosine 1.000000, max abs error 0)" in proc.stdout
+
+
+def test_metrics_follow_msaccucmps_definitions():
+    g = np.array([1.0, 2.0, 0.0, -4.0])
+    a = np.array([1.0, 2.5, 0.0, -4.0])
+    m = precision_compare.metrics(a, g)
+    assert m["CosineSimilarity"] == pytest.approx(np.dot(a, g) / np.linalg.norm(a) / np.linalg.norm(g))
+    assert m["MaxAbsoluteError"] == pytest.approx(0.5)
+    assert m["RelativeEuclideanDistance"] == pytest.approx(0.5 / np.linalg.norm(g))
+    assert m["MeanAbsoluteError"] == pytest.approx(0.125)
+    assert m["RootMeanSquareError"] == pytest.approx(np.sqrt(0.25 / 4))
+    assert m["MaxRelativeError"] == pytest.approx(0.25)          # zeros of the reference are left out
+    assert m["MeanRelativeError"] == pytest.approx(0.25 / 3)
+    assert m["AccumulatedRelativeError"] == pytest.approx(0.25)
+    assert precision_compare.metrics(g, g)["KullbackLeiblerDivergence"] == pytest.approx(0.0, abs=1e-12)
+    assert precision_compare.metrics(np.zeros(3), np.zeros(3))["CosineSimilarity"] == 1.0
+
+
+def test_an_msaccucmp_result_gives_its_first_failing_row(tmp_path):
+    path = tmp_path / "result_20240101.csv"
+    with open(str(path), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Index", "OpType", "NPUDump", "DataType", "Address", "GroundTruth", "DataType", "TensorIndex",
+                    "Shape", "CosineSimilarity", "RelativeEuclideanDistance"])
+        w.writerow([0, "Conv2D", "conv1", "float16", "NaN", "conv1", "float32", "conv1:output:0", "[1]", "0.9999",
+                    "0.001"])
+        w.writerow([1, "Add", "add_1", "float16", "NaN", "*", "NaN", "add_1:output:0", "[1]", "NaN", "NaN"])
+        w.writerow([2, "BNTrainingUpdate", "bn/FusedBatchNormV3", "float16", "NaN", "bn/FusedBatchNormV3",
+                    "float32", "bn/FusedBatchNormV3:output:0", "[1]", "0.93", "0.2"])
+        w.writerow([3, "Relu", "relu", "float16", "NaN", "relu", "float32", "relu:output:0", "[1]", "0.5", "0.9"])
+    proc = run_python(["-m", "common.precision", "compare", path], check=False)
+    assert proc.returncode == 1
+    assert "first failing row: Index 2, OpType BNTrainingUpdate, NPUDump bn/FusedBatchNormV3" in proc.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["compare", "/nonexistent", "/nonexistent2"], "error: /nonexistent is not a dump directory"),
+    (["compare", "/nonexistent.csv"], "error: compare: give REFERENCE and CANDIDATE"),
+    (["compare", "a", "b", "--cosine=2"], "error: --cosine must be in (0, 1]"),
+    (["frobnicate"], "error: python -m common.precision: argument command: invalid choice"),
+    (["numerics", "/nonexistent"], "error: /nonexistent is not a dump directory"),
+])
+def test_bad_input_is_one_line_with_status_2(args, message):
+    proc = run_python(["-m", "common.precision"] + args, check=False)
+    assert proc.returncode == 2 and message in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stdout
+
+
+def test_a_planted_nan_is_traced_to_the_op_that_made_it(tmp_path):
+    tiny_graph(tmp_path / "d", nan=True)
+    proc = run_python(["-m", "common.precision", "numerics", tmp_path / "d"], check=False)
+    assert proc.returncode == 1
+    assert "first non-finite output: planted_log:0 (Log, #" in proc.stdout, proc.stdout
+    assert "input sub:0: float32 [4, 5], [" in proc.stdout      # its input's range, all finite
+    clean = run_python(["-m", "common.precision", "numerics", tiny_graph(tmp_path / "ok")], check=False)
+    assert clean.returncode == 0 and "is finite" in clean.stdout
+
+
+def test_fp32_values_beyond_fp16_are_listed(tmp_path):
+    directory = tmp_path / "d"
+    directory.mkdir()
+    np.save(str(directory / "big.0.1700000000000001.npy"), np.array([1.0, 7e4], np.float32))
+    np.save(str(directory / "small.0.1700000000000002.npy"), np.array([1.0, 6e4], np.float32))
+    proc = run_python(["-m", "common.precision", "numerics", directory], check=False)
+    assert "1 fp32 tensors exceed fp16's range" in proc.stdout and "big:0" in proc.stdout
+    assert "small:0" not in proc.stdout
