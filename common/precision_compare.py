@@ -121,8 +121,8 @@ def metrics(candidate, reference):
 
 
 class Comparison(object):
-    def __init__(self, reference, candidate, cosine, red):
-        self.reference, self.cosine, self.red = reference, cosine, red
+    def __init__(self, reference, candidate, cosine, red, atol=0.0):
+        self.reference, self.cosine, self.red, self.atol = reference, cosine, red, atol
         self.candidate = {e.key: e for e in candidate}
         self.results = {}     # reference key -> (metrics or None, failure reason or "")
         self.retyped = []     # same name, another op type, other values: not the same computation
@@ -145,10 +145,7 @@ class Comparison(object):
                 result = (None, "")
             else:
                 result = self._judge(a, g)
-                if result[1] and ref.from_manifest and other.from_manifest and _kind(ref.op_type) \
-                        and _kind(other.op_type) and _kind(ref.op_type) != _kind(other.op_type):
-                    # Grappler names the nodes it makes after the graph's: one name, another op on each stack.
-                    # (Only between two TensorFlow dumps: the NPU's op types are its own, e.g. BNTrainingUpdate.)
+                if result[1] and _other_computation(ref, other):
                     self.retyped.append(ref.tensor)
                     result = (None, "")
         self.results[ref.key] = result
@@ -159,6 +156,8 @@ class Comparison(object):
         if not np.array_equal(finite_a, finite_g):
             return metrics(np.where(finite_a, a, 0), np.where(finite_g, g, 0)), "non-finite values differ"
         m = metrics(np.where(finite_a, a, 0), np.where(finite_g, g, 0))
+        if m["MaxAbsoluteError"] <= self.atol:
+            return m, ""    # round-off around zero (a gradient zero in exact arithmetic): no direction to compare
         if m["CosineSimilarity"] < self.cosine:
             return m, "cosine %.6f < %g" % (m["CosineSimilarity"], self.cosine)
         if m["RelativeEuclideanDistance"] > self.red:
@@ -173,14 +172,25 @@ class Comparison(object):
         return found[-1] if found else None
 
 
+def _other_computation(ref, other):
+    """Between two TensorFlow dumps, one name can be another computation: grappler names the nodes it makes
+    after the graph's, and TF 1.15 and 2.x build some gradients otherwise. Another op type or other inputs say
+    so. (Not for NPU dumps: their op types are the NPU's own, e.g. BNTrainingUpdate.)"""
+    if not (ref.from_manifest and other.from_manifest):
+        return False
+    if _kind(ref.op_type) and _kind(other.op_type) and _kind(ref.op_type) != _kind(other.op_type):
+        return True
+    return ref.inputs != other.inputs
+
+
 def _kind(op_type):
     """An op type without oneDNN's prefixes (_MklMatMul and _MklNativeFusedMatMul run MatMul, _FusedMatMul)."""
     return re.sub(r"^_(MklNative|Mkl)?", "", op_type)
 
 
-def compare_dirs(reference_dir, candidate_dir, cosine, red, output):
+def compare_dirs(reference_dir, candidate_dir, cosine, red, output, atol=0.0):
     reference, candidate = load_dump(reference_dir), load_dump(candidate_dir)
-    comparison = Comparison(reference, candidate, cosine, red)
+    comparison = Comparison(reference, candidate, cosine, red, atol)
     rows, first = [], None
     for ref in reference:
         m, why = comparison.check(ref)
@@ -194,7 +204,8 @@ def compare_dirs(reference_dir, candidate_dir, cosine, red, output):
     print("compared %d tensors present in both dumps (%d in the reference, %d in the candidate); result: %s"
           % (compared, len(reference), len(candidate), output), flush=True)
     if comparison.retyped:
-        print("not compared: %d tensors named alike but made by different op types (graph rewrites), e.g. %s"
+        print("not compared: %d tensors named alike but made by other op types or from other inputs (graph "
+              "rewrites), e.g. %s"
               % (len(comparison.retyped), comparison.retyped[0]))
     if comparison.reshaped:
         print("not compared: %d tensors named alike but of other sizes, e.g. %s"
@@ -202,7 +213,8 @@ def compare_dirs(reference_dir, candidate_dir, cosine, red, output):
     if not compared:
         raise UserError("no tensor of %s matches one of %s by name and output index" % (candidate_dir, reference_dir))
     if first is None:
-        print("PASS: every compared tensor has cosine >= %g and relative Euclidean distance <= %g" % (cosine, red))
+        print("PASS: every compared tensor has cosine >= %g and relative Euclidean distance <= %g, or differs by "
+              "at most %g" % (cosine, red, atol))
         return 0
     _verdict(comparison, first)
     return 1
@@ -239,9 +251,11 @@ def _verdict(comparison, first):
         if m_in is None:
             continue    # not dumped, or not in the candidate
         note = "%s: cosine %.6f, max abs error %.3g" % (tensor, m_in["CosineSimilarity"], m_in["MaxAbsoluteError"])
-        (differing if why_in else agreeing).append(note)
+        # An input within --atol can still point elsewhere: round-off around zero, which Adam or RMSProp scale up.
+        (differing if why_in or m_in["CosineSimilarity"] < comparison.cosine else agreeing).append(note)
     if differing:
-        print("input mismatch: its inputs already differ (%s): look further up" % "; ".join(differing))
+        print("input mismatch: its inputs already differ (%s): look further up, or, if they differ by round-off "
+              "only (within --atol), at what magnifies it" % "; ".join(differing))
     elif agreeing:
         print("its inputs agree (%s): this op itself computes differently" % "; ".join(agreeing))
     elif first.inputs:
@@ -342,6 +356,9 @@ def _parser():
     cmp_.add_argument("candidate", nargs="?", help="candidate dump directory (NPU, or another stack)")
     cmp_.add_argument("--cosine", type=float, default=0.99, help="lowest acceptable cosine similarity")
     cmp_.add_argument("--red", type=float, default=0.05, help="highest acceptable relative Euclidean distance")
+    cmp_.add_argument("--atol", type=float, default=1e-6,
+                      help="a tensor differing by at most this much passes whatever its cosine (round-off around "
+                           "zero); 0 judges every tensor by cosine and distance alone")
     cmp_.add_argument("--output", default="compare_result.csv", help="result CSV (default: ./compare_result.csv)")
     num = sub.add_parser("numerics", help="first non-finite op of a dumped step; fp32 values beyond fp16")
     num.add_argument("dump", help="a --reference_dump directory of the step that went NaN/Inf")
@@ -357,10 +374,10 @@ def main(argv):
         return numerics(args.dump)
     if args.command != "compare":
         raise UserError("python -m common.precision: give a command, compare or numerics (see --help)")
-    if not 0 < args.cosine <= 1 or args.red < 0:
-        raise UserError("--cosine must be in (0, 1] and --red >= 0")
+    if not 0 < args.cosine <= 1 or args.red < 0 or args.atol < 0:
+        raise UserError("--cosine must be in (0, 1], --red and --atol >= 0")
     if args.candidate is None:
         if not os.path.isfile(args.reference):
             raise UserError("compare: give REFERENCE and CANDIDATE dump directories, or one msaccucmp result .csv")
         return read_msaccucmp(args.reference, args.cosine, args.red)
-    return compare_dirs(args.reference, args.candidate, args.cosine, args.red, args.output)
+    return compare_dirs(args.reference, args.candidate, args.cosine, args.red, args.output, args.atol)
