@@ -18,6 +18,9 @@ METRICS = ("CosineSimilarity", "MaxAbsoluteError", "AccumulatedRelativeError", "
 COLUMNS = ("Index", "OpType", "NPUDump", "DataType", "Address", "GroundTruth", "DataType", "TensorIndex", "Shape") \
     + METRICS + ("Result",)
 FP16_MAX = 65504.0
+# Ops whose output is the variable they update (a ref): with two updates of one variable in a step (batch norm
+# shared by two towers) its dumped value depends on which ran first, not on precision.
+ALIASING_UPDATES = ("Assign", "AssignAdd", "AssignSub")
 _TINY = 1e-30
 
 
@@ -175,9 +178,12 @@ class Comparison(object):
 def _other_computation(ref, other):
     """Between two TensorFlow dumps, one name can be another computation: grappler names the nodes it makes
     after the graph's, and TF 1.15 and 2.x build some gradients otherwise. Another op type or other inputs say
-    so. (Not for NPU dumps: their op types are the NPU's own, e.g. BNTrainingUpdate.)"""
+    so; an assignment's output is the variable at dump time. (Not for NPU dumps: their op types are the NPU's
+    own, e.g. BNTrainingUpdate.)"""
     if not (ref.from_manifest and other.from_manifest):
         return False
+    if _kind(ref.op_type) in ALIASING_UPDATES:
+        return True     # the variable itself, read when dumped: after the step's other updates of it, or before
     if _kind(ref.op_type) and _kind(other.op_type) and _kind(ref.op_type) != _kind(other.op_type):
         return True
     return ref.inputs != other.inputs
@@ -205,7 +211,7 @@ def compare_dirs(reference_dir, candidate_dir, cosine, red, output, atol=0.0):
           % (compared, len(reference), len(candidate), output), flush=True)
     if comparison.retyped:
         print("not compared: %d tensors named alike but made by other op types or from other inputs (graph "
-              "rewrites), e.g. %s"
+              "rewrites), or variables assigned twice in the step, e.g. %s"
               % (len(comparison.retyped), comparison.retyped[0]))
     if comparison.reshaped:
         print("not compared: %d tensors named alike but of other sizes, e.g. %s"
