@@ -303,6 +303,11 @@ def _fallback_config(config, options):
     # Intra-op threads do the math; a couple of inter-op threads keep the input pipeline moving.
     config.intra_op_parallelism_threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", os.cpu_count() or 1))
     config.inter_op_parallelism_threads = int(os.environ.get("TF_NUM_INTEROP_THREADS", 2))
+    if getattr(options, "deterministic", False):
+        # One op at a time, in one order: two updates of one variable (a BN shared by two towers) otherwise
+        # land in either order, and their float sums differ bit for bit. TF_DETERMINISTIC_OPS: GPU kernels.
+        config.inter_op_parallelism_threads = 1
+        os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     if tf_compat.onednn_build():
         # oneDNN's OpenMP threads spin 200 ms after each op by default, starving the tf.data threads that share
         # the cores: MobileNetV3 training ran at half speed on 2 cores. Read when OpenMP starts (first oneDNN op).
