@@ -4,6 +4,7 @@ failing op, identical dumps from two deterministic runs, a planted NaN traced to
 controls on both routes."""
 import csv
 import os
+import json
 import re
 import shutil
 import sys
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import precision, precision_compare
+from common import npu_session, precision, precision_compare, tf_compat
 from common.errors import UserError
 from common.tf_compat import tf
 from conftest import REPO, run, run_python
@@ -277,3 +278,115 @@ def test_two_deterministic_runs_give_identical_dumps(tmp_path, model):
     differing = [key for key in first if (first[key].dtype, first[key].shape, first[key].tobytes())
                  != (second[key].dtype, second[key].shape, second[key].tobytes())]     # bit for bit
     assert not differing, differing[:5]
+
+
+# --- the NPU half and the precision controls ------------------------------------------------------------------
+
+def _options(argv):
+    import argparse
+    from common.ascend_flags import add_ascend_arguments, npu_options_from
+    return npu_options_from(add_ascend_arguments(argparse.ArgumentParser()).parse_args(argv))
+
+
+def _params(config):
+    (custom,) = config.graph_options.rewrite_options.custom_optimizers
+    return custom.parameter_map
+
+
+def _run_one_op(config):
+    with tf.Graph().as_default() as graph:
+        value = tf.constant(1.0) + 1.0
+        with tf.compat.v1.Session(graph=graph, config=config) as sess:
+            return sess.run(value)
+
+
+def _controls(tmp_path):
+    mixlist = tmp_path / "mixlist.json"
+    mixlist.write_text(json.dumps({"black-list": {"to-add": ["Exp"]}}))
+    fusion = tmp_path / "fusion_switch.cfg"
+    fusion.write_text(json.dumps({"Switch": {"GraphFusion": {"ALL": "off"}, "UBFusion": {"ALL": "off"}}}))
+    dtypes = tmp_path / "customize_dtypes.cfg"
+    dtypes.write_text("OpType::Exp:InputDtype:float32,OutputDtype:float32\n")
+    return ["--precision_mode_v2=mixed_float16", "--modify_mixlist=%s" % mixlist,
+            "--op_select_implmode=high_precision", "--customize_dtypes=%s" % dtypes,
+            "--fusion_switch_file=%s" % fusion]
+
+
+def test_on_ascend_the_reference_dump_flags_set_the_adapters_dump_of_that_step(fake_npu, tmp_path):
+    options = _options(["--reference_dump=%s" % (tmp_path / "npu"), "--reference_dump_step=3", "--deterministic"])
+    config = npu_session.session_config(options)
+    params = _params(config)
+    assert params["enable_dump"].b is True and params["dump_mode"].s == b"output"
+    assert params["dump_path"].s == str(tmp_path / "npu").encode() and params["dump_step"].s == b"3"
+    assert params["deterministic"].i == 1
+    assert _run_one_op(config) == 2.0        # the (fake) adapter's dump checks pass: the directory was made
+    assert not precision.StepDump.from_options(options).enabled     # the adapter writes it, not tfdbg
+
+
+def test_the_precision_controls_reach_the_adapter(fake_npu, tmp_path):
+    config = npu_session.session_config(_options(_controls(tmp_path)))
+    params = _params(config)
+    assert params["precision_mode_v2"].s == b"mixed_float16" and "precision_mode" not in params
+    assert params["modify_mixlist"].s == str(tmp_path / "mixlist.json").encode()
+    assert params["op_select_implmode"].s == b"high_precision"
+    assert params["customize_dtypes"].s == str(tmp_path / "customize_dtypes.cfg").encode()
+    assert params["fusion_switch_file"].s == str(tmp_path / "fusion_switch.cfg").encode()
+    assert _run_one_op(config) == 2.0
+    line = npu_session.describe(_options(_controls(tmp_path)))
+    assert "precision_mode_v2=mixed_float16" in line and "op_select_implmode=high_precision" in line
+
+
+def test_the_fake_adapter_refuses_what_the_real_one_refuses(fake_npu):
+    config = tf.compat.v1.ConfigProto()
+    custom = config.graph_options.rewrite_options.custom_optimizers.add()
+    custom.name = "NpuOptimizer"
+    custom.parameter_map["precision_mode"].s = b"allow_fp32_to_fp16"
+    custom.parameter_map["precision_mode_v2"].s = b"origin"
+    with pytest.raises(tf.errors.InternalError, match="can not be assigned at the same time"):
+        _run_one_op(config)
+    del custom.parameter_map["precision_mode_v2"]
+    custom.parameter_map["modify_mixlist"].s = b"/nonexistent.json"
+    with pytest.raises(tf.errors.InternalError, match="modify_mixlist is assigned"):
+        _run_one_op(config)
+
+
+def test_the_estimator_route_passes_the_controls_to_npurunconfig(fake_npu, tmp_path):
+    if not tf_compat.has_estimator():
+        pytest.skip("no tf.estimator")
+    run_config = npu_session.run_config(_options(_controls(tmp_path) + ["--reference_dump=%s" % (tmp_path / "d"),
+                                                                        "--reference_dump_step=2"]), str(tmp_path))
+    kwargs = run_config.npu_kwargs
+    assert kwargs["precision_mode_v2"] == "mixed_float16" and "precision_mode" not in kwargs
+    assert kwargs["op_select_implmode"] == "high_precision"
+    assert kwargs["dump_config"].kwargs["dump_mode"] == "output" and kwargs["dump_config"].kwargs["dump_step"] == "2"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--precision_mode_v2=bf32"], "unknown precision_mode_v2 'bf32'"),
+    (["--op_select_implmode=fast"], "unknown op_select_implmode 'fast'"),
+    (["--fusion_switch_file=/nonexistent.json"], "fusion_switch_file: no such file /nonexistent.json"),
+    (["--modify_mixlist=%s" % os.path.join(REPO, "setup.cfg"), "--precision_mode=allow_mix_precision"],
+     "is not a readable JSON file"),
+    (["--reference_dump=x", "--data_dump_flag=True"], "reference_dump and data_dump_flag both set"),
+    (["--reference_dump_step=-1"], "reference_dump_step must be a step number >= 0"),
+])
+def test_bad_precision_flags_are_one_line_errors(argv, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        _options(argv)
+
+
+def test_off_ascend_the_controls_are_refused_except_origin(no_npu, tmp_path):
+    with pytest.raises(UserError, match="--op_select_implmode=high_precision.*need the NPU route"):
+        npu_session.session_config(_options(["--op_select_implmode=high_precision"]))
+    config = npu_session.session_config(_options(["--precision_mode_v2=origin",
+                                                  "--precision_mode=allow_mix_precision"]))
+    assert not config.graph_options.rewrite_options.custom_optimizers
+    assert npu_session.fallback_precision(_options(["--precision_mode_v2=origin"]))[0] == "fp32"
+
+
+def test_a_script_off_ascend_refuses_a_control_in_one_line():
+    proc = run_python(["swa/train-tf.keras-npu.py", "--train_epochs=2", "--swa_start=1", "--swa_freq=1",
+                       "--num_samples=3000", "--batch_size=512", "--op_select_implmode=high_precision"], check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("error: --op_select_implmode=high_precision: Ascend's")
+    assert "Traceback" not in proc.stdout
