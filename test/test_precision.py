@@ -16,6 +16,7 @@ from common import npu_session, precision, precision_compare, tf_compat
 from common.errors import UserError
 from common.tf_compat import tf
 from conftest import REPO, run, run_python
+from test_ascend_wrapper import fake_model  # noqa: F401  (fixture)
 
 STACKS = {"tf1": os.path.join(REPO, ".venv", "bin", "python"), "tf2": os.path.join(REPO, ".venv-tf2", "bin", "python")}
 # MindStudio "Dump File Naming Conventions": {op_name}.{output_index}.{timestamp}.npy, op_name in [A-Za-z0-9_-],
@@ -390,3 +391,18 @@ def test_a_script_off_ascend_refuses_a_control_in_one_line():
     assert proc.returncode == 2, proc.stdout[-2000:]
     assert proc.stdout.strip().splitlines()[-1].startswith("error: --op_select_implmode=high_precision: Ascend's")
     assert "Traceback" not in proc.stdout
+
+
+def test_wrappers_pass_the_precision_flags_with_absolute_paths(fake_model, tmp_path):  # noqa: F811
+    (tmp_path / "fusion.json").write_text("{}")
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--reference_dump=dumps",
+                "--reference_dump_step=3", "--deterministic=True", "--fusion_switch_file=fusion.json",
+                "--precision_mode_v2=origin"], cwd=tmp_path, OUTPUT_ROOT=tmp_path / "out")
+    for pair in [("reference_dump", str(tmp_path / "dumps")), ("reference_dump_step", "3"),
+                 ("deterministic", "True"), ("fusion_switch_file", str(tmp_path / "fusion.json")),
+                 ("precision_mode_v2", "origin")]:
+        assert repr(pair) in proc.stdout, proc.stdout
+    bad = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--reference_dump_step=last"], cwd=tmp_path,
+              check=False, OUTPUT_ROOT=tmp_path / "out2")
+    assert bad.returncode == 2
+    assert bad.stdout.strip() == "train_full_1p.sh: --reference_dump_step must be a whole number, got 'last'"
