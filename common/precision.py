@@ -74,7 +74,10 @@ class StepDump(object):
             return cls("", 0)
         precision = npu_session.fallback_precision(options)[0]
         route = "GPU" if npu_session._gpus() else "CPU"
-        return cls(directory, getattr(options, "reference_dump_step", 0), route=route, precision=precision)
+        dump = cls(directory, getattr(options, "reference_dump_step", 0), route=route, precision=precision)
+        print("reference dump: every op output of step %d will go to %s (when the run reaches it)"
+              % (dump.step, dump.directory), flush=True)
+        return dump
 
     @property
     def enabled(self):
