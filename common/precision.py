@@ -36,6 +36,9 @@ NPU_NPY_NAME = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)\.(?P<op>[A-Za-z0-9_-]+)\.(
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("order", "file", "tensor", "op_type", "dtype", "shape", "inputs", "role", "step",
                     "tf_version", "route", "precision")
+# FusedBatchNormV3's reserve_space_3 (and oneDNN's fused FusedBatchNormEx's): a scratch buffer whose contents no
+# kernel defines (uninitialised memory, oneDNN's workspace, another size on each stack).
+UNDEFINED_OUTPUTS = (re.compile(r"FusedBatchNorm(V3|Ex)$"), 5)
 _RAW = ".tfdbg_raw"    # tfdbg's own dump tree, inside DIR while the step runs, removed once converted
 
 
@@ -131,6 +134,9 @@ class StepDump(object):
             value = datum.get_tensor()
             if not isinstance(value, np.ndarray) or value.dtype == object:
                 continue    # uninitialised, string or resource tensors: nothing to compare
+            op_type, inputs = nodes.get(datum.node_name, ("", ()))
+            if UNDEFINED_OUTPUTS[0].search(op_type) and datum.output_slot == UNDEFINED_OUTPUTS[1]:
+                continue
             stamp = datum.timestamp
             while npy_name(datum.node_name, datum.output_slot, stamp) in used:
                 stamp += 1   # two outputs in the same microsecond: keep names unique and the order
@@ -138,7 +144,6 @@ class StepDump(object):
             used.add(name)
             np.save(os.path.join(self.directory, name), value)
             tensor = "%s:%d" % (datum.node_name, datum.output_slot)
-            op_type, inputs = nodes.get(datum.node_name, ("", ()))
             rows.append({"order": len(rows), "file": name, "tensor": tensor, "op_type": op_type,
                          "dtype": str(value.dtype), "shape": "x".join(str(d) for d in value.shape),
                          "inputs": ";".join(inputs), "role": "loss" if tensor == loss_name else "",
