@@ -39,7 +39,7 @@ class Entry(object):
         if self._value is None:
             try:
                 self._value = np.load(self.path, allow_pickle=False)
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, EOFError) as err:   # missing, truncated or not an .npy file
                 raise UserError("cannot read %s: %s" % (self.path, err))
         return self._value
 

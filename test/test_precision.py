@@ -409,3 +409,14 @@ def test_wrappers_pass_the_precision_flags_with_absolute_paths(fake_model, tmp_p
               check=False, OUTPUT_ROOT=tmp_path / "out2")
     assert bad.returncode == 2
     assert bad.stdout.strip() == "train_full_1p.sh: --reference_dump_step must be a whole number, got 'last'"
+
+
+def test_a_truncated_dump_file_is_one_line(tmp_path):
+    tiny_graph(tmp_path / "a")
+    shutil.copytree(str(tmp_path / "a"), str(tmp_path / "b"))
+    victim = sorted(p for p in os.listdir(str(tmp_path / "b")) if p.endswith(".npy"))[0]
+    path = tmp_path / "b" / victim
+    path.write_bytes(path.read_bytes()[:20])
+    proc = compare(tmp_path / "a", tmp_path / "b", tmp_path)
+    assert proc.returncode == 2 and "error: cannot read %s" % path in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stdout
