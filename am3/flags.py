@@ -7,6 +7,7 @@ import os
 import types
 
 from common.ascend_flags import add_ascend_arguments, npu_options_from, str2bool
+from common.precision import derandomise
 from common.errors import ArgumentParser, UserError, main_guard
 
 VARIANTS = {
@@ -141,6 +142,13 @@ def build_parser(variant):
     return p
 
 
+# --deterministic: what is random in a run besides the seeded episode sampling and initialisation.
+DETERMINISTIC = (("dropout", 1.0, "dropout before the feature expansion"), ("conv_dropout", None, "conv dropout"),
+                 ("feature_dropout_p", None, "feature dropout"), ("mlp_dropout", 0.0, "dropout inside g"),
+                 ("att_dropout", 0.0, "dropout in the mixing network"),
+                 ("augment", False, "random flips and pad-and-crop"))
+
+
 def config_from_args(args, variant):
     """Plain config object (types.SimpleNamespace) from parsed flags, with aliases resolved and checked."""
     cfg = types.SimpleNamespace(**vars(args))
@@ -154,6 +162,7 @@ def config_from_args(args, variant):
     del cfg.train_steps
     cfg.log_dir = cfg.log_dir or os.path.join("logs", variant)
     cfg.npu = npu_options_from(args)
+    derandomise(cfg, DETERMINISTIC, cfg.npu)
     checks = [("number_of_steps", 0), ("num_classes_train", 1), ("num_shots_train", 1), ("train_batch_size", 1),
               ("num_tasks_per_batch", 1), ("num_classes_test", 1), ("num_shots_test", 1), ("eval_batch_size", 1),
               ("num_filters", 1), ("num_blocks", 1), ("num_units_in_block", 1), ("cbn_num_layers", 1),

@@ -13,7 +13,7 @@ import numpy as np
 
 from am3 import model as M
 from am3.flags import config_record, model_options_mismatch
-from common import checkpoints, npu_session
+from common import checkpoints, npu_session, precision
 from common.errors import UserError, check_finite
 from common.progress import Progress
 from common.step_timer import StepTimer
@@ -377,6 +377,7 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
         print("nothing to train: the checkpoint in %s is at step %d of %d" % (train_dir, start, total), flush=True)
     step = start
     last_saved = start
+    dump = precision.StepDump.from_options(cfg.npu)   # --reference_dump: every op output of one step
 
     def save():
         return checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
@@ -388,8 +389,8 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
                 probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
                 if aux_mode != "multitask" or rng.uniform() < probability:
                     log_aux = step % cfg.log_interval_steps == 0
-                    fetched = sess.run([aux["loss"], aux["accuracy"], aux["train"]]
-                                       + ([aux["summary"]] if log_aux else []))
+                    fetched = dump.run(sess, [aux["loss"], aux["accuracy"], aux["train"]]
+                                       + ([aux["summary"]] if log_aux else []), step, loss=aux["loss"])
                     check_finite(fetched[0], step, "auxiliary loss")
                     if log_aux:
                         writer.add_summary(fetched[3], step)
@@ -409,7 +410,7 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
             if log_now:
                 fetches["summary"] = summary_op
             timer.start()
-            out = sess.run(fetches)
+            out = dump.run(sess, fetches, step, loss=net["loss"], per_run=per_run)
             dt = timer.stop(steps=per_run)
             check_finite(out["loss"], step)
             if log_now:

@@ -4,7 +4,7 @@
     define_ascend_flags(tf.compat.v1.flags)                                # tf.flags scripts
     options = npu_options_from(args_or_FLAGS)                              # -> common.npu_session.NpuOptions
 """
-from common.npu_session import PRECISION_MODES, NpuOptions
+from common.npu_session import OP_IMPL_MODES, PRECISION_MODES, PRECISION_MODES_V2, NpuOptions
 
 # name, kind, default, help. Kinds: str, int, bool. Defaults follow the Ascend model zoo wrappers.
 ASCEND_FLAGS = (
@@ -18,6 +18,18 @@ ASCEND_FLAGS = (
     ("dump_path", "str", "", "directory for dumps and profiling output (default ./npu_dump)"),
     ("profiling", "bool", False, "collect Ascend profiling data"),
     ("profiling_options", "str", "", "CANN profiling options as a JSON string (default: training and task trace)"),
+    # Porting precision (common.precision): one step's op outputs, and the adapter's precision controls.
+    ("reference_dump", "str", "", "directory for every op output of step --reference_dump_step (Ascend's .npy "
+     "layout off Ascend; the adapter's data dump of that step, dump_mode=output, on Ascend)"),
+    ("deterministic", "bool", False, "derandomised run (fixed seed; no shuffle, dropout or random augmentation) "
+     "for comparing dumps; on Ascend also the adapter's deterministic computing"),
+    ("reference_dump_step", "int", 0, "the step --reference_dump writes, counted from 0 as the adapter's dump_step"),
+    ("precision_mode_v2", "str", "", "Ascend precision_mode_v2 (" + "/".join(PRECISION_MODES_V2) + "), instead "
+     "of --precision_mode; off Ascend only 'origin' (fp32 here)"),
+    ("modify_mixlist", "str", "", "JSON file moving ops into/out of fp16 under a mixed precision mode (Ascend only)"),
+    ("op_select_implmode", "str", "", "operator implementation: " + "/".join(OP_IMPL_MODES) + " (Ascend only)"),
+    ("customize_dtypes", "str", "", "file of per-op compute dtypes (Ascend only)"),
+    ("fusion_switch_file", "str", "", "JSON file switching graph/UB fusions off (Ascend only)"),
 )
 
 _TRUE = ("1", "true", "t", "yes", "y", "on")

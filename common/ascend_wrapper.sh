@@ -61,6 +61,11 @@ flag_error() {
 
 # Ascend flags every wrapper passes through to its script (empty: the script's own default).
 ASCEND_FLAGS=(precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling)
+# Porting precision (common/precision.py): a reference dump of one step, and the adapter's precision controls.
+PRECISION_FLAGS=(deterministic reference_dump reference_dump_step precision_mode_v2 modify_mixlist op_select_implmode
+                 customize_dtypes fusion_switch_file)
+PRECISION_PATH_FLAGS=(reference_dump modify_mixlist customize_dtypes fusion_switch_file)
+ASCEND_FLAGS+=("${PRECISION_FLAGS[@]}")
 for _flag in "${ASCEND_FLAGS[@]}"; do
   printf -v "$_flag" '%s' "${!_flag:-}"
 done
@@ -81,6 +86,14 @@ wrapper_usage() {
   echo "    --data_dump_flag         data dump flag, default is False"
   echo "    --data_dump_step         data dump step, default is 10"
   echo "    --profiling              if or not profiling for performance debug, default is False"
+  echo "    --deterministic          derandomised run (fixed seed, no shuffle/dropout/augmentation), default is False"
+  echo "    --reference_dump         directory for every op output of one step (python -m common.precision compare)"
+  echo "    --reference_dump_step    the step --reference_dump writes, from 0, default is 0"
+  echo "    --precision_mode_v2      fp16/origin/cube_fp16in_fp32out/mixed_float16/mixed_bfloat16 (Ascend)"
+  echo "    --modify_mixlist         JSON of ops moved into/out of fp16 (Ascend, mixed precision modes)"
+  echo "    --op_select_implmode     high_precision/high_performance(_for_all) (Ascend)"
+  echo "    --customize_dtypes       file of per-op compute dtypes (Ascend)"
+  echo "    --fusion_switch_file     JSON switching fusions off (Ascend)"
   echo "    -h/--help                show help message"
   echo "Environment: ASCEND_DEVICE_ID (default 0), OUTPUT_ROOT (default <model>/test/output), PYTHON."
 }
@@ -104,6 +117,7 @@ wrapper_parse() {
   for i in "${!WRAPPER_FLAGS[@]}"; do check_flag_kind "${WRAPPER_FLAGS[$i]}" "${WRAPPER_KIND[$i]}"; done
   check_flag_kind iterations_per_loop int
   check_flag_kind data_dump_step int
+  precision_flag_paths
   if [ -n "${data_path:-}" ]; then data_path="$(abs_path "$data_path")"; fi
   OUTPUT_DIR="${OUTPUT_ROOT:-$MODEL_DIR/test/output}/$ASCEND_DEVICE_ID"
   mkdir -p "$OUTPUT_DIR"
@@ -120,6 +134,14 @@ wrapper_parse() {
   echo "===== $(basename "$WRAPPER_SCRIPT") $* ($(date '+%Y-%m-%d %H:%M:%S')) =====" >> "$LOG"
   WRAPPER_START=$(date +%s.%N)
   echo "log: $LOG"
+}
+
+precision_flag_paths() {  # the scripts run from the model directory: the precision flags' paths made absolute
+  local flag
+  check_flag_kind reference_dump_step int
+  for flag in "${PRECISION_PATH_FLAGS[@]}"; do
+    if [ -n "${!flag}" ]; then printf -v "$flag" '%s' "$(abs_path "${!flag}")"; fi
+  done
 }
 
 abs_path() {  # wrapper_run runs from the model directory: make a user's relative path absolute first

@@ -18,6 +18,16 @@ from common.tf_compat import tf
 log = logging.getLogger(__name__)
 
 PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
+# tf_adapter/util/npu_attrs.cc (Ascend/tensorflow ge_dev): kPrecisionModeV2List and CheckOpImplMode's list.
+PRECISION_MODES_V2 = ("fp16", "origin", "cube_fp16in_fp32out", "mixed_float16", "mixed_bfloat16")
+OP_IMPL_MODES = ("high_precision", "high_performance", "high_precision_for_all", "high_performance_for_all")
+# npu_attrs.cc: modify_mixlist is taken only under these modes ("modify_mixlist is assigned, please ensure ...").
+MIXLIST_MODES = ("allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16", "mixed_float16",
+                 "mixed_bfloat16")
+# The adapter's precision controls: flag (= NPURunConfig keyword = session parameter_map key) -> what it takes.
+PRECISION_CONTROLS = ("precision_mode_v2", "modify_mixlist", "op_select_implmode", "customize_dtypes",
+                      "fusion_switch_file")
+PRECISION_FILES = ("modify_mixlist", "customize_dtypes", "fusion_switch_file")
 FALLBACK_ENV = "NPU_FALLBACK"
 # Set by CANN's set_env.sh: their presence says this is an Ascend host, where a CPU fallback is never silent.
 CANN_ENV = ("ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME", "ASCEND_OPP_PATH", "ASCEND_AICPU_PATH")
@@ -37,7 +47,9 @@ class NpuOptions(object):
 
     def __init__(self, precision_mode="allow_fp32_to_fp16", loss_scale=None, iterations_per_loop=1,
                  over_dump=False, data_dump_flag=False, data_dump_step="10", dump_path="",
-                 profiling=False, profiling_options="", enable_data_pre_proc=True):
+                 profiling=False, profiling_options="", enable_data_pre_proc=True, reference_dump="",
+                 reference_dump_step=0, precision_mode_v2="", modify_mixlist="", op_select_implmode="",
+                 customize_dtypes="", fusion_switch_file="", deterministic=False):
         self.precision_mode = precision_mode
         self.loss_scale = parse_loss_scale(loss_scale)
         self.iterations_per_loop = iterations_per_loop
@@ -49,7 +61,16 @@ class NpuOptions(object):
         self.profiling_options = profiling_options or json.dumps(
             {"output": os.path.join(self.dump_path, "profiling"), "training_trace": "on", "task_trace": "on"})
         self.enable_data_pre_proc = bool(enable_data_pre_proc)
+        self.reference_dump = os.path.abspath(reference_dump) if reference_dump else ""
+        self.reference_dump_step = reference_dump_step
+        self.precision_mode_v2 = precision_mode_v2 or ""
+        self.modify_mixlist = os.path.abspath(modify_mixlist) if modify_mixlist else ""
+        self.op_select_implmode = op_select_implmode or ""
+        self.customize_dtypes = os.path.abspath(customize_dtypes) if customize_dtypes else ""
+        self.fusion_switch_file = os.path.abspath(fusion_switch_file) if fusion_switch_file else ""
+        self.deterministic = bool(deterministic)
         self._validate()
+        self._validate_precision()
 
     def _validate(self):
         if self.precision_mode not in PRECISION_MODES:
@@ -70,9 +91,40 @@ class NpuOptions(object):
             raise UserError("data_dump_flag and over_dump cannot be on together (CANN dumps one kind per run): "
                             "choose one")
 
+    def _validate_precision(self):
+        if isinstance(self.reference_dump_step, bool) or not isinstance(self.reference_dump_step, int) \
+                or self.reference_dump_step < 0:
+            raise UserError("reference_dump_step must be a step number >= 0, got %r" % (self.reference_dump_step,))
+        if self.reference_dump and self.data_dump_flag:
+            raise UserError("reference_dump and data_dump_flag both set the adapter's data dump: choose one")
+        if self.reference_dump and self.over_dump:
+            raise UserError("reference_dump and over_dump cannot be on together (CANN dumps one kind per run)")
+        if self.precision_mode_v2 and self.precision_mode_v2 not in PRECISION_MODES_V2:
+            raise UserError("unknown precision_mode_v2 %r: choose one of %s"
+                            % (self.precision_mode_v2, ", ".join(PRECISION_MODES_V2)))
+        if self.op_select_implmode and self.op_select_implmode not in OP_IMPL_MODES:
+            raise UserError("unknown op_select_implmode %r: choose one of %s"
+                            % (self.op_select_implmode, ", ".join(OP_IMPL_MODES)))
+        for name in PRECISION_FILES:
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise UserError("%s: no such file %s" % (name, path))
+        for name in ("modify_mixlist", "fusion_switch_file"):
+            _check_json(name, getattr(self, name))
+        mode = self.precision_mode_v2 or self.precision_mode
+        if self.modify_mixlist and mode not in MIXLIST_MODES:
+            raise UserError("modify_mixlist needs a mixed precision mode (precision_mode=allow_mix_precision or "
+                            "precision_mode_v2=mixed_float16/mixed_bfloat16), not %s" % mode)
+
+    def precision_controls(self):
+        """{name: value} of the adapter's precision controls this run sets."""
+        return {name: getattr(self, name) for name in PRECISION_CONTROLS if getattr(self, name)}
+
     def output_directories(self):
         """The directories the adapter expects to exist already: dump_path, and the profiling output."""
         dirs = [self.dump_path] if (self.data_dump_flag or self.over_dump) else []
+        if self.reference_dump:
+            dirs.append(self.reference_dump)
         if self.profiling:
             output = json.loads(self.profiling_options).get("output")
             dirs.append(os.path.abspath(output) if output else self.dump_path)
@@ -80,6 +132,16 @@ class NpuOptions(object):
 
     def __repr__(self):
         return "NpuOptions(%s)" % ", ".join("%s=%r" % kv for kv in sorted(vars(self).items()))
+
+
+def _check_json(name, path):
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            json.load(f)
+    except (OSError, ValueError) as err:
+        raise UserError("%s: %s is not a readable JSON file (%s)" % (name, path, str(err).splitlines()[0]))
 
 
 def parse_loss_scale(value):
@@ -157,8 +219,12 @@ def describe(options):
     scale = options.loss_scale if options.loss_scale in (None, "dynamic") else "fixed %g" % options.loss_scale
     scale = scale or "off"
     if on_npu():
-        return ("device: Ascend NPU (npu_bridge); precision_mode=%s; loss scale: %s; iterations_per_loop=%d"
-                % (options.precision_mode, scale, options.iterations_per_loop))
+        controls = options.precision_controls()
+        mode = "precision_mode_v2=%s" % controls.pop("precision_mode_v2") if options.precision_mode_v2 \
+            else "precision_mode=%s" % options.precision_mode
+        return ("device: Ascend NPU (npu_bridge); %s; loss scale: %s; iterations_per_loop=%d%s"
+                % (mode, scale, options.iterations_per_loop,
+                   "".join("; %s=%s" % kv for kv in sorted(controls.items()))))
     extras = [name for name, on in (("data dump", options.data_dump_flag), ("overflow dump", options.over_dump),
                                     ("profiling", options.profiling)) if on]
     precision, why = fallback_precision(options)
@@ -207,6 +273,8 @@ def fallback_precision(options):
     on TensorFlow's automatic mixed precision graph rewrite: fp16 on a GPU, bf16 on a CPU through oneDNN where
     TensorFlow and the CPU have it; everything else computes in fp32."""
     mode = options.precision_mode
+    if getattr(options, "precision_mode_v2", "") == "origin":
+        return "fp32", "precision_mode_v2=origin: every op keeps its dtype"
     if mode not in MIXED_MODES:
         return "fp32", "precision_mode=%s applies on Ascend only" % mode
     if _gpus():
@@ -235,6 +303,11 @@ def _fallback_config(config, options):
     # Intra-op threads do the math; a couple of inter-op threads keep the input pipeline moving.
     config.intra_op_parallelism_threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", os.cpu_count() or 1))
     config.inter_op_parallelism_threads = int(os.environ.get("TF_NUM_INTEROP_THREADS", 2))
+    if getattr(options, "deterministic", False):
+        # One op at a time, in one order: two updates of one variable (a BN shared by two towers) otherwise
+        # land in either order, and their float sums differ bit for bit. TF_DETERMINISTIC_OPS: GPU kernels.
+        config.inter_op_parallelism_threads = 1
+        os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     if tf_compat.onednn_build():
         # oneDNN's OpenMP threads spin 200 ms after each op by default, starving the tf.data threads that share
         # the cores: MobileNetV3 training ran at half speed on 2 cores. Read when OpenMP starts (first oneDNN op).
@@ -255,13 +328,23 @@ def session_config(options, distributed=False):
     announce(options)
     config = _base_config()
     if not on_npu():
+        refuse_npu_precision_controls(options)
         _fallback_config(config, options)
         return config
+    _require_adapter_keywords(options)
     custom_op = config.graph_options.rewrite_options.custom_optimizers.add()
     custom_op.name = "NpuOptimizer"
     params = custom_op.parameter_map
     params["use_off_line"].b = True
-    params["precision_mode"].s = tf.compat.as_bytes(options.precision_mode)
+    if options.precision_mode_v2:   # npu_attrs.cc: precision_mode and precision_mode_v2 cannot both be set
+        params["precision_mode_v2"].s = tf.compat.as_bytes(options.precision_mode_v2)
+    else:
+        params["precision_mode"].s = tf.compat.as_bytes(options.precision_mode)
+    for name in PRECISION_CONTROLS[1:]:
+        if getattr(options, name):
+            params[name].s = tf.compat.as_bytes(getattr(options, name))
+    if options.deterministic:   # npu_attrs.cc: "deterministic" (int), the same results run after run
+        params["deterministic"].i = 1
     params["iterations_per_loop"].i = options.iterations_per_loop
     params["enable_data_pre_proc"].b = options.enable_data_pre_proc
     params["mix_compile_mode"].b = False
@@ -272,6 +355,11 @@ def session_config(options, distributed=False):
         params["dump_path"].s = tf.compat.as_bytes(options.dump_path)
         params["dump_step"].s = tf.compat.as_bytes(options.data_dump_step)
         params["dump_mode"].s = tf.compat.as_bytes("all")
+    if options.reference_dump:   # the NPU half of common.precision's comparison: outputs of that one step
+        params["enable_dump"].b = True
+        params["dump_path"].s = tf.compat.as_bytes(options.reference_dump)
+        params["dump_step"].s = tf.compat.as_bytes(str(options.reference_dump_step))
+        params["dump_mode"].s = tf.compat.as_bytes("output")
     if options.over_dump:
         params["enable_dump_debug"].b = True
         params["dump_path"].s = tf.compat.as_bytes(options.dump_path)
@@ -303,9 +391,11 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
     npu = npu_modules()
     _require_estimator()
     if npu is None:
+        refuse_npu_precision_controls(options)
         config = _base_config()
         _fallback_config(config, options)
         return tf.estimator.RunConfig(session_config=config, **common)
+    _require_adapter_keywords(options)
     cfg = npu["npu.npu_config"]
     # NPUEstimator adds the NpuOptimizer from these settings; the session config only switches off TF's rewrites.
     _make_output_directories(options)
@@ -316,14 +406,49 @@ def run_config(options, model_dir, save_checkpoints_steps=None, keep_checkpoint_
         extra["dump_config"] = cfg.DumpConfig(
             enable_dump=options.data_dump_flag, dump_path=options.dump_path, dump_step=options.data_dump_step,
             dump_mode="all", enable_dump_debug=options.over_dump, dump_debug_mode="all")
+    if options.reference_dump:
+        extra["dump_config"] = cfg.DumpConfig(enable_dump=True, dump_path=options.reference_dump,
+                                              dump_step=str(options.reference_dump_step), dump_mode="output")
+    extra.update(options.precision_controls())
+    if options.deterministic:
+        extra["deterministic"] = 1
+    precision = {"precision_mode_v2": options.precision_mode_v2} if options.precision_mode_v2 \
+        else {"precision_mode": options.precision_mode}
     if options.profiling:
         extra["profiling_config"] = cfg.ProfilingConfig(enable_profiling=True,
                                                         profiling_options=options.profiling_options)
     if distributed:
         extra["hcom_parallel"] = True
-    return cfg.NPURunConfig(session_config=config, precision_mode=options.precision_mode,
-                            iterations_per_loop=options.iterations_per_loop,
-                            enable_data_pre_proc=options.enable_data_pre_proc, **dict(common, **extra))
+    return cfg.NPURunConfig(session_config=config, iterations_per_loop=options.iterations_per_loop,
+                            enable_data_pre_proc=options.enable_data_pre_proc,
+                            **dict(common, **dict(extra, **precision)))
+
+
+def refuse_npu_precision_controls(options):
+    """Off Ascend nothing reads the adapter's precision controls: say so rather than run without them.
+    precision_mode_v2=origin (keep every op's dtype) is what the fallback computes anyway."""
+    given = ["--%s=%s" % kv for kv in sorted(options.precision_controls().items())
+             if kv != ("precision_mode_v2", "origin")]
+    if given:
+        raise UserError("%s: Ascend's precision controls need the NPU route (npu_bridge); this run is the "
+                        "CPU/GPU fallback, which computes in fp32 (only --precision_mode_v2=origin applies here)"
+                        % ", ".join(given))
+
+
+def _require_adapter_keywords(options):
+    """An older adapter lacks some controls (precision_mode_v2, modify_mixlist and customize_dtypes came in
+    later CANN versions): its NPURunConfig signature says which it has."""
+    import inspect
+    wanted = list(options.precision_controls()) + (["deterministic"] if options.deterministic else [])
+    if not wanted:
+        return
+    parameters = inspect.signature(npu_modules()["npu.npu_config"].NPURunConfig.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [name for name in wanted if name not in parameters]
+    if missing:
+        raise UserError("this npu_bridge (CANN TensorFlow adapter) has no %s: upgrade CANN, or leave out --%s"
+                        % (", ".join(missing), " --".join(missing)))
 
 
 def _require_estimator():

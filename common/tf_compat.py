@@ -86,3 +86,10 @@ def has_estimator():
         return tf.estimator.Estimator is not None
     except (AttributeError, ImportError):
         return False
+
+
+def debugger():
+    """tfdbg's graph-watch helper and dump reader (tensorflow.python.debug, v1 API, kept in TF 2.x): the real
+    executed outputs of one Session.run, each op's in execution order."""
+    from tensorflow.python.debug.lib import debug_data, debug_utils
+    return debug_utils, debug_data

@@ -174,14 +174,17 @@ def _parallel():
     return tf.data.experimental.AUTOTUNE
 
 
-def train_dataset(folder, batch, height, width, augmentation=True, seed=None, shard=(1, 0)):
-    """Endless shuffled batches (images, labels) with static shapes; corrupt images are skipped."""
+def train_dataset(folder, batch, height, width, augmentation=True, seed=None, shard=(1, 0), shuffle=True):
+    """Endless shuffled (or, without shuffle, in file order) batches (images, labels) with static shapes; corrupt
+    images are skipped."""
     num_shards, index = shard
     files, labels = np.array(folder.files), np.array(folder.labels, np.int32)
     if num_shards > 1:
         files, labels = files[index::num_shards], labels[index::num_shards]
     ds = tf.data.Dataset.from_tensor_slices((files, labels))
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.repeat()
     ds = tf.data.Dataset.zip((tf.data.Dataset.range(2 ** 62), ds))   # each image drawn gets its own seed
 
     def load(number, path_label):

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import distributed
 from common.ascend_flags import add_ascend_arguments, npu_options_from
 from common.errors import ArgumentParser, UserError, main_guard
+from common.precision import derandomise
 from mobilenetv3.trainer import TrainConfig, find_eval_dir, train
 
 # config.json keys (upstream's names plus ours) -> TrainConfig fields
@@ -95,7 +96,10 @@ def build_config(args):
     for key in ("alpha", "learning_rate", "weight_decay"):
         if key in values:
             values[key] = float(values[key])
-    return TrainConfig(npu=npu_options_from(args), cluster=distributed.cluster_from_env(), **values)
+    config = TrainConfig(npu=npu_options_from(args), cluster=distributed.cluster_from_env(), **values)
+    derandomise(config, (("dropout", 0.0, "dropout before the classifier"), ("augment", False, "random affine/flip "
+                         "augmentation"), ("shuffle", False, "shuffling")), config.npu)
+    return config
 
 
 @main_guard

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from common import checkpoints, distributed, npu_session
+from common import checkpoints, distributed, npu_session, precision
 from common.errors import UserError, check_finite, require
 from common.npu_session import NpuOptions
 from common.progress import Progress
@@ -60,6 +60,7 @@ class TrainConfig(object):
         self.save_dir = "save"
         self.weights = ""               # initial weights: a checkpoint (or dir) of ours, or an upstream Keras .h5
         self.augment = True
+        self.shuffle = True             # training images in a new random order each pass (off: --deterministic)
         self.seed = 0
         self.log_every = 10             # steps between loss lines
         self.warmup_steps = 5           # steps left out of the throughput
@@ -158,6 +159,7 @@ class _Graph(object):
         cluster = config.cluster
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
             train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
+            shuffle=config.shuffle,
             shard=(cluster.size, cluster.rank)))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
         rate = recipe.learning_rate(config.recipe, recipe.initial_learning_rate(
@@ -328,6 +330,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
     timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))
     last_saved = step
     stopped = warned = False
+    dump = precision.StepDump.from_options(config.npu, chief)   # --reference_dump: every op output of one step
     while epoch < config.epochs and step < max_step and not stopped:
         epoch += 1
         losses, accs, start = [], [], time.time()
@@ -341,7 +344,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
                 stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
                     g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
             timer.start()
-            _, loss, acc = sess.run(fetches)
+            _, loss, acc = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
             timer.stop(steps=per_run)
             # Counted here: a global_step fetched beside the train op may be read before its increment, and
             # workers that disagree on the step count stop pairing their all-reduces.

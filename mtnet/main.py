@@ -14,6 +14,7 @@ from absl import flags as absl_flags
 from common import distributed
 from common.ascend_flags import define_ascend_flags, npu_options_from
 from common.errors import UserError, main_guard
+from common.precision import derandomise
 from common.tf_compat import tf
 from mtnet import trainer
 
@@ -95,7 +96,9 @@ def main(argv):
     cfg = trainer.Config(**{name: FLAGS[name].value for name in names})
     # data-parallel meta-training when started by common.launch; test mode always runs in one process
     cluster = distributed.cluster_from_env() if cfg.train else None
-    trainer.run(cfg, npu_options_from(FLAGS), cluster)
+    options = npu_options_from(FLAGS)
+    derandomise(cfg, (), options)   # tasks, masks and weights all come from --seed; MT-net has no dropout
+    trainer.run(cfg, options, cluster)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from common import checkpoints, distributed, npu_session
+from common import checkpoints, distributed, npu_session, precision
 from common.errors import check_finite, require
 from common.progress import Progress
 from common.step_timer import StepTimer
@@ -430,6 +430,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
         print("Done initializing, starting training.", flush=True)
     prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
     itr = start
+    dump = precision.StepDump.from_options(options, cluster.is_chief)   # --reference_dump: one step's op outputs
     with StopRequest(enabled=not cluster.distributed) as stop:   # Ctrl-C/SIGTERM: save, then stop
         while itr < total:
             if stop.requested:
@@ -438,7 +439,8 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             want_summary = summary_op is not None and itr % SUMMARY_INTERVAL == 0
             step_fetches = pretrain_fetches if itr < pretrain_end else fetches
             timer.start()
-            result = sess.run(step_fetches + ([summary_op] if want_summary else []))
+            result = dump.run(sess, step_fetches + ([summary_op] if want_summary else []), itr, loss=step_fetches[2],
+                              per_run=per_run)
             timer.stop(steps=per_run)
             check_finite(result[2], itr, "postloss")
             if want_summary and writer is not None:

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from common import checkpoints, npu_session, tf_compat
+from common import checkpoints, npu_session, precision, tf_compat
 from common.errors import UserError, check_finite, require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
@@ -53,6 +53,7 @@ class TrainConfig(object):
         self.population_samples = population_samples    # fresh points of the blobs: large-sample accuracy; 0 = off
         self.npu_options = npu_options or npu_session.NpuOptions()
         self.eager = eager                      # TF 2.x eager fit (the entry script set TF_COMPAT_EAGER=1)
+        self.shuffle = True                     # Keras shuffles the samples each epoch (off: --deterministic)
 
     def validate(self):
         require(isinstance(self.population_samples, int) and self.population_samples >= 0,
@@ -82,6 +83,8 @@ class TrainConfig(object):
             require(not npu_session.on_npu(), "--eager runs on CPU/GPU: Ascend (npu_bridge) takes graph mode")
             require(options.precision_mode == npu_session.NpuOptions().precision_mode,
                     "--eager fits in TensorFlow's float32: --precision_mode applies to graph mode only")
+            # the reference dump reads a session's debugger watches: there is no session in eager fit
+            require(not options.reference_dump, "--reference_dump dumps a graph-mode step: drop --eager")
 
     def _validate_swa(self):
         """The SWA callback checks these when its fit starts, after the SGD baseline has trained: check them now."""
@@ -331,6 +334,10 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
     callbacks = [_StepEnd(step_start, timer, config.batch_size), report]
     if swa is not None:
         callbacks.append(swa)
+        # --reference_dump: every op output of one step of the SWA run (the baseline's first steps are the same)
+        dump = precision.StepDump.from_options(config.npu_options)
+        if dump.enabled:
+            callbacks.append(dump.keras_callback(tf.keras.backend))
     if events is not None:
         callbacks.append(events)      # after SWA: reads the rates it set and the models it averaged
     # Also in runs without checkpoints, so both runs do the same per-epoch work.
@@ -344,7 +351,8 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
         with StopRequest() as stop:   # Ctrl-C/SIGTERM: the epoch ends and is saved, then the run stops
             stopper = _StopAtEpochEnd(stop)
             model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
-                      initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0, shuffle=True)
+                      initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0,
+                      shuffle=config.shuffle)
             if stop.requested:
                 saved = "checkpoint %s" % os.path.join(model_dir, "ckpt-%d" % stopper.epochs_done) if model_dir \
                     else "nothing (no --model_dir)"
@@ -383,6 +391,7 @@ def _same_batch_order(config):
 def train_and_evaluate(config):
     """Train the SWA run (and the SGD baseline), print and return the test accuracies and epoch times."""
     config.validate()
+    precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu_options)
     (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
     train, test = data.split(x, y, config.test_fraction)
     batches = -(-len(train[0]) // config.batch_size)

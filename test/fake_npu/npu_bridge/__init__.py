@@ -29,6 +29,7 @@ def _plain(value):
     return type(value).__name__
 
 
-from npu_bridge import session_rules  # noqa: E402  (needs record)
+from npu_bridge import precision_rules, session_rules  # noqa: E402  (needs record)
 
 session_rules.install()
+precision_rules.install(session_rules)
