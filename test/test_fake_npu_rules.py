@@ -105,6 +105,16 @@ def test_rule4_a_fed_input_changing_shape(fake_npu):
             sess.run(total, {x: np.ones([3, 2])})
 
 
+def test_rule4_host_decoded_images_of_their_own_size(fake_npu):
+    graph = tf.Graph()
+    with graph.as_default():
+        path = v1.placeholder(tf.string, [])
+        image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+        small = tf.image.resize(tf.cast(image, tf.float32), [4, 4])
+    with _session(graph) as sess, _rule_error(4):
+        sess.run(small, {path: "any.png"})
+
+
 def test_rule6_float64_on_the_device(fake_npu):
     graph = tf.Graph()
     with graph.as_default():

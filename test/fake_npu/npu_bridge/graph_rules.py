@@ -92,6 +92,13 @@ def analyse(graph, names, params):
         found.append(Finding(4, True, "unknown dimensions in a sunk input (a batch without drop_remainder or a "
                              "partial last batch): a new graph is compiled per shape, or the run fails", unknown))
     device = [op for op in ops if not _is_host_op(op)]
+    decoded = [op.name for op in device if any(t.dtype == tf.string for t in op.inputs)
+               and any(t.dtype != tf.string and not t.shape.is_fully_defined() for t in op.outputs)]
+    if decoded:
+        # mirrors tf_adapter/kernels/geop_npu.cc ComputeAsync: string ops stay on the host, their outputs are
+        # GeOp inputs, and an input of a new shape (e.g. each image's own size) rebuilds the graph
+        found.append(Finding(4, True, "host ops with string inputs feed the device tensors of unknown shape (e.g. "
+                             "decoded images of their own sizes): a new graph is compiled per shape", decoded))
     # mirrors CANN "system constraints" (TF 1.15 migration): no float64, complex or variant tensors on the device
     typed = [op.name for op in device if any(t.dtype.base_dtype in DEVICE_UNSUPPORTED_TYPES for t in op.outputs)]
     if typed:
