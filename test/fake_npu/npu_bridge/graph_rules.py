@@ -53,7 +53,7 @@ def pruned_ops(graph, names):
     return [graph.get_operation_by_name(node.name) for node in sub.node]
 
 
-def _is_host_op(op):
+def is_host_op(op):
     return op.type.startswith(HOST_OP_PREFIXES) or "Dataset" in op.type or op.type in SUMMARY_OPS
 
 
@@ -91,7 +91,7 @@ def analyse(graph, names, params):
         # mirrors tf_adapter/kernels/geop_npu.cc ComputeAsync: input shapes changed -> rebuild (or fail) the graph
         found.append(Finding(4, True, "unknown dimensions in a sunk input (a batch without drop_remainder or a "
                              "partial last batch): a new graph is compiled per shape, or the run fails", unknown))
-    device = [op for op in ops if not _is_host_op(op)]
+    device = [op for op in ops if not is_host_op(op)]
     decoded = [op.name for op in device if any(t.dtype == tf.string for t in op.inputs)
                and any(t.dtype != tf.string and not t.shape.is_fully_defined() for t in op.outputs)]
     if decoded:

@@ -3,6 +3,7 @@
 The real checks run inside `_tf_adapter.so` (tf_adapter/util/npu_attrs.cc SetNpuOptimizerAttr,
 tf_adapter/optimizers/om_partition_subgraphs_pass.cc ProcessGraph). Here they wrap BaseSession.run.
 """
+import atexit
 import json
 import os
 import sys
@@ -70,6 +71,9 @@ class GraphRuleError(tf.errors.FailedPreconditionError):
         self.finding = finding
 
 
+_COLLECTED = {"graphs": [], "runs": {}}
+
+
 def _collect(entry):
     """FAKE_NPU_COLLECT=<file>: findings are written there (JSON lines), not raised (common.npu_check)."""
     path = os.environ.get("FAKE_NPU_COLLECT")
@@ -77,6 +81,46 @@ def _collect(entry):
         with open(path, "a") as f:
             f.write(json.dumps(entry) + "\n")
     return bool(path)
+
+
+def _collect_graph(sess, names):
+    """Collect mode: note the run and the graph; after FAKE_NPU_REPEATS runs of one signature, the GetNexts and
+    control flow of the whole graph (validation built beside training, not run yet) are written and the process
+    ends (a check needs a step or two, not the training)."""
+    if not os.environ.get("FAKE_NPU_COLLECT"):
+        return
+    if sess.graph not in _COLLECTED["graphs"]:
+        _COLLECTED["graphs"].append(sess.graph)
+    key = (id(sess.graph), tuple(names))
+    _COLLECTED["runs"][key] = _COLLECTED["runs"].get(key, 0) + 1
+    limit = int(os.environ.get("FAKE_NPU_REPEATS", "0") or 0)
+    if limit and _COLLECTED["runs"][key] >= limit:
+        scan_graphs()
+        _collect({"stopped": True, "runs": sum(_COLLECTED["runs"].values())})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def scan_graphs():
+    for graph in _COLLECTED["graphs"]:
+        names = [op.name for op in graph.get_operations() if op.type == "IteratorGetNext" or
+                 op.type in graph_rules.V2_CONTROL_FLOW]
+        findings = graph_rules.analyse(graph, names, {"enable_data_pre_proc": _Value(b=True),
+                                                      "iterations_per_loop": _Value(i=1)})
+        _collect({"graph_scan": True, "fetches": names, "feeds": [], "findings": [f.as_dict() for f in findings],
+                  "summaries": sorted(op.name for op in graph.get_operations()
+                                      if op.type in graph_rules.SUMMARY_OPS)})
+
+
+class _Value(object):
+    """An AttrValue stand-in for graph_rules._param."""
+
+    def __init__(self, b=None, i=None):
+        self.b, self.i = b, i
+
+    def WhichOneof(self, _):
+        return "i" if self.i is not None else "b"
 
 
 def _enforce(findings):
@@ -94,6 +138,7 @@ def check_run(sess, params, names, feeds):
     if "use_off_line" in params and not params["use_off_line"].b:
         return
     loops = params["iterations_per_loop"].i if "iterations_per_loop" in params else 1
+    _collect_graph(sess, names)
     seen = sess.__dict__.setdefault("_fake_npu_signatures", {})
     key = (sess.graph.version, tuple(names), tuple(sorted(feeds)))
     if key not in seen:
@@ -103,7 +148,8 @@ def check_run(sess, params, names, feeds):
             _abort("iterator_per_loop only support 1 when using OneShotIterator")
         findings = graph_rules.analyse(sess.graph, names, params)
         seen[key] = (findings, feeds)
-        if _collect({"fetches": list(names), "feeds": sorted(feeds), "findings": [f.as_dict() for f in findings]}):
+        if _collect({"fetches": list(names), "feeds": sorted(feeds), "findings": [f.as_dict() for f in findings],
+                     "device_ops": sorted({op.type for op in ops if not graph_rules.is_host_op(op)})}):
             return
         _enforce(findings)
         return
@@ -154,5 +200,7 @@ def _checked_make_callable(self, callable_options):
 
 
 def install():
+    if os.environ.get("FAKE_NPU_COLLECT"):
+        atexit.register(scan_graphs)     # a run that ends before FAKE_NPU_REPEATS: its graphs still scanned
     BaseSession.run = _checked_run
     BaseSession._make_callable_from_options = _checked_make_callable
