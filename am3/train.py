@@ -99,8 +99,10 @@ def _eval_sampler(cfg, splits, split, index):
 
 
 class EvalGraph(object):
-    """One evaluation model (one task per episode, moving BN statistics) fed from any of several splits
-    through a feedable iterator; class ids are offset into one table holding every split's embeddings."""
+    """The evaluation model (one task per episode, moving BN statistics) once per split, each fed by its own
+    initializable iterator read directly by its GetNext: the Ascend adapter sinks only such a GetNext to the
+    device; one reached through a string handle stays on the host and finds the dataset empty (OutOfRange).
+    Class ids are offset into one table holding every split's embeddings."""
 
     def __init__(self, cfg, splits, names):
         datasets, tables, offset = {}, [], 0
@@ -112,38 +114,36 @@ class EvalGraph(object):
             if data.embeddings is not None:
                 tables.append(data.embeddings)
             offset += data.num_classes
-        first = datasets[names[0]]
-        self.handle = v1.placeholder(tf.string, [], name="eval_split")
-        iterator = v1.data.Iterator.from_string_handle(self.handle, v1.data.get_output_types(first),
-                                                       v1.data.get_output_shapes(first))
         # Initializable, not one-shot: the Ascend adapter aborts a session holding a one-shot iterator when
         # iterations_per_loop > 1, and this graph shares the training session.
         self.iterators = {split: v1.data.make_initializable_iterator(ds) for split, ds in datasets.items()}
-        self._handle_ops = {split: it.string_handle() for split, it in self.iterators.items()}
-        self._handles = {}
+        self._started = set()
         table = None
         if M.uses_word_embeddings(cfg):
             table = tf.constant(np.concatenate(tables, axis=0), name="eval_word_embeddings")
-        support, query, labels, classes = iterator.get_next()
-        self.out = _model_outputs(cfg, support, query, labels, classes, table, cfg.num_classes_test,
-                                  cfg.num_shots_test, training=False)
+        self._outputs = {}
+        for split in names:
+            support, query, labels, classes = self.iterators[split].get_next()
+            self._outputs[split] = _model_outputs(cfg, support, query, labels, classes, table, cfg.num_classes_test,
+                                                  cfg.num_shots_test, training=False)
         self.names = list(names)
 
-    def feed(self, sess, split):
-        if split not in self._handles:   # the endless episode stream of a split starts at its first use
+    def outputs(self, sess, split):
+        """The split's model outputs; its endless episode stream starts at its first use."""
+        if split not in self._started:
             sess.run(self.iterators[split].initializer)
-            self._handles[split] = sess.run(self._handle_ops[split])
-        return {self.handle: self._handles[split]}
+            self._started.add(split)
+        return self._outputs[split]
 
 
 def run_episodes(sess, graph, split, episodes, phase="validation"):
     """Accuracy per episode over `episodes` episodes -> (mean, 95% CI half-width, mean xent, mean lambda)."""
     accs, xents, lams = [], [], []
-    feed = graph.feed(sess, split)
-    fetches = [graph.out["accuracy"], graph.out["xent"], graph.out["lambda_mean"]]
+    out = graph.outputs(sess, split)
+    fetches = [out["accuracy"], out["xent"], out["lambda_mean"]]
     progress = Progress("%s on %s" % (phase, split), episodes, "episodes")   # ~5 s an episode on a CPU
     for done in range(1, episodes + 1):
-        acc, xent, lam = sess.run(fetches, feed)
+        acc, xent, lam = sess.run(fetches)
         accs.append(acc)
         xents.append(xent)
         lams.append(lam)
@@ -182,29 +182,25 @@ class AuxEval(object):
         rng = np.random.RandomState(1)
         cap = cfg.num_cases_val
         self.sets = {"test": rng.permutation(held_idx)[:cap], "train": rng.permutation(train_idx)[:cap]}
-        datasets = {k: fsd.sequential_dataset(data, idx, cfg.eval_batch_size) for k, idx in self.sets.items()}
-        first = datasets["test"]
-        self.handle = v1.placeholder(tf.string, [], name="aux_eval_set")
-        iterator = v1.data.Iterator.from_string_handle(self.handle, v1.data.get_output_types(first),
-                                                       v1.data.get_output_shapes(first))
-        self.iterators = {k: v1.data.make_initializable_iterator(ds) for k, ds in datasets.items()}
-        self._handle_ops = {k: it.string_handle() for k, it in self.iterators.items()}
-        self._handles = {}
-        images, labels = iterator.get_next()
-        logits = M.auxiliary_logits(cfg, tf.cast(images, tf.float32), cfg.num_classes_pretrain, training=False)
-        self.correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
-                                             tf.int64))
-        self.count = tf.size(labels, out_type=tf.int64)
+        # one initializable iterator per set, read directly by its GetNext (sunk to the device on Ascend),
+        # re-initialised per evaluation; fixed-size batches, the last one padded and masked
+        self.iterators = {k: v1.data.make_initializable_iterator(fsd.sequential_dataset(data, idx,
+                                                                                        cfg.eval_batch_size))
+                          for k, idx in self.sets.items()}
+        self.counts = {}
+        for k in sorted(self.sets):
+            images, labels, valid = self.iterators[k].get_next()
+            logits = M.auxiliary_logits(cfg, tf.cast(images, tf.float32), cfg.num_classes_pretrain, training=False)
+            hit = tf.logical_and(valid, tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels))
+            self.counts[k] = [tf.reduce_sum(tf.cast(hit, tf.int32)), tf.reduce_sum(tf.cast(valid, tf.int32))]
         self.data_name = data.name
 
     def accuracy(self, sess, which):
-        if which not in self._handles:
-            self._handles[which] = sess.run(self._handle_ops[which])
         sess.run(self.iterators[which].initializer)
         correct = count = 0
         while True:
             try:
-                c, n = sess.run([self.correct, self.count], {self.handle: self._handles[which]})
+                c, n = sess.run(self.counts[which])
             except tf.errors.OutOfRangeError:
                 break
             correct += int(c)
@@ -301,8 +297,6 @@ def train(cfg):
             model_vars = [v for v in model_vars if "feature_extractor" not in v.name]
         train_op = _train_op(_optimizer(cfg, lr, "Momentum"), loss, model_vars, global_step, update_ops,
                              cfg.clip_gradient_norm)
-        summaries = [v1.summary.scalar("loss", loss), v1.summary.scalar("misclassification", 1.0 - net["accuracy"]),
-                     v1.summary.scalar("learning_rate", lr), v1.summary.scalar("lambda", net["lambda_mean"])]
         iterators = [net["iterator"]]
         aux = None
         if aux_mode:
@@ -329,11 +323,8 @@ def train(cfg):
                                aux_vars, global_step_aux, aux_updates, cfg.clip_gradient_norm)
             aux_acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
                                              tf.float32))
-            aux_summary = v1.summary.merge([v1.summary.scalar("pretrain/loss", aux_loss),
-                                            v1.summary.scalar("pretrain/misclassification", 1.0 - aux_acc)])
             iterators.append(aux_iterator)
-            aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc, "summary": aux_summary}
-        summary_op = v1.summary.merge(summaries)
+            aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc}
         eval_graph = EvalGraph(cfg, splits, EVAL_SPLITS) if eval_on else None
         if aux is not None and eval_on:
             aux["eval"] = AuxEval(cfg, train_data, aux_train_idx, aux_held_idx)
@@ -352,11 +343,11 @@ def train(cfg):
         sess.run([it.initializer for it in iterators])
         looped = npu_session.set_iterations_per_loop(sess, train_op, cfg.npu)
         per_run = npu_session.steps_per_run(cfg.npu)
-        _train_loop(cfg, sess, graph, dict(net, train=looped, loss=loss, lr=lr), aux, summary_op, saver,
+        _train_loop(cfg, sess, graph, dict(net, train=looped, loss=loss, lr=lr), aux, saver,
                     global_step, global_step_aux, eval_graph, train_dir, per_run, sampler)
 
 
-def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, global_step_aux, eval_graph,
+def _train_loop(cfg, sess, graph, net, aux, saver, global_step, global_step_aux, eval_graph,
                 train_dir, per_run, sampler):
     aux_mode = cfg.feat_extract_pretrain
     aux_steps = cfg.feat_extract_pretrain_offset if aux_mode in ("finetune", "freeze") else 0
@@ -389,11 +380,11 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
                 probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
                 if aux_mode != "multitask" or rng.uniform() < probability:
                     log_aux = step % cfg.log_interval_steps == 0
-                    fetched = dump.run(sess, [aux["loss"], aux["accuracy"], aux["train"]]
-                                       + ([aux["summary"]] if log_aux else []), step, loss=aux["loss"])
+                    fetched = dump.run(sess, [aux["loss"], aux["accuracy"], aux["train"]], step, loss=aux["loss"])
                     check_finite(fetched[0], step, "auxiliary loss")
                     if log_aux:
-                        writer.add_summary(fetched[3], step)
+                        _write_scalars(writer, step, {"pretrain/loss": fetched[0],
+                                                      "pretrain/misclassification": 1.0 - fetched[1]})
                         print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, fetched[0], fetched[1]),
                               flush=True)
                 if aux_mode != "multitask":   # finetune/freeze: auxiliary-only steps first
@@ -408,13 +399,14 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
             fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],
                        "lambda": net["lambda_mean"]}
             if log_now:
-                fetches["summary"] = summary_op
+                fetches["lr"] = net["lr"]
             timer.start()
             out = dump.run(sess, fetches, step, loss=net["loss"], per_run=per_run)
             dt = timer.stop(steps=per_run)
             check_finite(out["loss"], step)
             if log_now:
-                writer.add_summary(out["summary"], step)
+                _write_scalars(writer, step, {"loss": out["loss"], "misclassification": 1.0 - out["accuracy"],
+                                              "learning_rate": out["lr"], "lambda": out["lambda"]})
                 writer.flush()
                 print("step %d, loss : %.4g, dt: %.3gs, accuracy: %.4f, lambda: %.4f"
                       % (step, out["loss"], dt / per_run, out["accuracy"], out["lambda"]), flush=True)
@@ -438,6 +430,12 @@ def _train_loop(cfg, sess, graph, net, aux, summary_op, saver, global_step, glob
     writer.close()
     if eval_writer is not None:
         eval_writer.close()
+
+
+def _write_scalars(writer, step, scalars):
+    """Training scalars from fetched values: on Ascend a fetched summary op returns nothing in sess.run mode."""
+    writer.add_summary(v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=float(v))
+                                         for k, v in sorted(scalars.items())]), step)
 
 
 def _checkpoint_dir(cfg):

@@ -233,18 +233,23 @@ def holdout_split(data, fraction=0.1, seed=0):
 
 
 def sequential_dataset(data, indices, batch_size):
-    """One pass over data.images[indices] in batches of `batch_size` (the last may be smaller):
-    (images uint8 [b, S, S, 3], labels int32 [b]). Re-initialise the iterator for another pass."""
+    """One pass over data.images[indices] in batches of `batch_size`, the last one padded to full size:
+    (images uint8 [b, S, S, 3], labels int32 [b], valid bool [b]). Every batch has the same shape, as a device
+    compiling one graph per input shape needs. Re-initialise the iterator for another pass."""
     indices = np.asarray(indices)
+    s = data.image_size
 
     def generator():
         for start in range(0, len(indices), batch_size):
             idx = indices[start:start + batch_size]
-            yield data.images[idx], data.labels[idx]
+            pad = batch_size - len(idx)
+            images = np.concatenate([data.images[idx], np.zeros((pad, s, s, 3), np.uint8)])
+            labels = np.concatenate([data.labels[idx], np.zeros(pad, np.int32)]).astype(np.int32)
+            yield images, labels, np.arange(batch_size) < len(idx)
 
-    s = data.image_size
-    return tf.data.Dataset.from_generator(generator, (tf.uint8, tf.int32),
-                                          (tf.TensorShape((None, s, s, 3)), tf.TensorShape((None,)))).prefetch(2)
+    return tf.data.Dataset.from_generator(generator, (tf.uint8, tf.int32, tf.bool), (
+        tf.TensorShape((batch_size, s, s, 3)), tf.TensorShape((batch_size,)), tf.TensorShape((batch_size,)))
+    ).prefetch(2)
 
 
 def batch_dataset(sampler, prefetch=2):

@@ -53,31 +53,48 @@ def _saver(record):
 
 
 class Predictor(object):
-    """A session holding the restored network; call with float images [N, H, W, 3] in [0, 1]."""
+    """A session holding the restored network; call with float images [N, H, W, 3] in [0, 1].
 
-    def __init__(self, model_dir, checkpoint=None, options=None):
+    The network's session sees one input shape, [batch, H, W, 3] (a shorter last chunk is padded): on Ascend
+    each new input shape compiles another graph. Files are decoded and resized in a host session of their own,
+    so an image's own size never reaches the device graph."""
+
+    def __init__(self, model_dir, checkpoint=None, options=None, batch=1):
+        require(batch > 0, "batch must be positive, got %d" % batch)
         self.record = load_model_record(model_dir)
         self.checkpoint = find_checkpoint(model_dir, checkpoint)
         self.classes = self.record["classes"]
+        self.batch = batch
+        size = [self.record["height"], self.record["width"]]
         self.graph = tf.Graph()
         with self.graph.as_default():
-            size = [self.record["height"], self.record["width"]]
-            self.images = tf.compat.v1.placeholder(tf.float32, [None] + size + [3], name=INPUT_NAME)
+            self.images = tf.compat.v1.placeholder(tf.float32, [batch] + size + [3], name=INPUT_NAME)
             _, self.probabilities, self.predicted = _network(self.images, self.record)
-            self.path = tf.compat.v1.placeholder(tf.string, [])
-            self.decoded = data.decode(self.path, *size)
             saver = _saver(self.record)
             self.sess = npu_session.new_session(options or NpuOptions())
             checkpoints.restore(saver, self.sess, self.checkpoint)
+        decoding = tf.Graph()
+        with decoding.as_default():
+            self.path = tf.compat.v1.placeholder(tf.string, [])
+            self.decoded = data.decode(self.path, *size)
+        self.host = tf.compat.v1.Session(graph=decoding)   # a plain session: decoding stays on the host
 
     def __call__(self, images):
-        return self.sess.run(self.probabilities, {self.images: images})
+        images = np.asarray(images, np.float32)
+        out = []
+        for start in range(0, len(images), self.batch):
+            chunk = images[start:start + self.batch]
+            pad = self.batch - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
+            out.append(self.sess.run(self.probabilities, {self.images: chunk})[:self.batch - pad])
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def load_image(self, path):
         require(os.path.isfile(path), "image %s does not exist" % path)
         require(data.image_kind(path) is not None, "%s is not a JPEG/PNG/GIF/BMP image" % path)
         try:
-            return self.sess.run(self.decoded, {self.path: path})
+            return self.host.run(self.decoded, {self.path: path})
         except tf.errors.InvalidArgumentError as err:
             raise UserError("cannot decode %s: %s" % (path, str(err).splitlines()[0]))
 
@@ -92,6 +109,7 @@ class Predictor(object):
 
     def close(self):
         self.sess.close()
+        self.host.close()
 
 
 def evaluate(model_dir, data_dir, batch=32, checkpoint=None, options=None):

@@ -207,6 +207,8 @@ class ImageTasks(object):
 
         ds = tf.data.Dataset.from_generator(generate, (tf.string, tf.int64, tf.int64), ([size], [size], [size]))
         ds = ds.flat_map(lambda n, l, r: tf.data.Dataset.from_tensor_slices((n, l, r)))
-        ds = ds.map(load, num_parallel_calls=4).batch(size)
+        # every task has `size` images: drop_remainder only makes that static ([B, size, D], not [B, None, D]),
+        # as the device loop (iterations_per_loop) needs
+        ds = ds.map(load, num_parallel_calls=4).batch(size, drop_remainder=True)
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, self.num_classes)))
         return ds.batch(batch, drop_remainder=True).prefetch(2)

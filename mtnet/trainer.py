@@ -195,40 +195,49 @@ def _sample_tasks(cfg):
     return lambda batch, num_points: T.regression_tasks(cfg.datasource, batch, num_points, cfg.poly_order)
 
 
-def build_images(cfg, learner, dataset, num_steps, val_dataset=None):
-    """Image tasks from `dataset`; with val_dataset, feeding g.use_val=True draws from it instead (one graph)."""
-    use_val = tf1.placeholder_with_default(False, [], name="use_val")
+def build_images(cfg, learner, dataset, num_steps, seed_compat=True):
+    """Image tasks from `dataset`, read by a GetNext of its own initializable iterator: the Ascend adapter sinks
+    only a GetNext reading its iterator directly (one behind a tf.cond stays on the host and finds no data)."""
+    if seed_compat:
+        # Not fed any more; built first as before so that a seed gives the op-level seeds (numbered by the ops
+        # built before them), hence the masks and the test numbers, of earlier versions.
+        tf1.placeholder_with_default(False, [], name="use_val")
     # Initializable iterators (run g.iterator_inits once): the Ascend adapter aborts with one-shot iterators
     # when iterations_per_loop > 1.
-    train_it = tf1.data.make_initializable_iterator(dataset)
-    inits = [train_it.initializer]
-    if val_dataset is None:
-        images, labels = train_it.get_next()
-    else:
-        val_it = tf1.data.make_initializable_iterator(val_dataset)
-        inits.append(val_it.initializer)
-        images, labels = tf.cond(use_val, val_it.get_next, train_it.get_next)
+    iterator = tf1.data.make_initializable_iterator(dataset)
+    images, labels = iterator.get_next()
     support = cfg.num_classes * cfg.update_batch_size
     g = _reduce(learner.build(images[:, :support], labels[:, :support], images[:, support:], labels[:, support:],
                               num_steps), classification=True)
-    g.use_val = use_val
-    g.iterator_inits = inits
+    g.iterator_inits = [iterator.initializer]
     return g
 
 
-def add_summaries(learner, g, prefix, num_steps):
-    scalars = [tf1.summary.scalar(prefix + "pre_update_loss", g.preloss)]
+def histogram_value(tag, values, bins=30):
+    """A TensorBoard histogram of a numpy array, built on the host."""
+    values = np.asarray(values, np.float64).ravel()
+    counts, edges = np.histogram(values, bins=bins)
+    histo = tf1.HistogramProto(min=float(values.min()), max=float(values.max()), num=float(values.size),
+                               sum=float(values.sum()), sum_squares=float(np.square(values).sum()),
+                               bucket_limit=[float(e) for e in edges[1:]], bucket=[float(c) for c in counts])
+    return tf1.Summary.Value(tag=tag, histo=histo)
+
+
+def write_summaries(writer, step, learner, g, probs, weights, prefix, num_steps):
+    """Upstream's training summaries from fetched values (g: view() of the metrics as numbers): on Ascend a
+    fetched summary op returns nothing in sess.run mode."""
+    scalars = {prefix + "pre_update_loss": g.preloss}
     for j in range(num_steps):
-        scalars.append(tf1.summary.scalar(prefix + "post_update_loss_step%d" % (j + 1), g.postlosses[j]))
+        scalars[prefix + "post_update_loss_step%d" % (j + 1)] = g.postlosses[j]
     if learner.classification:
-        scalars.append(tf1.summary.scalar(prefix + "pre_update_accuracy", g.preacc))
+        scalars[prefix + "pre_update_accuracy"] = g.preacc
         for j in range(num_steps):
-            scalars.append(tf1.summary.scalar(prefix + "post_update_accuracy_step%d" % (j + 1), g.postaccs[j]))
-    for key, prob in learner.mask_keep_probability().items():
-        scalars.append(tf1.summary.scalar(prefix + "mask_keep_prob_" + key, prob))
-    for key, var in sorted(learner.weights.items()):
-        scalars.append(tf1.summary.histogram(key, var))
-    return tf1.summary.merge(scalars)
+            scalars[prefix + "post_update_accuracy_step%d" % (j + 1)] = g.postaccs[j]
+    for key, prob in probs.items():
+        scalars[prefix + "mask_keep_prob_" + key] = prob
+    values = [tf1.Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items()]
+    values += [histogram_value(key, var) for key, var in sorted(weights.items())]
+    writer.add_summary(tf1.Summary(value=values), step)
 
 
 # ---- entry ------------------------------------------------------------------------------------------------------
@@ -343,7 +352,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
                 g = build_regression(cfg, learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS,
                                      eval_steps, task_source)
             else:
-                g = build_images(cfg, learner, train_data, eval_steps, val_data)
+                g = build_images(cfg, learner, train_data, eval_steps)
             graphs.append(g)
             loss = g.postlosses[cfg.num_updates - 1]
             global_step = tf1.train.get_or_create_global_step()
@@ -361,7 +370,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             with tf.control_dependencies([train_op]):
                 trained = tf.identity(metrics)
             if not pretraining:
-                return trained, metrics
+                return (trained, metrics) + validation()
             # upstream's pretrain_op: its own Adam on the pre-update loss (no inner step in the gradient)
             pre_optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr, name="PretrainAdam"),
                                                        options, distributed=cluster.distributed)
@@ -369,15 +378,25 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             pretrain_op = pre_optimizer.minimize(pre_loss, global_step=global_step)
             with tf.control_dependencies([pretrain_op]):
                 pretrained = tf.identity(metrics)
-            return trained, metrics, pretrained
+            return (trained, metrics, pretrained) + validation()
+
+        def validation():
+            """Image tasks: the metrics on the validation tasks, from a graph and GetNext of their own."""
+            if regression:
+                return ()
+            v = build_images(cfg, learner, val_data, eval_steps, seed_compat=False)
+            graphs.append(v)
+            return (tf.stack([v.preloss] + v.postlosses + [v.preacc] + v.postaccs),)
 
         # Fetching `trained` runs the update (on the multi-worker route its gradient all-reduce too);
-        # `metrics` evaluate the same quantities without training (validation). Both are rank means.
+        # `metrics` evaluate the same quantities without training (summaries), the last output those of the
+        # validation tasks (image tasks). All are rank means.
         outputs = dp.run_step(step)
         trained, metrics = outputs[:2]
         train_op = trained.op
         trained, metrics = tf.unstack(trained), tf.unstack(metrics)
         pretrained = tf.unstack(outputs[2]) if pretraining else None
+        validated = tf.unstack(outputs[-1]) if not regression else None
     n_loss = 1 + eval_steps
 
     def view(values):
@@ -386,14 +405,13 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
         out.preloss, out.postlosses = values[0], list(values[1:n_loss])
         if learner.classification:
             out.preacc, out.postaccs = values[n_loss], list(values[n_loss + 1:])
-            out.use_val = graphs[0].use_val
         return out
 
     g = view(trained)                 # fetching these trains
-    val = view(metrics) if learner.classification else None      # these do not (validation, summaries)
+    val = view(validated) if learner.classification else None      # these do not train
     loss = g.postlosses[cfg.num_updates - 1]
     # untied values: fetched beside either update (meta-training or pretraining), they add no training step
-    summary_op = add_summaries(learner, view(metrics), "metatrain_", eval_steps) if cfg.log else None
+    summary_fetches = [metrics, learner.mask_keep_probability(), learner.weights] if cfg.log else None
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3, save_relative_paths=True)
     # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
     broadcast = npu_session.broadcast_variables_op(tf1.global_variables("model")) \
@@ -436,15 +454,16 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             if stop.requested:
                 stop.stop("iteration %d" % itr, _save_stopped(saver, sess, save_here, itr) if saves else "nothing")
             # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
-            want_summary = summary_op is not None and itr % SUMMARY_INTERVAL == 0
+            want_summary = summary_fetches is not None and itr % SUMMARY_INTERVAL == 0
             step_fetches = pretrain_fetches if itr < pretrain_end else fetches
             timer.start()
-            result = dump.run(sess, step_fetches + ([summary_op] if want_summary else []), itr, loss=step_fetches[2],
-                              per_run=per_run)
+            result = dump.run(sess, step_fetches + ([summary_fetches] if want_summary else []), itr,
+                              loss=step_fetches[2], per_run=per_run)
             timer.stop(steps=per_run)
             check_finite(result[2], itr, "postloss")
             if want_summary and writer is not None:
-                writer.add_summary(result[-1], itr)
+                values, probs, weights = result[-1]
+                write_summaries(writer, itr, learner, view(values), probs, weights, "metatrain_", eval_steps)
             prelosses.append(result[1])
             postlosses.append(result[2])
             if acc_fetch:
@@ -463,7 +482,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
                 window_post.extend(postlosses)
                 prelosses, postlosses, accs = [], [], []
             if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
-                vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]], {val.use_val: True})
+                vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]])
                 print("Validation results: %s, %s" % tuple(vals), flush=True)
             if saves and last % cfg.save_interval == 0 and last != 0:
                 checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % last))

@@ -323,7 +323,23 @@ def restore_checkpoint(directory, model, swa):
 
 
 def _accuracy(model, x, y, batch_size):
-    return float(model.evaluate(x, y, batch_size=batch_size, verbose=0)[1])
+    """Share of points whose most probable class is their label. The points are padded to whole batches and
+    the padding's predictions dropped: on Ascend every call of a compiled graph must see the same input shape
+    (a partial last batch would compile another graph, or fail)."""
+    pad = -len(x) % batch_size
+    padded = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
+    predicted = model.predict(padded, batch_size=batch_size)[:len(x)].argmax(axis=-1)
+    return float(np.mean(predicted == np.reshape(y, [-1])))
+
+
+def _whole_batches(train, batch_size):
+    """On Ascend, train on whole batches only (one input shape per compiled graph); elsewhere as given."""
+    keep = len(train[0]) // batch_size * batch_size
+    if not npu_session.on_npu() or keep == len(train[0]):
+        return train
+    print("Ascend: the last %d training points (a partial batch) are left out: each compiled graph takes one input "
+          "shape" % (len(train[0]) - keep), flush=True)
+    return train[0][:keep], train[1][:keep]
 
 
 def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None):
@@ -397,6 +413,8 @@ def train_and_evaluate(config):
     batches = -(-len(train[0]) // config.batch_size)
     print("data: %d training and %d test points, %d batches of up to %d per epoch"
           % (len(train[0]), len(test[0]), batches, config.batch_size), flush=True)
+    train = _whole_batches(train, config.batch_size)
+    batches = -(-len(train[0]) // config.batch_size)
     centres = data.blob_centers(seed=config.data_seed)
     results = {"test_size": len(test[0]),
                "test_accuracy_bayes": data.nearest_centre_accuracy(test[0], test[1], centres)}

@@ -200,3 +200,53 @@ def test_data_parallel_launch_with_two_ranks(model, flags, image_folder, tmp_pat
     for rank in (0, 1):
         log = (out / str(rank) / ("train_%d.log" % rank)).read_text()
         assert "cluster: rank %d of 2 (HCCL on Ascend)" % rank in log and "device: Ascend NPU" in log
+
+
+# ---- issue 23: what the adapter leaves on the host, against what common.npu_check predicted -------------------
+HOST_CHECKS = {
+    "am3": ["train_performance_1p.sh", "--train_steps=4", "--num_filters=4", IPL],
+    "mtnet": ["train_performance_1p.sh", "--train_steps=40", IPL],
+    "mobilenetv3": ["train_performance_1p.sh", "--max_step=16", "--image_size=32", "--batch=4", IPL],
+    "swa": ["train_performance_1p.sh", "--num_samples=1000", "--batch_size=256", "--train_epochs=4",
+            "--swa_start=2", "--swa_freq=1"],
+}
+
+
+def _predicted_host_ops(command, tmp_path):
+    """The op types common.npu_check (with CANN's npu_supported_ops.json) says stay on the host."""
+    proc = run([sys.executable, "-m", "common.npu_check", "--"] + command, check=False, timeout=1800,
+               OUTPUT_ROOT=tmp_path / "check")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "ops left on the host: not checked" not in proc.stdout, "no npu_supported_ops.json: set ASCEND_OPP_PATH"
+    marker = "stays on the host (not in npu_supported_ops.json): "
+    return {op.strip() for line in proc.stdout.splitlines() if marker in line
+            for op in line.split(marker, 1)[1].split(",")}
+
+
+def _reports(*roots):
+    """The adapter's check_result.tf.json files (tf_adapter/util/generate_report.cc: written in the cwd)."""
+    return [os.path.join(d, f) for root in roots for d, _, files in os.walk(str(root)) for f in files
+            if f == "check_result.tf.json"]
+
+
+@pytest.mark.parametrize("model", sorted(HOST_CHECKS))
+def test_ops_left_on_the_host_were_predicted(model, am3_data, image_folder, tmp_path, clean_env):
+    """A device run with PRINT_MODEL=1 and DUMP_GE_GRAPH=2: every op of ours the adapter reports unsupported
+    (check_result.tf.json, is_support false) must be one that common.npu_check named beforehand."""
+    if not os.environ.get("ASCEND_OPP_PATH"):
+        pytest.skip("needs CANN's ASCEND_OPP_PATH (its npu_supported_ops.json) and the real adapter")
+    name, flags = HOST_CHECKS[model][0], HOST_CHECKS[model][1:]
+    data = {"am3": ["--data_path=" + am3_data], "mobilenetv3": ["--data_path=" + image_folder]}.get(model, [])
+    command = ["bash", os.path.join(REPO, model, "test", name)] + data + flags
+    predicted = _predicted_host_ops(command, tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = dict(_bridge_env(), RANK_SIZE=1, PRINT_MODEL=1, DUMP_GE_GRAPH=2, OUTPUT_ROOT=tmp_path / "out")
+    _assert_npu_run(run(command, cwd=cwd, timeout=1200, **env), "Final Performance")
+    unexpected = {}
+    for path in _reports(cwd, tmp_path / "out"):
+        with open(path) as f:
+            for op in json.load(f).get("op", []):
+                if not op.get("is_support", True) and op.get("type") not in predicted:
+                    unexpected[op.get("name")] = op.get("type")
+    assert not unexpected, "left on the host but not predicted by common.npu_check: %s" % unexpected

@@ -228,9 +228,11 @@ def test_auxiliary_task_held_out_split(tmp_path):
         with tf.compat.v1.Session() as sess:
             while True:
                 try:
-                    batch, batch_labels = sess.run(nxt)
+                    batch, batch_labels, valid = sess.run(nxt)
                 except tf.errors.OutOfRangeError:
                     break
+                assert batch.shape[0] == 2 and not batch[~valid].any()    # the last batch padded with zeros
+                batch, batch_labels = batch[valid], batch_labels[valid]
                 seen.extend(batch[:, 0, 0, 0])
                 sizes.append(len(batch))
                 assert (batch_labels == labels[batch[:, 0, 0, 0]]).all()

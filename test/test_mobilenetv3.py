@@ -750,3 +750,29 @@ def test_validation_prints_time_based_progress(tmp_path, image_data, capsys, mon
     trainer.train(tiny_config(tmp_path, image_data, batch=2, epochs=1))   # 8 validation images: 4 batches
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("validation: ")]
     assert [line.split(",")[0] for line in lines] == ["validation: %d/4 batches" % i for i in (1, 2, 3)]
+
+
+def test_predictor_on_the_npu_route_sees_one_input_shape(tmp_path, image_data, request):
+    """The adapter compiles a graph per input shape: files of their own sizes are decoded and resized on the host,
+    and the network always gets [batch, H, W, 3] (a short last chunk padded), with the fallback's numbers."""
+    config = tiny_config(tmp_path, image_data, epochs=1)
+    trainer.train(config)
+    files = sorted(data.ImageFolder(os.path.join(image_data, "validation")).files)
+    other = str(tmp_path / "wide.jpg")
+    Image.fromarray(np.full((30, 50, 3), 200, np.uint8)).save(other)   # another size than the others
+    files.append(other)
+    predictor = inference.Predictor(config.save_dir)
+    expected = predictor.predict_files(files)
+    predictor.close()
+    request.getfixturevalue("fake_npu")
+    predictor = inference.Predictor(config.save_dir)
+    got = predictor.predict_files(files)
+    predictor.close()
+    predictor = inference.Predictor(config.save_dir, batch=4)
+    batched = predictor(np.stack([predictor.load_image(path) for path in files]))   # 9 images: 4 + 4 + 1 padded
+    predictor.close()
+    assert [name for name, _ in got] == files
+    for (_, want), (_, have) in zip(expected, got):
+        assert [c for c, _ in want] == [c for c, _ in have]
+        np.testing.assert_allclose([p for _, p in want], [p for _, p in have], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(batched.max(1), [max(p for _, p in top) for _, top in expected], rtol=1e-4)

@@ -242,15 +242,23 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path, monkeypatch)
     assert np.isfinite(out["postloss"])
 
 
-def test_image_tasks_train_and_test_in_a_looped_npu_session(tmp_path, fake_npu):
-    """The (fake) adapter aborts a session with iterations_per_loop > 1 that runs a one-shot iterator."""
+def test_image_tasks_train_and_test_in_a_looped_npu_session(tmp_path, fake_npu, capsys):
+    """The (fake) adapter aborts a session with iterations_per_loop > 1 that runs a one-shot iterator, leaves a
+    GetNext behind a tf.cond on the host (no data: OutOfRange), needs static shapes in a looped run and returns
+    no fetched summaries: training, validation, summaries and test all pass its rules."""
     omni = _omniglot(tmp_path / "omniglot")
     cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=3, update_batch_size=1,
-               meta_batch_size=2, num_filters=4, norm="None", metatrain_iterations=4, update_lr=0.4,
-               omniglot_train_chars=6, omniglot_test_chars=3, print_interval=2)
+               meta_batch_size=2, num_filters=4, norm="None", metatrain_iterations=12, update_lr=0.4,
+               omniglot_train_chars=6, omniglot_test_chars=3, print_interval=1, log=True)
     looped = NpuOptions(iterations_per_loop=2)
     out = trainer.run(cfg, looped)
     assert np.isfinite(out["postloss"])
+    assert "Validation results: " in capsys.readouterr().out     # iteration 10
+    events = [os.path.join(out["exp_dir"], f) for f in os.listdir(out["exp_dir"]) if "tfevents" in f]
+    values = [v for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value]
+    tags = {v.tag for v in values}
+    assert {"metatrain_pre_update_loss", "metatrain_post_update_accuracy_step1"} <= tags, tags
+    assert any(v.HasField("histo") and v.histo.num > 0 for v in values), tags    # the weights' histograms
     tested = trainer.run(cfg.replace(train=False, num_test_tasks=2, test_set=True, test_num_updates=1), looped)
     assert tested["results"].shape == (2, 2)
     assert [c["kwargs"] for c in fake_npu if c["name"] == "set_iteration_per_loop"] == [{"iterations_per_loop": 2}]

@@ -527,6 +527,8 @@ def test_seed_script_on_the_npu_route(tmp_path):
                      fake_npu=True, record_file=record, timeout=300).stdout
     assert "device: Ascend NPU (npu_bridge); precision_mode=allow_mix_precision" in out
     assert "final test accuracy: swa=" in out
+    # 2400 training points in batches of 512: the fake adapter rejects the 352-point batch's new input shape
+    assert "Ascend: the last 352 training points (a partial batch) are left out" in out
 
 
 @pytest.mark.parametrize("kind", ["perf", "acc"])

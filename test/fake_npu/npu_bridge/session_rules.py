@@ -3,11 +3,15 @@
 The real checks run inside `_tf_adapter.so` (tf_adapter/util/npu_attrs.cc SetNpuOptimizerAttr,
 tf_adapter/optimizers/om_partition_subgraphs_pass.cc ProcessGraph). Here they wrap BaseSession.run.
 """
+import atexit
 import json
 import os
 import sys
 
+import numpy as np
+
 from common.tf_compat import tf
+from npu_bridge import graph_rules
 
 
 class AdapterAbort(BaseException):
@@ -58,38 +62,123 @@ def check_options(params):
             raise tf.errors.InternalError(None, None, "profiling output path %s is not directory." % output)
 
 
-def _pruned_op_types(graph, fetches):
-    names = set()
-    for fetch in tf.nest.flatten(fetches):
-        if isinstance(fetch, (tf.Tensor, tf.Operation)):
-            names.add(fetch.op.name if isinstance(fetch, tf.Tensor) else fetch.name)
-        elif isinstance(fetch, str):
-            names.add(fetch.split(":")[0])
-    if not names:
-        return set()
-    sub = tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(add_shapes=False), sorted(names))
-    return {node.op for node in sub.node}
+class GraphRuleError(tf.errors.FailedPreconditionError):
+    """A run the device would fail, or silently get wrong, by a rule of graph_rules.py."""
+
+    def __init__(self, finding):
+        super(GraphRuleError, self).__init__(None, None, "fake_npu rule %d: %s: %s" % (
+            finding.rule, finding.message, ", ".join(finding.ops[:5])))
+        self.finding = finding
 
 
-def check_run(sess, params, fetches):
+_COLLECTED = {"graphs": [], "runs": {}}
+
+
+def _collect(entry):
+    """FAKE_NPU_COLLECT=<file>: findings are written there (JSON lines), not raised (common.npu_check)."""
+    path = os.environ.get("FAKE_NPU_COLLECT")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+    return bool(path)
+
+
+def _collect_graph(sess, names):
+    """Collect mode: note the run and the graph; after FAKE_NPU_REPEATS runs of one signature, the GetNexts and
+    control flow of the whole graph (validation built beside training, not run yet) are written and the process
+    ends (a check needs a step or two, not the training)."""
+    if not os.environ.get("FAKE_NPU_COLLECT"):
+        return
+    if sess.graph not in _COLLECTED["graphs"]:
+        _COLLECTED["graphs"].append(sess.graph)
+    key = (id(sess.graph), tuple(names))
+    _COLLECTED["runs"][key] = _COLLECTED["runs"].get(key, 0) + 1
+    limit = int(os.environ.get("FAKE_NPU_REPEATS", "0") or 0)
+    if limit and _COLLECTED["runs"][key] >= limit:
+        scan_graphs()
+        _collect({"stopped": True, "runs": sum(_COLLECTED["runs"].values())})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def scan_graphs():
+    for graph in _COLLECTED["graphs"]:
+        names = [op.name for op in graph.get_operations() if op.type == "IteratorGetNext" or
+                 op.type in graph_rules.V2_CONTROL_FLOW]
+        findings = graph_rules.analyse(graph, names, {"enable_data_pre_proc": _Value(b=True),
+                                                      "iterations_per_loop": _Value(i=1)})
+        _collect({"graph_scan": True, "fetches": names, "feeds": [], "findings": [f.as_dict() for f in findings],
+                  "summaries": sorted(op.name for op in graph.get_operations()
+                                      if op.type in graph_rules.SUMMARY_OPS)})
+
+
+class _Value(object):
+    """An AttrValue stand-in for graph_rules._param."""
+
+    def __init__(self, b=None, i=None):
+        self.b, self.i = b, i
+
+    def WhichOneof(self, _):
+        return "i" if self.i is not None else "b"
+
+
+def _enforce(findings):
+    for finding in findings:
+        if finding.breaks and finding.rule == 1:
+            # the host GetNext reads kernels/dpgroup_dataset_op.cc's dataset: end_of_sequence at once
+            raise tf.errors.OutOfRangeError(None, None, "End of sequence (fake_npu rule 1: %s: %s)"
+                                            % (finding.message, ", ".join(finding.ops[:5])))
+        if finding.breaks:
+            raise GraphRuleError(finding)
+
+
+def check_run(sess, params, names, feeds):
     """Each run's pruned graph (om_partition_subgraphs_pass.cc ProcessGraph, only with use_off_line)."""
     if "use_off_line" in params and not params["use_off_line"].b:
         return
     loops = params["iterations_per_loop"].i if "iterations_per_loop" in params else 1
-    if loops == 1:
+    _collect_graph(sess, names)
+    seen = sess.__dict__.setdefault("_fake_npu_signatures", {})
+    key = (sess.graph.version, tuple(names), tuple(sorted(feeds)))
+    if key not in seen:
+        ops = graph_rules.pruned_ops(sess.graph, names)
+        # om_partition_subgraphs_pass.cc: LOG(FATAL) "iterator_per_loop only support 1 when using OneShotIterator"
+        if loops > 1 and any(op.type == "OneShotIterator" for op in ops):
+            _abort("iterator_per_loop only support 1 when using OneShotIterator")
+        findings = graph_rules.analyse(sess.graph, names, params)
+        seen[key] = (findings, feeds)
+        if _collect({"fetches": list(names), "feeds": sorted(feeds), "findings": [f.as_dict() for f in findings],
+                     "device_ops": sorted({op.type for op in ops if not graph_rules.is_host_op(op)})}):
+            return
+        _enforce(findings)
         return
-    cache = sess.__dict__.setdefault("_fake_npu_checked", set())
-    key = (sess.graph.version, repr(fetches))
-    if key in cache:
-        return
-    # om_partition_subgraphs_pass.cc: LOG(FATAL) "iterator_per_loop only support 1 when using OneShotIterator"
-    if "OneShotIterator" in _pruned_op_types(sess.graph, fetches):
-        _abort("iterator_per_loop only support 1 when using OneShotIterator")
-    cache.add(key)
+    first = seen[key][1]
+    changed = graph_rules.feed_shape_changes(first, feeds)
+    if changed:
+        # mirrors tf_adapter/kernels/geop_npu.cc ComputeAsync: "if input shapes changed" -> a new graph per shape
+        finding = graph_rules.Finding(4, True, "a host-fed input changed shape (%s now %s): the device compiles a "
+                                      "new graph per shape, or fails on older adapters"
+                                      % (changed[0], feeds[changed[0]]), changed)
+        if not _collect({"fetches": list(names), "feeds": sorted(feeds), "findings": [finding.as_dict()]}):
+            raise GraphRuleError(finding)
+        seen[key] = (seen[key][0], feeds)
+
+
+def _checked_callable(sess, params, callable_options, run):
+    """Keras runs its steps through callables, not Session.run: the same rules per call."""
+    names = list(callable_options.fetch) + list(callable_options.target)
+    feeds = list(callable_options.feed)
+
+    def call(*args, **kwargs):
+        check_run(sess, params, names, {name: tuple(np.shape(value)) for name, value in zip(feeds, args)})
+        return run(*args, **kwargs)
+    return call
 
 
 BaseSession = tf.compat.v1.Session.__mro__[1]   # tensorflow.python.client.session.BaseSession
 _original_run = BaseSession.run
+_original_make_callable = BaseSession._make_callable_from_options
 
 
 def _checked_run(self, fetches, feed_dict=None, options=None, run_metadata=None):
@@ -98,9 +187,20 @@ def _checked_run(self, fetches, feed_dict=None, options=None, run_metadata=None)
         if not self.__dict__.get("_fake_npu_options_checked"):
             check_options(params)
             self._fake_npu_options_checked = True
-        check_run(self, params, fetches)
+        check_run(self, params, graph_rules.fetch_names(fetches), graph_rules.feed_shapes(feed_dict))
     return _original_run(self, fetches, feed_dict, options, run_metadata)
 
 
+def _checked_make_callable(self, callable_options):
+    run = _original_make_callable(self, callable_options)
+    params = npu_parameters(getattr(self, "_config", None))
+    if params is None:
+        return run
+    return _checked_callable(self, params, callable_options, run)
+
+
 def install():
+    if os.environ.get("FAKE_NPU_COLLECT"):
+        atexit.register(scan_graphs)     # a run that ends before FAKE_NPU_REPEATS: its graphs still scanned
     BaseSession.run = _checked_run
+    BaseSession._make_callable_from_options = _checked_make_callable
