@@ -135,17 +135,40 @@ ascend_args() {  # the Ascend flags the user set, as --key=value words for the P
 }
 
 wrapper_run() {  # run one training/eval command from the model directory, log tee'd; its failure is ours
-  local status=0
+  local status=0 start
   echo "+ $*" | tee -a "$LOG"
-  # tee -i: a Ctrl-C reaches the whole process group; tee must outlive the script's checkpoint save and last lines
-  (cd "$MODEL_DIR" && "$@") 2>&1 | tee -i -a "$LOG" || status=$?
-  case "$status" in
-    0) ;;
-    130|143) echo "$(basename "$WRAPPER_SCRIPT"): stopped (exit status $status); rerun the same command to resume" >&2
-             exit "$status" ;;
-    *) echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
-       exit "$status" ;;
-  esac
+  start=$(file_size "$LOG")
+  # A stop reaches bash, the script and tee together: Ctrl-C at a terminal, a scheduler's SIGTERM to the process
+  # group, `timeout -s TERM`. The script saves and prints where it stopped; tee ignores both signals and ends at
+  # the script's end of output, so that line reaches the log; bash waits for both (a trapped signal waits for the
+  # foreground command) and then says how to go on. exec: the status is the script's, not a subshell's.
+  WRAPPER_SIGNAL=""
+  trap 'WRAPPER_SIGNAL=${WRAPPER_SIGNAL:-2}' INT
+  trap 'WRAPPER_SIGNAL=${WRAPPER_SIGNAL:-15}' TERM
+  (cd "$MODEL_DIR" && exec "$@") 2>&1 | (trap '' INT TERM; exec tee -a "$LOG") || status=$?
+  trap - INT TERM
+  if [ -n "$WRAPPER_SIGNAL" ] || [ "$status" = 130 ] || [ "$status" = 143 ]; then
+    wrapper_stopped "$status" "$start"
+  fi
+  if [ "$status" != 0 ]; then
+    echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
+    exit "$status"
+  fi
+}
+
+wrapper_stopped() {  # status log_offset: the command ended on a stop request; exit 128 + signal
+  local status="$1" name
+  name="$(basename "$WRAPPER_SCRIPT")"
+  if [ "$status" = 0 ]; then status=$((128 + ${WRAPPER_SIGNAL:-15})); fi
+  # Only the script knows whether it saved: its line 'stopped by SIG... saved ...: rerun the same command to
+  # resume'. Without one (a stop before training began, or a command that saves nothing) say no more than that.
+  if tail -c +$(($2 + 1)) "$LOG" | grep -a -q '^stopped by SIG[A-Z]* at .*: rerun the same command to resume$'; then
+    echo "$name: stopped (exit status $status); rerun the same command to resume" >&2
+  else
+    echo "$name: stopped (exit status $status) with no checkpoint saved on the way out; a rerun starts from the" \
+         "last checkpoint saved before, if any (see $LOG)" >&2
+  fi
+  exit "$status"
 }
 
 wrapper_cost_note() {  # model key=value...: on a CPU, one line estimating a long run's time (common/run_cost.py)

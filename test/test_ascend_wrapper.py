@@ -20,6 +20,10 @@ FAKE_TRAIN = textwrap.dedent("""\
         sys.exit(0)
     if args.get("finished") == "lost":   # no step time and no reason: the summary must fail
         sys.exit(0)
+    if args.get("finished") == "never":   # a long start-up: a stop kills it before it could save
+        print("starting", flush=True)
+        import time
+        time.sleep(120)
     for step, loss in enumerate([2.5, 1.5, 0.75], 1):
         print("step %d loss : %.2f" % (step, loss))
     print("accuracy_sources: 0.875")
@@ -38,7 +42,7 @@ WRAPPER = textwrap.dedent("""\
     source "{repo}/common/ascend_wrapper.sh"
     wrapper_flag data_path "source data of training"
     wrapper_flag exit_code "exit status of the fake training"
-    wrapper_flag finished "1: nothing left to train; lost: no step time"
+    wrapper_flag finished "1: nothing left to train; lost: no step time; never: sleeps"
     wrapper_parse "$@"
     extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
     extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
@@ -212,3 +216,24 @@ def test_ctrl_c_to_the_process_group_stops_a_wrapper_that_says_how_to_resume(tmp
     assert proc.returncode == 130
     assert "train_full_1p.sh: stopped (exit status 130); rerun the same command to resume" in out
     assert re.search(r"stopped by SIGINT at iteration \d+; saved \S+model\d+: rerun", log.read_text())
+
+
+def test_a_stop_before_the_script_saved_does_not_promise_a_resume(fake_model, tmp_path):
+    """A group SIGTERM (a scheduler's) that kills the script before it saved: the wrapper lives to say so, and
+    does not claim a rerun resumes from where it stopped."""
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--finished=never"],
+                            env=script_env(OUTPUT_ROOT=tmp_path / "out"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
+    log = tmp_path / "out" / "0" / "train_0.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and "starting" in log.read_text()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert out.strip().splitlines()[-1] == (
+        "train_full_1p.sh: stopped (exit status 143) with no checkpoint saved on the way out; a rerun starts from "
+        "the last checkpoint saved before, if any (see %s)" % log)

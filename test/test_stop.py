@@ -5,11 +5,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import REPO, run_python, script_env
-from test_am3 import TINY, data_dir  # noqa: F401  (fixture)
+from conftest import REPO, run, run_python, script_env
+from test_am3 import TINY, data_dir, make_data  # noqa: F401  (fixture)
 from test_mobilenetv3 import image_data  # noqa: F401  (fixture)
 
 
@@ -75,3 +76,60 @@ def test_swa_saves_the_epoch_and_resumes_after_it(tmp_path):
     epoch = int(re.search(r"at the end of sgd epoch (\d+); saved checkpoint \S+/sgd/ckpt-(\d+):",
                           stopped_line(out, signal.SIGINT)).group(1))
     assert os.path.isdir(str(tmp_path / "sgd" / ("ckpt-%d" % epoch)))
+
+
+def stop_wrapper(wrapper, flags, ready, out_root, signum=signal.SIGTERM, timeout=300):
+    """Run a model's wrapper in a session of its own and, once its log has a line matching `ready`, send `signum`
+    to the whole process group, as a scheduler (or `timeout -s TERM`) does: bash, the script and tee all get it.
+    Returns (exit status, the wrapper's output, its log)."""
+    log = out_root / "0" / "train_0.log"
+    with open(str(out_root.parent / (out_root.name + ".out")), "w+") as out:
+        proc = subprocess.Popen(["bash", os.path.join(REPO, wrapper)] + flags, cwd=REPO,
+                                env=script_env(OUTPUT_ROOT=out_root), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.time() + timeout
+        while not (log.exists() and re.search(ready, log.read_text(), re.M)):
+            assert proc.poll() is None and time.time() < deadline, log.read_text() if log.exists() else "no log"
+            time.sleep(0.5)
+        os.killpg(proc.pid, signum)
+        proc.wait(timeout=timeout)
+        out.seek(0)
+        return proc.returncode, out.read(), log.read_text()
+
+
+WRAPPER_STOPS = {   # wrapper, its flags, a line of training, the stop line (step, checkpoint), the resume line
+    "am3": ("am3/test/train_full_1p.sh", ["--train_steps=100000", "--num_filters=4", "--num_cases_test=200"],
+            r"^step 100, loss", r"stopped by SIGTERM at step (\d+); saved (\S+-(\d+)): rerun",
+            "--train_steps=%d", "resumed from %s\n"),
+    "mtnet": ("mtnet/test/train_full_1p.sh", ["--train_steps=100000000"], r"^Iteration 1000:",
+              r"stopped by SIGTERM at iteration (\d+); saved (\S+model(\d+)): rerun", "--train_steps=%d",
+              "Restoring model weights from %s\n"),
+    "mobilenetv3": ("mobilenetv3/test/train_full_1p.sh",
+                    ["--image_size=32", "--batch=8", "--epochs=1000", "--patience=0"], r"^train step=10 ",
+                    r"stopped by SIGTERM at step (\d+) \(epoch \d+\); saved (\S+model.ckpt-(\d+)): rerun",
+                    "--max_step=%d", "resumed from %s\n"),
+}
+
+
+@pytest.mark.parametrize("model", sorted(WRAPPER_STOPS))
+def test_a_group_sigterm_to_a_wrapper_saves_the_step_in_flight_and_the_rerun_resumes_there(
+        model, tmp_path, image_data):  # noqa: F811
+    """A scheduler's stop reaches bash, the script and tee at once. tee used to die at once (tee -i ignores only
+    SIGINT): the script's save and stop line then hit a broken pipe, nothing was saved, and the wrapper still said
+    'rerun the same command to resume'."""
+    wrapper, flags, ready, stopped, more_steps, resumed = WRAPPER_STOPS[model]
+    if model == "am3":
+        make_data(str(tmp_path / "am3data"), per_class=30, classes=(6, 5, 5))
+        flags = flags + ["--data_path=%s" % (tmp_path / "am3data")]
+    elif model == "mobilenetv3":
+        flags = flags + ["--data_path=" + image_data]
+    status, out, log = stop_wrapper(wrapper, flags, ready, tmp_path / "out")
+    last_step = max(int(n) for n in re.findall(r"^(?:step|Iteration|train step=)\s?(\d+)", log, re.M))
+    assert status == 143, out
+    assert "%s: stopped (exit status 143); rerun the same command to resume" % os.path.basename(wrapper) in out
+    match = re.search(stopped, log)
+    assert match and "Traceback" not in log, log[-3000:]
+    step, checkpoint = int(match.group(1)), match.group(2)
+    assert step >= last_step and os.path.exists(checkpoint + ".index"), (step, last_step, checkpoint)
+    rerun = run(["bash", wrapper] + flags + [more_steps % (step + 8)], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert resumed % checkpoint in rerun.stdout, rerun.stdout[-3000:]
