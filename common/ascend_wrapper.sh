@@ -7,7 +7,8 @@
 #   extract_losses()   { ...prints one loss per line from the log file "$1"... }
 #   extract_accuracy() { ...prints the final accuracy from "$1" (optional; None if undefined)... }
 #   wrapper_cost_note <model> train_steps="$train_steps" ...   # on a CPU: a one-line estimate if the run is long
-#   wrapper_run "$PYTHON" train.py --data_dir="$data_path" $(ascend_args)
+#   wrapper_run "$PYTHON" train.py --data_dir="$data_path"   # the Ascend flags the user set are added, each one
+#                                                              # argument (values may hold spaces)
 #   wrapper_summary acc        # or perf
 # Data-parallel wrappers call data_parallel_route <workers> then data_parallel_run <command> instead of wrapper_run.
 # Wrappers of one model that share their flags declare them once in a file of their own (e.g.
@@ -126,16 +127,19 @@ abs_path() {  # wrapper_run runs from the model directory: make a user's relativ
   case "$1" in /*|"") echo "$1" ;; *) echo "$PWD/$1" ;; esac
 }
 
-ascend_args() {  # the Ascend flags the user set, as --key=value words for the Python script
+ascend_args() {  # fill ASCEND_ARGS: the Ascend flags the user set, one --key=value argument each, whatever they hold
   local flag
+  ASCEND_ARGS=()
   for flag in "${ASCEND_FLAGS[@]}"; do
-    if [ -n "${!flag}" ]; then printf -- '--%s=%s ' "$flag" "${!flag}"; fi
+    if [ -n "${!flag}" ]; then ASCEND_ARGS+=("--$flag=${!flag}"); fi
   done
-  if [ -n "$over_dump$data_dump_flag$profiling" ]; then printf -- '--dump_path=%s ' "$OUTPUT_DIR/dump"; fi
+  if [ -n "$over_dump$data_dump_flag$profiling" ]; then ASCEND_ARGS+=("--dump_path=$OUTPUT_DIR/dump"); fi
 }
 
-wrapper_run() {  # run one training/eval command from the model directory, log tee'd; its failure is ours
+wrapper_run() {  # run one training/eval command (plus the Ascend flags) from the model directory, log tee'd
   local status=0 start
+  ascend_args
+  set -- "$@" ${ASCEND_ARGS[@]+"${ASCEND_ARGS[@]}"}   # (the + form: bash before 4.4 calls an empty array unset)
   echo "+ $*" | tee -a "$LOG"
   start=$(file_size "$LOG")
   # A stop reaches bash, the script and tee together: Ctrl-C at a terminal, a scheduler's SIGTERM to the process
@@ -194,11 +198,13 @@ data_parallel_route() {  # sets route (npu|collective) and RankSize; $1 = worker
   fi
 }
 
-data_parallel_run() {  # run a training command on every rank (common.launch, from the model directory)
+data_parallel_run() {  # run a training command (plus the Ascend flags) on every rank (common.launch, model dir)
   # Rank r appends to <output root>/<r>/train_<r>.log; the launcher shows rank 0's output and a failing
   # worker's last lines, and stops every worker when one fails, and so do we. Rank 0's part (the losses and
   # the step time) ends up in $LOG.
   local status=0 rank0_log rank0_start
+  ascend_args
+  set -- "$@" ${ASCEND_ARGS[@]+"${ASCEND_ARGS[@]}"}
   rank0_log="$(dirname "$OUTPUT_DIR")/0/train_0.log"
   rank0_start=$(file_size "$rank0_log")
   echo "+ common.launch --nproc=$RankSize --route=$route -- $*" >> "$LOG"

@@ -46,8 +46,7 @@ WRAPPER = textwrap.dedent("""\
     wrapper_parse "$@"
     extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
     extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
-    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished" \\
-        $(ascend_args)
+    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished"
     wrapper_summary acc
 """)
 
@@ -237,3 +236,15 @@ def test_a_stop_before_the_script_saved_does_not_promise_a_resume(fake_model, tm
     assert out.strip().splitlines()[-1] == (
         "train_full_1p.sh: stopped (exit status 143) with no checkpoint saved on the way out; a rerun starts from "
         "the last checkpoint saved before, if any (see %s)" % log)
+
+
+def test_every_value_reaches_the_script_as_one_argument(fake_model, tmp_path):
+    """The Ascend flags were passed as $(ascend_args), word-split: an OUTPUT_ROOT with a space broke --dump_path
+    into two arguments, and a value holding ' --seed=7' passed a flag of its own to the script."""
+    out_root = tmp_path / "my runs"
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--data_path=/data/a b",
+                "--precision_mode=force_fp16 --seed=7", "--profiling=True"], cwd=tmp_path, OUTPUT_ROOT=out_root)
+    args = re.search(r"^args: (.*)$", proc.stdout, re.M).group(1)
+    assert args == repr(sorted({"data_dir": "/data/a b", "exit_code": "0", "finished": "0",
+                                "precision_mode": "force_fp16 --seed=7", "profiling": "True",
+                                "dump_path": str(out_root / "0" / "dump")}.items()))
