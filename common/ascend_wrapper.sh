@@ -226,13 +226,19 @@ wrapper_summary() {  # acc|perf: print the Ascend summary of this run's part of 
 }
 
 wrapper_summary_of() {  # kind run_log e2e
-  local kind="$1" run_log="$2" e2e="$3" mean_dt
-  mean_dt=$(grep -a 'step_time_summary:' "$run_log" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
+  local kind="$1" run_log="$2" e2e="$3" mean_dt summary_line warmup
+  summary_line=$(grep -a 'step_time_summary:' "$run_log" | tail -n 1 || true)
+  mean_dt=$(printf '%s\n' "$summary_line" | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
   local nothing_trained=""
   if [ -z "$mean_dt" ] || [ "$mean_dt" = nan ]; then
-    # A rerun on a finished checkpoint says "nothing to train: ..." and measures no step: report no performance
-    # rather than fail or invent one. Any other run without a step time is an error.
+    # A rerun on a finished checkpoint says "nothing to train: ..."; a run so short that every step was a
+    # warm-up step says steps=0 warmup=N. Neither measured a step: report no performance rather than fail or
+    # invent one. Any other run without a step time is an error.
     nothing_trained=$(grep -a '^nothing to train:' "$run_log" | tail -n 1 || true)
+    warmup=$(printf '%s\n' "$summary_line" | sed -n 's/.* steps=0 warmup=\([1-9][0-9]*\) .*/\1/p')
+    if [ -z "$nothing_trained" ] && [ -n "$warmup" ]; then
+      nothing_trained="every step of this run ($warmup) was a warm-up step, left out of the timing"
+    fi
     if [ -z "$nothing_trained" ]; then
       echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in this run's part of $LOG" >&2
       exit 1

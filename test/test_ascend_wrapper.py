@@ -20,6 +20,11 @@ FAKE_TRAIN = textwrap.dedent("""\
         sys.exit(0)
     if args.get("finished") == "lost":   # no step time and no reason: the summary must fail
         sys.exit(0)
+    if args.get("finished") == "warmup":   # trained, but every step was a warm-up step: none timed
+        print("step 1 loss : 2.50")
+        print("accuracy_sources: 0.5")
+        print("step_time_summary: mean_dt=nan steps=0 warmup=3 throughput=0.00 images/s")
+        sys.exit(0)
     if args.get("finished") == "never":   # a long start-up: a stop kills it before it could save
         print("starting", flush=True)
         import time
@@ -42,7 +47,7 @@ WRAPPER = textwrap.dedent("""\
     source "{repo}/common/ascend_wrapper.sh"
     wrapper_flag data_path "source data of training"
     wrapper_flag exit_code "exit status of the fake training"
-    wrapper_flag finished "1: nothing left to train; lost: no step time; never: sleeps"
+    wrapper_flag finished "1: nothing left to train; lost: no step time; warmup: none timed; never: sleeps"
     wrapper_parse "$@"
     extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
     extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
@@ -248,3 +253,16 @@ def test_every_value_reaches_the_script_as_one_argument(fake_model, tmp_path):
     assert args == repr(sorted({"data_dir": "/data/a b", "exit_code": "0", "finished": "0",
                                 "precision_mode": "force_fp16 --seed=7", "profiling": "True",
                                 "dump_path": str(out_root / "0" / "dump")}.items()))
+
+
+def test_a_run_of_warm_up_steps_only_reports_no_performance_and_exits_0(fake_model, tmp_path):
+    """Training succeeded, but every step was a warm-up step (left out of the timing): the wrapper exited 1 with
+    'no step_time_summary line with a step time', no summary, no report."""
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--finished=warmup"], check=False,
+               OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout
+    assert "no step time measured: every step of this run (3) was a warm-up step, left out of the timing" in proc.stdout
+    assert "Final Performance images/sec : None" in proc.stdout and "Final Train Accuracy : 0.5" in proc.stdout
+    keys = dict(line.split(" = ", 1) for line in
+                (tmp_path / "out" / "0" / "FakeNet_for_TensorFlow_bs32_1p_acc.log").read_text().splitlines())
+    assert keys["ActualFPS"] == "None" and keys["TrainingTime"] == "None" and keys["ActualLoss"] == "2.50"

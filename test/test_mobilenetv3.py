@@ -785,3 +785,15 @@ def test_a_weight_file_declaring_a_huge_array_is_one_error_before_reading_it(tmp
     with graph.as_default(), tf.compat.v1.Session() as sess:
         with pytest.raises(UserError, match=r"weight of shape \[1000000, 1000000\] does not fit variable"):
             weights.load_initial(sess, upstream, variables, "upstream")
+
+
+def test_a_run_of_warm_up_steps_only_still_gets_its_summary_and_report(tmp_path, image_data):
+    """--max_step=3: every step a warm-up step (5), none timed; the wrapper exited 1 after training succeeded."""
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_performance_1p.sh"), "--data_path=" + image_data,
+                "--image_size=32", "--batch=8", "--max_step=3"], check=False, OUTPUT_ROOT=out, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "no step time measured: every step of this run (3) was a warm-up step" in proc.stdout
+    assert "Final Performance images/sec : None" in proc.stdout
+    assert (out / "0" / "MobileNetV3_ID0256_for_TensorFlow_bs8_1p_perf.log").exists()
+    assert (out / "0" / "report.html").exists()
