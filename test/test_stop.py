@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -19,12 +20,17 @@ def stop_when(ready, args, signum, timeout=300):
     proc = subprocess.Popen([sys.executable] + [str(a) for a in args], cwd=REPO, env=script_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if re.search(ready, line):
-            proc.send_signal(signum)
-            break
-    rest, _ = proc.communicate(timeout=timeout)
+    watchdog = threading.Timer(timeout, proc.kill)   # a stop that is not honoured fails the test, not hangs it
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if re.search(ready, line):
+                proc.send_signal(signum)
+                break
+        rest, _ = proc.communicate()
+    finally:
+        watchdog.cancel()
     return proc.returncode, "".join(seen) + rest
 
 
@@ -133,3 +139,30 @@ def test_a_group_sigterm_to_a_wrapper_saves_the_step_in_flight_and_the_rerun_res
     assert step >= last_step and os.path.exists(checkpoint + ".index"), (step, last_step, checkpoint)
     rerun = run(["bash", wrapper] + flags + [more_steps % (step + 8)], check=False, OUTPUT_ROOT=tmp_path / "out")
     assert resumed % checkpoint in rerun.stdout, rerun.stdout[-3000:]
+
+
+def test_am3_stops_during_validation_between_episodes_and_resumes(tmp_path, data_dir):  # noqa: F811
+    """A stop request during validation waited for every episode of all three splits (~13 min at the seed
+    configuration on a CPU, far past a scheduler's grace period). Here validation would never end."""
+    args = ["am3/AM3_TADAM.py", "--data_dir", data_dir, "--log_dir", tmp_path / "log"] + TINY + \
+        ["--num_cases_val=100000000"]
+    status, out = stop_when(r"^step 1, loss", args + ["--train_steps=100000"], signal.SIGTERM, timeout=120)
+    assert status == 143, out[-3000:]
+    assert re.search(r"^validation at step 2 cut short by the stop request after \d+ of 20000000 episodes",
+                     out, re.M), out[-3000:]
+    line = stopped_line(out, signal.SIGTERM)
+    assert re.search(r"at step 2; saved \S+model.ckpt-2: rerun", line), line
+    resumed = run_python(args[:-1] + ["--train_steps=3", "--num_cases_val=10"]).stdout
+    assert "resumed from %s" % (tmp_path / "log" / "train" / "model.ckpt-2") in resumed
+
+
+def test_am3_test_mode_stops_between_episodes_with_one_line(tmp_path, data_dir):  # noqa: F811
+    """A group SIGTERM during test mode ended it without a word."""
+    args = ["am3/AM3_TADAM.py", "--data_dir", data_dir, "--log_dir", tmp_path / "log"] + TINY
+    run_python(args + ["--train_steps=2"])
+    status, out = stop_when(r"^test mode: ", args + ["--mode=test", "--num_cases_test=100000000"],
+                            signal.SIGTERM, timeout=120)
+    assert status == 143, out[-3000:]
+    line = stopped_line(out, signal.SIGTERM)
+    assert re.search(r"at test episode \d+ of 20000000; test mode saves nothing \(checkpoint \S+model.ckpt-2 "
+                     r"unchanged\): rerun the same command to test again$", line), line
