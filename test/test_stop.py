@@ -166,3 +166,15 @@ def test_am3_test_mode_stops_between_episodes_with_one_line(tmp_path, data_dir):
     line = stopped_line(out, signal.SIGTERM)
     assert re.search(r"at test episode \d+ of 20000000; test mode saves nothing \(checkpoint \S+model.ckpt-2 "
                      r"unchanged\): rerun the same command to test again$", line), line
+
+
+def test_a_second_signal_stops_at_once():
+    from common.stop import StopRequest
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)   # the handler runs in the main thread between bytecodes
+        assert stop.requested and stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
