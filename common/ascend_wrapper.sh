@@ -7,7 +7,8 @@
 #   extract_losses()   { ...prints one loss per line from the log file "$1"... }
 #   extract_accuracy() { ...prints the final accuracy from "$1" (optional; None if undefined)... }
 #   wrapper_cost_note <model> train_steps="$train_steps" ...   # on a CPU: a one-line estimate if the run is long
-#   wrapper_run "$PYTHON" train.py --data_dir="$data_path" $(ascend_args)
+#   wrapper_run "$PYTHON" train.py --data_dir="$data_path"   # the Ascend flags the user set are added, each one
+#                                                              # argument (values may hold spaces)
 #   wrapper_summary acc        # or perf
 # Data-parallel wrappers call data_parallel_route <workers> then data_parallel_run <command> instead of wrapper_run.
 # Wrappers of one model that share their flags declare them once in a file of their own (e.g.
@@ -148,26 +149,52 @@ abs_path() {  # wrapper_run runs from the model directory: make a user's relativ
   case "$1" in /*|"") echo "$1" ;; *) echo "$PWD/$1" ;; esac
 }
 
-ascend_args() {  # the Ascend flags the user set, as --key=value words for the Python script
+ascend_args() {  # fill ASCEND_ARGS: the Ascend flags the user set, one --key=value argument each, whatever they hold
   local flag
+  ASCEND_ARGS=()
   for flag in "${ASCEND_FLAGS[@]}"; do
-    if [ -n "${!flag}" ]; then printf -- '--%s=%s ' "$flag" "${!flag}"; fi
+    if [ -n "${!flag}" ]; then ASCEND_ARGS+=("--$flag=${!flag}"); fi
   done
-  if [ -n "$over_dump$data_dump_flag$profiling" ]; then printf -- '--dump_path=%s ' "$OUTPUT_DIR/dump"; fi
+  if [ -n "$over_dump$data_dump_flag$profiling" ]; then ASCEND_ARGS+=("--dump_path=$OUTPUT_DIR/dump"); fi
 }
 
-wrapper_run() {  # run one training/eval command from the model directory, log tee'd; its failure is ours
-  local status=0
+wrapper_run() {  # run one training/eval command (plus the Ascend flags) from the model directory, log tee'd
+  local status=0 start
+  ascend_args
+  set -- "$@" ${ASCEND_ARGS[@]+"${ASCEND_ARGS[@]}"}   # (the + form: bash before 4.4 calls an empty array unset)
   echo "+ $*" | tee -a "$LOG"
-  # tee -i: a Ctrl-C reaches the whole process group; tee must outlive the script's checkpoint save and last lines
-  (cd "$MODEL_DIR" && "$@") 2>&1 | tee -i -a "$LOG" || status=$?
-  case "$status" in
-    0) ;;
-    130|143) echo "$(basename "$WRAPPER_SCRIPT"): stopped (exit status $status); rerun the same command to resume" >&2
-             exit "$status" ;;
-    *) echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
-       exit "$status" ;;
-  esac
+  start=$(file_size "$LOG")
+  # A stop reaches bash, the script and tee together: Ctrl-C at a terminal, a scheduler's SIGTERM to the process
+  # group, `timeout -s TERM`. The script saves and prints where it stopped; tee ignores both signals and ends at
+  # the script's end of output, so that line reaches the log; bash waits for both (a trapped signal waits for the
+  # foreground command) and then says how to go on. exec: the status is the script's, not a subshell's.
+  WRAPPER_SIGNAL=""
+  trap 'WRAPPER_SIGNAL=${WRAPPER_SIGNAL:-2}' INT
+  trap 'WRAPPER_SIGNAL=${WRAPPER_SIGNAL:-15}' TERM
+  (cd "$MODEL_DIR" && exec "$@") 2>&1 | (trap '' INT TERM; exec tee -a "$LOG") || status=$?
+  trap - INT TERM
+  if [ -n "$WRAPPER_SIGNAL" ] || [ "$status" = 130 ] || [ "$status" = 143 ]; then
+    wrapper_stopped "$status" "$start"
+  fi
+  if [ "$status" != 0 ]; then
+    echo "$(basename "$WRAPPER_SCRIPT"): command failed with exit status $status; see $LOG" >&2
+    exit "$status"
+  fi
+}
+
+wrapper_stopped() {  # status log_offset: the command ended on a stop request; exit 128 + signal
+  local status="$1" name
+  name="$(basename "$WRAPPER_SCRIPT")"
+  if [ "$status" = 0 ]; then status=$((128 + ${WRAPPER_SIGNAL:-15})); fi
+  # Only the script knows whether it saved: its line 'stopped by SIG... saved ...: rerun the same command to
+  # resume'. Without one (a stop before training began, or a command that saves nothing) say no more than that.
+  if tail -c +$(($2 + 1)) "$LOG" | grep -a -q '^stopped by SIG[A-Z]* at .*: rerun the same command to resume$'; then
+    echo "$name: stopped (exit status $status); rerun the same command to resume" >&2
+  else
+    echo "$name: stopped (exit status $status) with no checkpoint saved on the way out; a rerun starts from the" \
+         "last checkpoint saved before, if any (see $LOG)" >&2
+  fi
+  exit "$status"
 }
 
 wrapper_cost_note() {  # model key=value...: on a CPU, one line estimating a long run's time (common/run_cost.py)
@@ -193,11 +220,13 @@ data_parallel_route() {  # sets route (npu|collective) and RankSize; $1 = worker
   fi
 }
 
-data_parallel_run() {  # run a training command on every rank (common.launch, from the model directory)
+data_parallel_run() {  # run a training command (plus the Ascend flags) on every rank (common.launch, model dir)
   # Rank r appends to <output root>/<r>/train_<r>.log; the launcher shows rank 0's output and a failing
   # worker's last lines, and stops every worker when one fails, and so do we. Rank 0's part (the losses and
   # the step time) ends up in $LOG.
   local status=0 rank0_log rank0_start
+  ascend_args
+  set -- "$@" ${ASCEND_ARGS[@]+"${ASCEND_ARGS[@]}"}
   rank0_log="$(dirname "$OUTPUT_DIR")/0/train_0.log"
   rank0_start=$(file_size "$rank0_log")
   echo "+ common.launch --nproc=$RankSize --route=$route -- $*" >> "$LOG"
@@ -219,13 +248,19 @@ wrapper_summary() {  # acc|perf: print the Ascend summary of this run's part of 
 }
 
 wrapper_summary_of() {  # kind run_log e2e
-  local kind="$1" run_log="$2" e2e="$3" mean_dt
-  mean_dt=$(grep -a 'step_time_summary:' "$run_log" | tail -n 1 | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
+  local kind="$1" run_log="$2" e2e="$3" mean_dt summary_line warmup
+  summary_line=$(grep -a 'step_time_summary:' "$run_log" | tail -n 1 || true)
+  mean_dt=$(printf '%s\n' "$summary_line" | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
   local nothing_trained=""
   if [ -z "$mean_dt" ] || [ "$mean_dt" = nan ]; then
-    # A rerun on a finished checkpoint says "nothing to train: ..." and measures no step: report no performance
-    # rather than fail or invent one. Any other run without a step time is an error.
+    # A rerun on a finished checkpoint says "nothing to train: ..."; a run so short that every step was a
+    # warm-up step says steps=0 warmup=N. Neither measured a step: report no performance rather than fail or
+    # invent one. Any other run without a step time is an error.
     nothing_trained=$(grep -a '^nothing to train:' "$run_log" | tail -n 1 || true)
+    warmup=$(printf '%s\n' "$summary_line" | sed -n 's/.* steps=0 warmup=\([1-9][0-9]*\) .*/\1/p')
+    if [ -z "$nothing_trained" ] && [ -n "$warmup" ]; then
+      nothing_trained="every step of this run ($warmup) was a warm-up step, left out of the timing"
+    fi
     if [ -z "$nothing_trained" ]; then
       echo "$(basename "$WRAPPER_SCRIPT"): no step_time_summary line with a step time in this run's part of $LOG" >&2
       exit 1

@@ -110,21 +110,42 @@ def require_writable(directory):
 def save(saver, sess, prefix, **kwargs):
     """saver.save with one error line when the disk is full or the directory not writable; the partial files
     of the failed save are removed. Returns the saved path."""
+    directory = os.path.dirname(prefix) or "."
+    before = _entries(directory)
     try:
         return saver.save(sess, prefix, **kwargs)
     except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.UnknownError,
             tf.errors.InternalError, tf.errors.NotFoundError, OSError) as err:
-        _remove_partial_saves(os.path.dirname(prefix))
+        _remove_partial_saves(directory, os.path.basename(prefix), before)
         raise UserError("cannot save checkpoint %s: %s (the previous checkpoints are kept; free space or fix "
                         "permissions, then rerun to resume)" % (prefix, _first_line(err)))
 
 
-def _remove_partial_saves(directory):
-    for leftover in glob.glob(os.path.join(glob.escape(directory), "*_temp*")) + \
-            glob.glob(os.path.join(glob.escape(directory), "*.tmp*")):
-        if os.path.isdir(leftover):
-            for name in os.listdir(leftover):
-                os.remove(os.path.join(leftover, name))
-            os.rmdir(leftover)
-        else:
-            os.remove(leftover)
+def _entries(directory):
+    try:
+        return set(os.listdir(directory))
+    except OSError:
+        return set()
+
+
+def _remove_partial_saves(directory, base, before):
+    """Remove what this save left: the names a Saver writes for `base` (seen on both stacks) that were not there
+    before it began: '<base>-<step>.data-...-of-....tempstate<n>' and '.index.tempstate<n>' (the bundle writer's),
+    '<base>-<step>.meta.tmp<hex>' and 'checkpoint.tmp<hex>' (atomic writes), '<base>-<step>_temp[_<hex>]/' (a
+    sharded save's directory). Links are never followed nor removed: a save makes none, so a link is someone
+    else's."""
+    ours = re.compile(r"%s(-\d+)?(\.data-\d+-of-\d+\.tempstate\d+|\.index\.tempstate\d+|\.meta\.tmp[0-9a-f]+|"
+                      r"_temp(_[0-9a-f]+)?)$|checkpoint\.tmp[0-9a-f]+$" % re.escape(base))
+    for name in sorted(_entries(directory) - before):
+        path = os.path.join(directory, name)
+        if not ours.match(name) or os.path.islink(path):
+            continue
+        try:
+            if os.path.isdir(path):
+                for inner in os.listdir(path):   # the shards the save wrote; os.remove never follows a link
+                    os.remove(os.path.join(path, inner))
+                os.rmdir(path)
+            else:
+                os.remove(path)
+        except OSError as err:   # the save's error is the one to report; this only leaves a file behind
+            print("warning: could not remove %s of the failed save: %s" % (path, err.strerror or err), flush=True)

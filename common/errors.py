@@ -48,7 +48,12 @@ def main_guard(main):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line 'error: <prog>: <problem> (see --help)' with exit status 2 (under
-    main_guard) instead of the whole usage text."""
+    main_guard) instead of the whole usage text, and no abbreviations: argparse's default took '--train_ep=6' for
+    --train_epochs, so a typo of one flag silently set another."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super(ArgumentParser, self).__init__(*args, **kwargs)
 
     def error(self, message):
         raise UserError("%s: %s (see --help)" % (self.prog, message))

@@ -114,8 +114,7 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
             logs.append((log_path, os.path.getsize(log_path) if os.path.exists(log_path) else 0))
             argv = [arg.replace("{rank}", str(rank)) for arg in command]
             with open(log_path, "a") as log:   # appends: the wrapper of rank 0 may share this log
-                procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
+                procs.append(_start(argv, env, log, procs))
         printer("launch: %d workers (%s route), logs under %s; showing rank 0's" % (nproc, route, output_root))
         started = time.time()
         rank0 = _LogFollower(*logs[0])
@@ -125,13 +124,13 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
             failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
             if failed:
                 rank, code = failed[0]
-                printer("launch: worker %d exited with status %d; stopping the others (log: %s)"
-                        % (rank, code, logs[rank][0]))
+                status, how = _shell_status(code)
+                printer("launch: worker %d %s; stopping the others (log: %s)" % (rank, how, logs[rank][0]))
                 if rank != 0:
                     for line in _LogFollower(*logs[rank]).new_lines()[-LAST_LINES:]:
                         printer("launch: worker %d: %s" % (rank, line))
                 _stop(procs)
-                return code if code > 0 else 1
+                return status
             if all(c == 0 for c in codes):
                 rank0.show(printer)
                 printer("launch: all %d workers finished" % nproc)
@@ -150,6 +149,27 @@ def launch(command, nproc, output_root, route, base_port=None, rank_table=None, 
 
 
 LAST_LINES = 10   # of a failing worker's log, shown by the launcher
+
+
+def _start(argv, env, log, started):
+    """Popen of one worker; a command that cannot start is one error line (the workers started are stopped)."""
+    try:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as err:
+        _stop(started)
+        reason = os.strerror(err.errno) if err.errno else str(err)   # (strerror repeats the name on some Pythons)
+        raise UserError("cannot start the training command %s: %s" % (argv[0], reason))
+
+
+def _shell_status(code):
+    """(exit status as a shell reports it, words): a worker killed by signal N is 128 + N, not Popen's -N."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "signal %d" % -code
+        return 128 - code, "was killed by %s (exit status %d)" % (name, 128 - code)
+    return code, "exited with status %d" % code
 
 
 class _LogFollower(object):

@@ -368,10 +368,10 @@ class Comparison(object):
         self.passed = self.mean <= tolerance
 
     def lines(self):
+        common = set(dict(self.reference.loss)) & set(dict(self.candidate.loss))
         return [
-            "compare: reference %s, candidate %s: %d common steps, window %d..%d (%d steps)"
-            % (self.reference.directory, self.candidate.directory, len(set(dict(self.reference.loss))
-                                                                       & set(dict(self.candidate.loss))),
+            "compare: %s: reference %s, candidate %s: %d common steps, window %d..%d (%d steps)"
+            % (model_of(self.reference), self.reference.directory, self.candidate.directory, len(common),
                self.steps[0], self.steps[-1], len(self.steps)),
             "relative loss difference |candidate - reference| / |reference|: mean %s, max %s at step %d"
             % (_percent(self.mean), _percent(self.max), self.max_step),
@@ -438,8 +438,10 @@ def _chart(out_dir, name, title, xlabel, ylabel, curves, log_y=False):
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, name))
-    plt.close(fig)
+    try:
+        _write_whole(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
     return name
 
 
@@ -575,20 +577,44 @@ def run_data(run):
 
 
 def write_report(runs, out_dir, comparison=None):
-    """report.html, report.json and the PNGs in out_dir; returns the page's path."""
-    os.makedirs(out_dir, exist_ok=True)
-    charts = draw_charts(runs, out_dir, comparison)
-    path = os.path.join(out_dir, REPORT_FILE)
-    with open(path, "w") as handle:
-        handle.write(render_page(runs, charts, comparison))
-    data = OrderedDict([("runs", [run_data(run) for run in runs])])
-    if comparison is not None:
-        data["compare"] = OrderedDict([("steps", comparison.steps), ("relative_differences", comparison.differences),
-                                       ("mean", comparison.mean), ("max", comparison.max),
-                                       ("tolerance", comparison.tolerance), ("passed", comparison.passed)])
-    with open(os.path.join(out_dir, DATA_FILE), "w") as handle:
-        json.dump(data, handle, indent=1, allow_nan=True)
+    """report.html, report.json and the PNGs in out_dir; returns the page's path. A file that cannot be written
+    (full disk) is one error line, and no file is left half-written: each is written beside and renamed."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError("--out %s is a file, not a directory" % out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        charts = draw_charts(runs, out_dir, comparison)
+        path = os.path.join(out_dir, REPORT_FILE)
+        page = render_page(runs, charts, comparison)
+        _write_whole(path, lambda tmp: _write_text(tmp, page))
+        data = OrderedDict([("runs", [run_data(run) for run in runs])])
+        if comparison is not None:
+            data["compare"] = OrderedDict([("steps", comparison.steps),
+                                           ("relative_differences", comparison.differences),
+                                           ("mean", comparison.mean), ("max", comparison.max),
+                                           ("tolerance", comparison.tolerance), ("passed", comparison.passed)])
+        text = json.dumps(data, indent=1, allow_nan=True)
+        _write_whole(os.path.join(out_dir, DATA_FILE), lambda tmp: _write_text(tmp, text))
+    except OSError as err:
+        raise UserError("cannot write the report in %s: %s" % (out_dir, err.strerror or err))
     return path
+
+
+def _write_text(path, text):
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _write_whole(path, write):
+    """write(temporary path) beside `path`, then rename it over `path`: a failed write leaves no partial file."""
+    tmp = os.path.join(os.path.dirname(path), ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def label_runs(runs):
@@ -622,8 +648,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def model_of(run):
+    """The model a run trained, as its log and the wrapper's flags say: AM3, MT-net, SWA, MobileNetV3 (small)."""
+    size = run.settings.get("--model")
+    return "%s (%s)" % (run.model.name, size) if size else run.model.name
+
+
 def compare_main(args):
+    if args.runs:
+        raise UserError("--compare takes exactly two run directories, REFERENCE and CANDIDATE (got %d)"
+                        % (2 + len(args.runs)))
     reference, candidate = (load_run(path) for path in args.compare)
+    if model_of(reference) != model_of(candidate):
+        raise UserError("%s is a run of %s, %s of %s: compare runs of one model"
+                        % (reference.directory, model_of(reference), candidate.directory, model_of(candidate)))
     label_runs([reference, candidate])
     comparison = Comparison(reference, candidate, parse_window(args.window), args.tolerance)
     for line in comparison.lines():

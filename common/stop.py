@@ -62,3 +62,9 @@ class StopRequest(object):
         """Raise Stopped: 'stopped by SIGINT at <where>; saved <saved>: rerun the same command to resume'."""
         raise Stopped("stopped by %s at %s; saved %s: rerun the same command to resume"
                       % (signal.Signals(self.signum).name, where, saved), self.signum)
+
+    def stop_unsaved(self, where, why, then):
+        """Raise Stopped for a phase with nothing to save (evaluation): 'stopped by SIGTERM at <where>; <why>:
+        <then>'. Wrappers read only a line with 'saved' as a resumable save."""
+        raise Stopped("stopped by %s at %s; %s: %s" % (signal.Signals(self.signum).name, where, why, then),
+                      self.signum)

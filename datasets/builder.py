@@ -41,10 +41,20 @@ def read_image_list(path):
             if len(row) < 2 or not WNID.match(row[1].strip()) or not row[0].strip():
                 raise UserError("%s line %d: expected 'filename,wnid' such as n0153282900000005.jpg,n01532829, "
                                 "got %r" % (path, line_no, ",".join(row)))
-            rows.append((row[0].strip(), row[1].strip()))
+            filename = row[0].strip()
+            if not _inside(filename):   # the list names files of --image_dir, never of the rest of the disk
+                raise UserError("%s line %d: %s is not a file name inside --image_dir (an absolute path, or '..' "
+                                "leading out of it)" % (path, line_no, filename))
+            rows.append((filename, row[1].strip()))
     if not rows:
         raise UserError("%s lists no images" % path)
     return rows
+
+
+def _inside(filename):
+    """A relative name that stays inside the folder it is looked up in (also one level down, under <wnid>/)."""
+    parts = filename.replace("\\", "/").split("/")
+    return not os.path.isabs(filename) and ".." not in parts
 
 
 def read_class_list(path):

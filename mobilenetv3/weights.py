@@ -3,8 +3,9 @@ xiaochus/MobileNetV3 Keras .h5.
 
 Both Keras models create their weights in the order model.py creates the matching variant's variables (kernel,
 bias, then gamma, beta, moving mean, moving variance per batch norm), so their files map onto our variables one
-to one; shapes are checked on the way. keras.applications' MobileNetV3Large/Small is the paper variant layer for
-layer; it holds the SE, head and classifier layers as 1x1 convolutions where we hold dense [Cin, Cout] kernels.
+to one. Shapes are checked against the model before any array is read: a file may declare any size.
+keras.applications' MobileNetV3Large/Small is the paper variant layer for layer; it holds the SE, head and
+classifier layers as 1x1 convolutions where we hold dense [Cin, Cout] kernels.
 """
 import collections
 import json
@@ -22,7 +23,7 @@ KERAS_BLOCKS = {15: "large", 11: "small"}
 KERAS_HEAD, KERAS_LOGITS = "Conv_2", "Logits"     # the include_top=True layers after the global pool
 IMAGENET_INPUT_RANGE = "-1,1"                      # keras's built-in Rescaling, slim's Inception preprocessing
 
-Entry = collections.namedtuple("Entry", "layer weight value")
+Entry = collections.namedtuple("Entry", "layer weight shape")   # what the file declares; read_arrays reads
 
 
 def load_initial(sess, path, model_vars, variant, model="small", alpha=1.0):
@@ -39,9 +40,8 @@ def load_initial(sess, path, model_vars, variant, model="small", alpha=1.0):
         return
     if variant != "upstream":
         raise UserError("%s is an upstream (xiaochus) Keras .h5 file: its weights need --variant=upstream" % path)
-    values = [entry.value for entry in entries]
-    assign_in_order(sess, model_vars, values, path)
-    print("loaded %d upstream Keras weight arrays from %s" % (len(values), path), flush=True)
+    assign_in_order(sess, model_vars, entries, path)
+    print("loaded %d upstream Keras weight arrays from %s" % (len(entries), path), flush=True)
 
 
 def is_h5(path):
@@ -77,7 +77,7 @@ class KerasFile(object):
         blocks = {e.layer.split("/")[0] for e in entries if e.layer.startswith("expanded_conv")}
         self.model = KERAS_BLOCKS.get(len(blocks), "%d-block" % len(blocks))
         self.minimalistic = not any("squeeze_excite" in e.layer for e in entries)
-        last = [e.value.shape[-1] for e in entries if e.weight.startswith("Conv_1/kernel")]
+        last = [e.shape[-1] for e in entries if e.weight.startswith("Conv_1/kernel")]
         base = get_spec(self.model).last_conv if self.model in KERAS_BLOCKS.values() else 0
         self.alpha = round(float(last[0]) / base, 2) if last and base else None
         self.head = [e for e in entries if e.layer == KERAS_HEAD]
@@ -86,7 +86,7 @@ class KerasFile(object):
 
     @property
     def classes(self):
-        return self.logits[-1].value.shape[-1] if self.logits else None
+        return self.logits[-1].shape[-1] if self.logits else None
 
     def describe(self):
         top = "with top (%d classes)" % self.classes if self.logits else "without top (include_top=False)"
@@ -111,7 +111,7 @@ def load_keras_applications(sess, path, keras, model_vars, model, alpha):
     feed = _fit_all(backbone, keras.backbone, path)
     fresh = []
     for part, entries, what in ((head, keras.head, "head"), (logits, keras.logits, "classifier")):
-        if len(entries) == len(part) and all(_fits(e.value, v) for e, v in zip(entries, part)):
+        if len(entries) == len(part) and all(_fits(e.shape, v) for e, v in zip(entries, part)):
             feed.update(_fit_all(part, entries, path))
         else:
             fresh.append(what)
@@ -128,20 +128,20 @@ def load_keras_applications(sess, path, keras, model_vars, model, alpha):
                                                   "; fresh: " + ", ".join(fresh) if fresh else ""), flush=True)
 
 
-def _fits(value, var):
-    shape = var.shape.as_list()
-    return list(value.shape) == shape or (value.shape[:2] == (1, 1) and list(value.shape[2:]) == shape)
+def _fits(shape, var):
+    wanted = var.shape.as_list()
+    return list(shape) == wanted or (tuple(shape[:2]) == (1, 1) and list(shape[2:]) == wanted)
 
 
 def _fit_all(variables, entries, source):
-    """{variable: array} with 1x1-conv kernels [1, 1, Cin, Cout] reshaped onto our dense [Cin, Cout]."""
-    feed = {}
+    """{variable: array} with 1x1-conv kernels [1, 1, Cin, Cout] reshaped onto our dense [Cin, Cout]; every shape
+    is checked before the arrays are read."""
     for var, entry in zip(variables, entries):
-        if not _fits(entry.value, var):
+        if not _fits(entry.shape, var):
             raise UserError("%s: %s %s does not fit %s %s: not a MobileNetV3 of this size"
-                            % (source, entry.weight, list(entry.value.shape), var.op.name, var.shape.as_list()))
-        feed[var] = entry.value.reshape(var.shape.as_list())
-    return feed
+                            % (source, entry.weight, list(entry.shape), var.op.name, var.shape.as_list()))
+    values = read_arrays(source, entries)
+    return {var: value.reshape(var.shape.as_list()) for var, value in zip(variables, values)}
 
 
 def _checkpoint_path(path):
@@ -184,51 +184,89 @@ def is_keras_applications(entries):
     return any(entry.layer.startswith("expanded_conv") for entry in entries)
 
 
-def keras_h5_weights(path):
-    """The weight arrays of a Keras .h5 (save_weights or full model.save), in layer order."""
-    return [entry.value for entry in read_h5(path)]
-
-
 def read_h5(path):
-    """[Entry(layer, weight name, array)] of a Keras .h5 (save_weights or full model.save), in layer order."""
-    import h5py
-    if not os.path.isfile(path):
-        raise UserError("weights %s: no such file" % path)
-    try:
-        handle = h5py.File(path, "r")
-    except (OSError, IOError) as err:
-        raise UserError("cannot open Keras weights %s: %s" % (path, err))
-    with handle:
-        group = handle["model_weights"] if "model_weights" in handle else handle
-        if "layer_names" not in group.attrs:
-            raise UserError("%s has no Keras layer_names attribute: not a Keras weights file" % path)
+    """[Entry(layer, weight name, shape)] of a Keras .h5 (save_weights or full model.save), in layer order: what
+    the file declares, no array read (read_arrays reads them once their shapes are known to fit)."""
+    with _weight_group(path) as group:
+        entries = []
+        for layer, weight, dataset in _datasets(path, group):
+            if getattr(dataset, "dtype", None) is None or dataset.dtype.kind not in "fiu":
+                raise UserError("%s: %s is not an array of numbers: not a Keras weights file" % (path, weight))
+            entries.append(Entry(layer, weight, tuple(dataset.shape)))
+        return entries
+
+
+def read_arrays(path, entries):
+    """The float32 arrays of `entries` (from read_h5) of the file at `path`."""
+    wanted = {(e.layer, e.weight) for e in entries}
+    with _weight_group(path) as group:
+        found = {(layer, weight): dataset for layer, weight, dataset in _datasets(path, group)
+                 if (layer, weight) in wanted}
         try:
-            return [Entry(_text(layer), _text(weight), np.asarray(group[_text(layer)][_text(weight)]))
-                    for layer in group.attrs["layer_names"]
-                    for weight in group[_text(layer)].attrs.get("weight_names", [])]
-        except (OSError, IOError, KeyError) as err:
+            return [np.asarray(found[(e.layer, e.weight)], dtype=np.float32) for e in entries]
+        except (OSError, IOError, KeyError, ValueError, TypeError) as err:
             raise UserError("cannot read Keras weights %s (truncated or damaged?): %s" % (path, err))
+
+
+class _weight_group(object):
+    """with _weight_group(path) as group: the h5 group listing the layers (model_weights in a full model.save)."""
+
+    def __init__(self, path):
+        import h5py
+        if not os.path.isfile(path):
+            raise UserError("weights %s: no such file" % path)
+        try:
+            self.handle = h5py.File(path, "r")
+        except (OSError, IOError) as err:
+            raise UserError("cannot open Keras weights %s: %s" % (path, err))
+        self.path = path
+
+    def __enter__(self):
+        group = self.handle["model_weights"] if "model_weights" in self.handle else self.handle
+        if "layer_names" not in group.attrs:
+            self.handle.close()
+            raise UserError("%s has no Keras layer_names attribute: not a Keras weights file" % self.path)
+        return group
+
+    def __exit__(self, *exc_info):
+        self.handle.close()
+        return False
+
+
+def _datasets(path, group):
+    """(layer, weight name, h5py dataset) in layer order."""
+    try:
+        return [(_text(layer), _text(weight), group[_text(layer)][_text(weight)])
+                for layer in group.attrs["layer_names"]
+                for weight in group[_text(layer)].attrs.get("weight_names", [])]
+    except (OSError, IOError, KeyError) as err:
+        raise UserError("cannot read Keras weights %s (truncated or damaged?): %s" % (path, err))
 
 
 def _text(value):
     return value.decode("utf8") if isinstance(value, bytes) else value
 
 
-def assign_in_order(sess, model_vars, values, source):
-    """Assign arrays to variables in creation order; 1x1-conv heads are reshaped onto our dense layers."""
-    if len(values) != len(model_vars):
+def _size(shape):
+    size = 1
+    for dim in shape:   # Python ints: a declared 2^40 x 2^40 must not wrap around as numpy's int64 would
+        size *= int(dim)
+    return size
+
+
+def assign_in_order(sess, model_vars, entries, source):
+    """Assign the arrays of `entries` (read_h5 of the file `source`) to variables in creation order; 1x1-conv
+    heads are reshaped onto our dense layers. Every shape is checked before any array is read."""
+    if len(entries) != len(model_vars):
         raise UserError("%s holds %d weight arrays but the upstream-variant model has %d variables (another model "
-                        "size, class count or width?)" % (source, len(values), len(model_vars)))
-    feed = {}
-    for var, value in zip(model_vars, values):
+                        "size, class count or width?)" % (source, len(entries), len(model_vars)))
+    for var, entry in zip(model_vars, entries):
         shape = var.shape.as_list()
-        if list(value.shape) != shape:
-            if value.size != int(np.prod(shape)):
-                raise UserError("%s: weight of shape %s does not fit variable %s %s"
-                                % (source, list(value.shape), var.op.name, shape))
-            value = value.reshape(shape)
-        feed[var] = value
-    assign(sess, feed)
+        if _size(entry.shape) != _size(shape):
+            raise UserError("%s: weight of shape %s does not fit variable %s %s"
+                            % (source, list(entry.shape), var.op.name, shape))
+    values = read_arrays(source, entries)
+    assign(sess, {var: value.reshape(var.shape.as_list()) for var, value in zip(model_vars, values)})
 
 
 def assign(sess, feed):

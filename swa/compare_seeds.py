@@ -4,7 +4,6 @@ per-seed differences: mean with a 95% t interval, wins/ties/losses and a two-sid
 
     python swa/compare_seeds.py --seeds=2-21 [--jobs=2 | --lock=/tmp/bench.lock] [--log_dir=DIR] [-- script flags]
 """
-import argparse
 import concurrent.futures
 import fcntl
 import json
@@ -14,6 +13,10 @@ import subprocess
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(_HERE))
+
+from common.errors import ArgumentParser, main_guard  # noqa: E402  (after the repository joins sys.path)
+
 SCRIPT = os.path.join(_HERE, "train-tf.keras-npu.py")
 # (label, key of the SWA accuracy, key of the SGD accuracy) in the seed script's `results:` line
 METRICS = (("test split", "test_accuracy_swa", "test_accuracy_sgd"),
@@ -124,8 +127,9 @@ def report(rows, printer=print):
     return summaries
 
 
+@main_guard
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="2-21", help="seeds to run, e.g. 2-21 or 2,5,7-9")
     parser.add_argument("--population_samples", type=int, default=1000000,
                         help="fresh points of the same blobs each model is also scored on (0: off)")

@@ -20,6 +20,15 @@ FAKE_TRAIN = textwrap.dedent("""\
         sys.exit(0)
     if args.get("finished") == "lost":   # no step time and no reason: the summary must fail
         sys.exit(0)
+    if args.get("finished") == "warmup":   # trained, but every step was a warm-up step: none timed
+        print("step 1 loss : 2.50")
+        print("accuracy_sources: 0.5")
+        print("step_time_summary: mean_dt=nan steps=0 warmup=3 throughput=0.00 images/s")
+        sys.exit(0)
+    if args.get("finished") == "never":   # a long start-up: a stop kills it before it could save
+        print("starting", flush=True)
+        import time
+        time.sleep(120)
     for step, loss in enumerate([2.5, 1.5, 0.75], 1):
         print("step %d loss : %.2f" % (step, loss))
     print("accuracy_sources: 0.875")
@@ -38,12 +47,11 @@ WRAPPER = textwrap.dedent("""\
     source "{repo}/common/ascend_wrapper.sh"
     wrapper_flag data_path "source data of training"
     wrapper_flag exit_code "exit status of the fake training"
-    wrapper_flag finished "1: nothing left to train; lost: no step time"
+    wrapper_flag finished "1: nothing left to train; lost: no step time; warmup: none timed; never: sleeps"
     wrapper_parse "$@"
     extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
     extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
-    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished" \\
-        $(ascend_args)
+    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished"
     wrapper_summary acc
 """)
 
@@ -212,3 +220,49 @@ def test_ctrl_c_to_the_process_group_stops_a_wrapper_that_says_how_to_resume(tmp
     assert proc.returncode == 130
     assert "train_full_1p.sh: stopped (exit status 130); rerun the same command to resume" in out
     assert re.search(r"stopped by SIGINT at iteration \d+; saved \S+model\d+: rerun", log.read_text())
+
+
+def test_a_stop_before_the_script_saved_does_not_promise_a_resume(fake_model, tmp_path):
+    """A group SIGTERM (a scheduler's) that kills the script before it saved: the wrapper lives to say so, and
+    does not claim a rerun resumes from where it stopped."""
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--finished=never"],
+                            env=script_env(OUTPUT_ROOT=tmp_path / "out"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
+    log = tmp_path / "out" / "0" / "train_0.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and "starting" in log.read_text()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert out.strip().splitlines()[-1] == (
+        "train_full_1p.sh: stopped (exit status 143) with no checkpoint saved on the way out; a rerun starts from "
+        "the last checkpoint saved before, if any (see %s)" % log)
+
+
+def test_every_value_reaches_the_script_as_one_argument(fake_model, tmp_path):
+    """The Ascend flags were passed as $(ascend_args), word-split: an OUTPUT_ROOT with a space broke --dump_path
+    into two arguments, and a value holding ' --seed=7' passed a flag of its own to the script."""
+    out_root = tmp_path / "my runs"
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--data_path=/data/a b",
+                "--precision_mode=force_fp16 --seed=7", "--profiling=True"], cwd=tmp_path, OUTPUT_ROOT=out_root)
+    args = re.search(r"^args: (.*)$", proc.stdout, re.M).group(1)
+    assert args == repr(sorted({"data_dir": "/data/a b", "exit_code": "0", "finished": "0",
+                                "precision_mode": "force_fp16 --seed=7", "profiling": "True",
+                                "dump_path": str(out_root / "0" / "dump")}.items()))
+
+
+def test_a_run_of_warm_up_steps_only_reports_no_performance_and_exits_0(fake_model, tmp_path):
+    """Training succeeded, but every step was a warm-up step (left out of the timing): the wrapper exited 1 with
+    'no step_time_summary line with a step time', no summary, no report."""
+    proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--finished=warmup"], check=False,
+               OUTPUT_ROOT=tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout
+    assert "no step time measured: every step of this run (3) was a warm-up step, left out of the timing" in proc.stdout
+    assert "Final Performance images/sec : None" in proc.stdout and "Final Train Accuracy : 0.5" in proc.stdout
+    keys = dict(line.split(" = ", 1) for line in
+                (tmp_path / "out" / "0" / "FakeNet_for_TensorFlow_bs32_1p_acc.log").read_text().splitlines())
+    assert keys["ActualFPS"] == "None" and keys["TrainingTime"] == "None" and keys["ActualLoss"] == "2.50"

@@ -107,16 +107,52 @@ def test_an_unwritable_directory_fails_at_the_start(tmp_path):
         checkpoints.require_writable(str(tmp_path / "file" / "ckpt"))
 
 
+def _disk_full_after(net, monkeypatch, *partial):
+    """Make the next save write `partial` (directory names ending in / get a shard inside) and then fail."""
+    def disk_full(sess, prefix, **kwargs):
+        directory = os.path.dirname(prefix)
+        for name in partial:
+            path = os.path.join(directory, name)
+            if name.endswith("/"):
+                os.mkdir(path)
+                path = os.path.join(path, "part-00000-of-00001.data-00000-of-00001")
+            with open(path, "wb") as f:
+                f.write(b"x")
+        raise tf.errors.ResourceExhaustedError(None, None, "%s; No space left on device" % partial[0])
+    monkeypatch.setattr(net.saver, "save", disk_full)
+
+
 def test_a_failed_save_is_one_error_and_leaves_no_partial_files(tmp_path, monkeypatch):
     directory = _saved(tmp_path, steps=(10,))
     net = Net()
-    (directory / "model.ckpt-20_temp_abc").mkdir()       # what a save cut short by a full disk leaves
-    (directory / "model.ckpt-20_temp_abc" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
-
-    def disk_full(*args, **kwargs):
-        raise tf.errors.ResourceExhaustedError(None, None, "model.ckpt-20_temp_abc; No space left on device")
-    monkeypatch.setattr(net.saver, "save", disk_full)
+    # What a save cut short by a full disk leaves (the names strace shows on both stacks), and a sharded save's
+    # temporary directory (TF 1.x adds a uuid, TF 2.x not).
+    _disk_full_after(net, monkeypatch, "model.ckpt-20.data-00000-of-00001.tempstate8697486956916556497",
+                     "model.ckpt-20.index.tempstate17979421882053931365", "checkpoint.tmp70afee673d614f2486",
+                     "model.ckpt-20.meta.tmpbc3097444cb84dd7", "model.ckpt-20_temp_0123abcd/", "model.ckpt_temp/")
     with pytest.raises(UserError, match="cannot save checkpoint .*No space left on device"):
         net.save(directory, 20)
     assert sorted(os.listdir(str(directory))) == ["checkpoint", "model.ckpt-10.data-00000-of-00001",
                                                   "model.ckpt-10.index", "model.ckpt-10.meta"]
+
+
+def test_a_failed_save_leaves_links_and_other_files_alone(tmp_path, monkeypatch):
+    """The cleanup removed whatever matched *_temp* or *.tmp*, following links: a link x_temp -> /some/dir lost
+    every file of /some/dir (then a NotADirectoryError traceback), and a user's notes.tmp.txt went too."""
+    directory = _saved(tmp_path, steps=(10,))
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep me")
+    os.symlink(str(target), str(directory / "x_temp"))
+    os.symlink(str(target / "precious.txt"), str(directory / "y.tmp"))
+    (directory / "notes.tmp.txt").write_text("mine")
+    (directory / "model.ckpt-20_temp_old").mkdir()   # an earlier process's: not this save's to judge
+    net = Net()
+    _disk_full_after(net, monkeypatch, "model.ckpt-20_temp_0123abcd/")
+    with pytest.raises(UserError, match="cannot save checkpoint"):
+        net.save(directory, 20)
+    assert (target / "precious.txt").read_text() == "keep me"
+    assert os.path.islink(str(directory / "x_temp")) and os.path.islink(str(directory / "y.tmp"))
+    assert (directory / "notes.tmp.txt").read_text() == "mine"
+    assert (directory / "model.ckpt-20_temp_old").is_dir()
+    assert not (directory / "model.ckpt-20_temp_0123abcd").exists()

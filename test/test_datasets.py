@@ -1,5 +1,6 @@
 """Dataset builders (image tree + split lists + .vec -> npz), the npz loader and the episode sampler."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -367,3 +368,24 @@ def test_builder_prints_time_based_progress(tmp_path, capsys, monkeypatch):
     total = len(CLASSES["train"]) * IMAGES_PER_CLASS
     lines = [line.split(",")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("decoding train")]
     assert lines == ["decoding train: %d/%d images" % (i, total) for i in range(1, total)]
+
+
+@pytest.mark.parametrize("name", ["../outside.png", "ABSOLUTE", "n00000001/../../outside.png"])
+def test_mini_builder_rejects_a_listed_file_outside_the_image_folder(tmp_path, name, capsys):
+    """A split CSV row '../../x.jpg' or '/abs/x.jpg' was read into the data set without a word."""
+    import shutil
+    _make_tree(str(tmp_path / "raw"), flat=True)
+    shutil.copy(str(tmp_path / "raw" / "n0000000100000001.png"), str(tmp_path / "outside.png"))
+    name = str(tmp_path / "outside.png") if name == "ABSOLUTE" else name
+    with open(str(tmp_path / "raw" / "train.csv"), "a") as f:
+        f.write("%s,n00000001\n" % name)
+    _write_vec(str(tmp_path / "w.vec"), WORDS)
+    _write_dict3(str(tmp_path / "dict.txt"))
+    from datasets import create_dataset_miniImagenet as mini
+    with pytest.raises(SystemExit, match="2"):
+        mini.main(["--image_dir", str(tmp_path / "raw"), "--class_dict", str(tmp_path / "dict.txt"),
+                   "--word_vectors", str(tmp_path / "w.vec"), "--output_dir", str(tmp_path / "out"),
+                   "--image_size", str(SIZE), "--num_workers", "1"])
+    assert re.search(r"^error: \S+train.csv line 14: %s is not a file name inside --image_dir" % re.escape(name),
+                     capsys.readouterr().err)
+    assert not (tmp_path / "out").exists() or os.listdir(str(tmp_path / "out")) == []

@@ -158,3 +158,19 @@ def test_only_rank_0_saves_into_the_model_dir(route, tmp_path):
     other = distributed.save_dir(distributed.Cluster(1, 2, route), model_dir)
     assert not os.path.abspath(other).startswith(os.path.abspath(model_dir))
     assert distributed.save_dir(distributed.Cluster(), model_dir) == model_dir
+
+
+def test_a_worker_killed_by_a_signal_is_128_plus_n_and_a_missing_command_one_line(tmp_path):
+    """The launcher reported a worker killed by SIGKILL as exit 1 (a shell says 137) and a command that does not
+    exist as a FileNotFoundError traceback."""
+    base = [sys.executable, "-m", "common.launch", "--nproc", "2", "--output_root", str(tmp_path / "logs"), "--"]
+    killed = "import os, signal, sys, time\nif sys.argv[1] == '1': os.kill(os.getpid(), signal.SIGKILL)\n" \
+             "time.sleep(60)"
+    proc = run(base + [sys.executable, "-c", killed, "{rank}"], check=False, NPU_FALLBACK=1, timeout=120)
+    assert proc.returncode == 137, proc.stdout
+    assert "launch: worker 1 was killed by SIGKILL (exit status 137); stopping the others" in proc.stdout
+    proc = run(base + [str(tmp_path / "no_such_command"), "--flag"], check=False, NPU_FALLBACK=1)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout, proc.stdout
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error:")]   # TF 2.x logs at import
+    assert errors == [proc.stdout.strip().splitlines()[-1]] == [
+        "error: cannot start the training command %s: No such file or directory" % (tmp_path / "no_such_command")]

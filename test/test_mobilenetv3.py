@@ -600,7 +600,7 @@ def test_logits_equal_keras_applications_with_its_own_weight_file(tmp_path, name
         cls(input_shape=(32, 32, 3), weights=None, include_top=False).save_weights(str(tmp_path / "no_top.h5"))
     from mobilenetv3 import weights
     for file, classes in (path, 5), (str(tmp_path / "no_top.h5"), None):   # the test's files mirror keras's
-        written = [(e.weight, e.value.shape) for e in weights.read_h5(file)]
+        written = [(e.weight, e.shape) for e in weights.read_h5(file)]
         assert written == layout_weights(keras_layout(name, classes))
     ours, _ = our_logits_from_file(path, name, 5, images)
     assert np.std(expected) > 0.05
@@ -672,7 +672,7 @@ def test_wrapper_fine_tunes_with_a_frozen_backbone_first(tmp_path, image_data, p
     assert "epoch 1: backbone frozen" in proc.stdout and "epoch 2: the whole network trains" in proc.stdout
     variables = small_variables(2)
     from mobilenetv3 import weights
-    arrays = [e.value for e in weights.read_h5(pretrained_h5)]
+    arrays = weights.read_arrays(pretrained_h5, weights.read_h5(pretrained_h5))
     ckpt = out / "0" / "ckpt" / "checkpoints"
     after_frozen = checkpoint_values(str(ckpt / "model.ckpt-4"), variables)
     after_all = checkpoint_values(str(ckpt / "model.ckpt-8"), variables)
@@ -776,3 +776,50 @@ def test_predictor_on_the_npu_route_sees_one_input_shape(tmp_path, image_data, r
         assert [c for c, _ in want] == [c for c, _ in have]
         np.testing.assert_allclose([p for _, p in want], [p for _, p in have], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(batched.max(1), [max(p for _, p in top) for _, top in expected], rtol=1e-4)
+
+
+def _declare_huge(path, dataset):
+    """Replace `dataset` of an .h5 by one declaring 10^6 x 10^6 floats (4 TB) that hold no data: a few KB file."""
+    import h5py
+    with h5py.File(str(path), "a") as handle:
+        group = handle["model_weights"] if "model_weights" in handle else handle
+        del group[dataset]
+        group.create_dataset(dataset, shape=(10 ** 6, 10 ** 6), dtype="f4")
+
+
+def test_a_weight_file_declaring_a_huge_array_is_one_error_before_reading_it(tmp_path):
+    """weights.py read every dataset with np.asarray before checking its shape: a file of a few KB declaring a
+    10^6 x 10^6 array was a MemoryError traceback. Shapes are checked against the model first."""
+    import h5py
+    from mobilenetv3 import weights
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    path, _ = random_keras_file(tmp_path / "keras.h5", "small", classes=None)
+    _declare_huge(path, "Conv/Conv/kernel:0")
+    with pytest.raises(UserError, match=r"Conv/kernel:0 \[1000000, 1000000\] does not fit MobilenetV3/"):
+        our_logits_from_file(path, "small", 2, images)
+    graph, _, _ = build("small", "upstream", size=32, classes=3, batch=1)
+    with graph.as_default():
+        variables = tf.compat.v1.global_variables("MobilenetV3")
+    upstream = str(tmp_path / "upstream.h5")
+    with h5py.File(upstream, "w") as handle:
+        handle.attrs["layer_names"] = [("layer_%d" % i).encode() for i in range(len(variables))]
+        for i, var in enumerate(variables):
+            group = handle.create_group("layer_%d" % i)
+            group.attrs["weight_names"] = [b"w:0"]
+            group.create_dataset("w:0", data=np.zeros(var.shape.as_list(), np.float32))
+    _declare_huge(upstream, "layer_0/w:0")
+    with graph.as_default(), tf.compat.v1.Session() as sess:
+        with pytest.raises(UserError, match=r"weight of shape \[1000000, 1000000\] does not fit variable"):
+            weights.load_initial(sess, upstream, variables, "upstream")
+
+
+def test_a_run_of_warm_up_steps_only_still_gets_its_summary_and_report(tmp_path, image_data):
+    """--max_step=3: every step a warm-up step (5), none timed; the wrapper exited 1 after training succeeded."""
+    out = tmp_path / "out"
+    proc = run(["bash", os.path.join(MODEL_DIR, "test", "train_performance_1p.sh"), "--data_path=" + image_data,
+                "--image_size=32", "--batch=8", "--max_step=3"], check=False, OUTPUT_ROOT=out, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "no step time measured: every step of this run (3) was a warm-up step" in proc.stdout
+    assert "Final Performance images/sec : None" in proc.stdout
+    assert (out / "0" / "MobileNetV3_ID0256_for_TensorFlow_bs8_1p_perf.log").exists()
+    assert (out / "0" / "report.html").exists()

@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -296,3 +297,50 @@ def test_am3_log_numbers_reach_the_report(tmp_path):
     assert (int(val.group(1)), float(val.group(2).rstrip(",."))) in [(x, v) for x, v, _ in first_series]
     test = re.search(r"accuracy_target_tst: (\S+) \+- (\S+) \(95% confidence interval", tested)
     assert [(v, ci) for _, v, ci in run.evals["test"]] == [(float(test.group(1)), float(test.group(2)))]
+
+
+def mobilenet_log(directory, steps, size="small"):
+    directory.mkdir(parents=True)
+    (directory / "train_0.log").write_text("".join("train step=%d epoch=1 loss=%g acc=0.5\n" % (s, 1.0 / s)
+                                                   for s in steps))
+    (directory / "wrapper_flags.txt").write_text("wrapper = mobilenetv3/test/train_full_1p.sh\n--model = %s\n" % size)
+    return directory
+
+
+def test_compare_takes_two_runs_of_one_model(tmp_path):
+    """--compare A B C ignored C; two different models were compared over whatever steps overlapped, and passed."""
+    a, b, c = (mtnet_log(tmp_path / name, [10, 20]) for name in "abc")
+    assert "--compare takes exactly two run directories, REFERENCE and CANDIDATE (got 3)" in one_error_line(
+        report("--compare", a, b, c))
+    small = mobilenet_log(tmp_path / "small", [10, 20])
+    line = one_error_line(report("--compare", a, small))
+    assert "%s is a run of MT-net, %s of MobileNetV3 (small): compare runs of one model" % (a, small) in line
+    large = mobilenet_log(tmp_path / "large", [10, 20], size="large")
+    assert "of MobileNetV3 (small), %s of MobileNetV3 (large)" % large in one_error_line(
+        report("--compare", small, large))
+    same = report("--compare", a, b)
+    assert same.returncode == 0 and "compare: MT-net: reference %s, candidate %s" % (a, b) in same.stdout
+
+
+def test_an_out_that_is_a_file_or_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
+    """--out naming a file was a FileExistsError traceback; a full disk an OSError traceback and a 0-byte PNG."""
+    run_dir = mtnet_log(tmp_path / "run", [10, 20, 30])
+    (tmp_path / "file").write_text("mine")
+    assert "--out %s is a file, not a directory" % (tmp_path / "file") in one_error_line(
+        report(run_dir, "--out", tmp_path / "file"))
+    assert (tmp_path / "file").read_text() == "mine"
+    # A file size limit stands for a full disk: the first PNG write fails part-way, as ENOSPC would.
+    out = tmp_path / "page"
+    proc = subprocess.run([sys.executable, "-m", "common.report", str(run_dir), "--out", str(out)], cwd=REPO,
+                          env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, preexec_fn=_small_file_limit)
+    line = one_error_line(proc)
+    assert line.startswith("error: cannot write the report in %s: File too large" % out), line
+    assert os.listdir(str(out)) == []
+
+
+def _small_file_limit():
+    import resource
+    import signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails (EFBIG) instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))

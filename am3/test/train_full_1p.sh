@@ -28,10 +28,7 @@ seed_flags=(--num_tasks_per_batch=5 --num_classes_train=5 --num_shots_train=1 --
             --save_checkpoint_steps=5000 --keep_checkpoint_max=5 --log_dir="$OUTPUT_DIR/ckpt")
 wrapper_cost_note am3 train_steps="$train_steps" num_filters="$num_filters" eval_batch_size="$eval_batch_size" \
   num_cases_test="$num_cases_test" validate=1
-# shellcheck disable=SC2046
-wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" "${seed_flags[@]}" \
-  $(ascend_args)
-# shellcheck disable=SC2046
+wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" "${seed_flags[@]}"
 wrapper_run "$PYTHON" AM3_TADAM.py --mode=test --data_path="$data_path" --num_cases_test="$num_cases_test" \
-  "${seed_flags[@]}" $(ascend_args)
+  "${seed_flags[@]}"
 wrapper_summary acc

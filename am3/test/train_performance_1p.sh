@@ -21,12 +21,11 @@ extract_losses() { grep -a -o 'step [0-9]*, loss : [0-9.eE+-]*' "$1" | awk '{pri
 rm -rf "$OUTPUT_DIR/ckpt_perf"
 wrapper_cost_note am3 train_steps="$train_steps" num_filters="$num_filters"
 
-# shellcheck disable=SC2046
 wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$train_steps" \
   --num_tasks_per_batch="$TasksPerStep" --num_classes_train=5 --num_shots_train=1 --num_shots_test=1 \
   --train_batch_size=24 --mlp_dropout=0.7 --mlp_weight_decay=0.001 --att_input=word --task_encoder=self_att_mlp \
   --mlp_type=non-linear --num_filters="$num_filters" --eval_interval_steps=0 --eval_interval_fine_steps=0 \
-  --log_interval_steps=1 --save_checkpoint_steps=1000000 --log_dir="$OUTPUT_DIR/ckpt_perf" $(ascend_args)
+  --log_interval_steps=1 --save_checkpoint_steps=1000000 --log_dir="$OUTPUT_DIR/ckpt_perf"
 wrapper_summary perf
 # From this run's part of the log only; no step timed (mean_dt nan or absent): None, not numbers derived from it.
 mean_dt=$(tail -c +$((LOG_START + 1)) "$LOG" | grep -a 'step_time_summary:' | tail -n 1 |

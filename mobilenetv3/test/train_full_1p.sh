@@ -7,5 +7,5 @@ source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/train_flags.sh"
 wrapper_parse "$@"
 train_flags_args
-wrapper_run "$PYTHON" train_cls.py "${args[@]}" $(ascend_args)
+wrapper_run "$PYTHON" train_cls.py "${args[@]}"
 wrapper_summary acc

@@ -15,5 +15,5 @@ wrapper_parse "$@"
 if [ -z "$modeldir" ]; then modeldir="$OUTPUT_DIR/ckpt_8p"; fi   # not the 1p run's checkpoints (other batch, ranks)
 train_flags_args
 data_parallel_route "$workers"
-data_parallel_run "$PYTHON" train_cls.py "${args[@]}" $(ascend_args)
+data_parallel_run "$PYTHON" train_cls.py "${args[@]}"
 wrapper_summary acc

@@ -11,5 +11,5 @@ patience=0
 wrapper_parse "$@"
 if [ -z "$modeldir" ]; then modeldir="$OUTPUT_DIR/ckpt_perf"; rm -rf "$modeldir"; fi
 train_flags_args
-wrapper_run "$PYTHON" train_cls.py "${args[@]}" --log_every=1 $(ascend_args)
+wrapper_run "$PYTHON" train_cls.py "${args[@]}" --log_every=1
 wrapper_summary perf

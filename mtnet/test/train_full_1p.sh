@@ -9,6 +9,6 @@ source "$HERE/seed_config.sh"
 wrapper_parse "$@"
 wrapper_cost_note mtnet train_steps="$train_steps" meta_batch_size="$meta_batch_size"
 seed_config_args "$OUTPUT_DIR/ckpt" True
-wrapper_run "$PYTHON" main.py "${args[@]}" $(ascend_args)
-wrapper_run "$PYTHON" main.py "${args[@]}" --train=False $(ascend_args)
+wrapper_run "$PYTHON" main.py "${args[@]}"
+wrapper_run "$PYTHON" main.py "${args[@]}" --train=False
 wrapper_summary acc

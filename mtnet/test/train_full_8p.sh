@@ -18,7 +18,7 @@ wrapper_parse "$@"
 wrapper_cost_note mtnet train_steps="$train_steps" meta_batch_size="$meta_batch_size"
 seed_config_args "$OUTPUT_DIR/ckpt_8p" True
 data_parallel_route "$workers"
-data_parallel_run "$PYTHON" main.py "${args[@]}" $(ascend_args)
+data_parallel_run "$PYTHON" main.py "${args[@]}"
 # Test mode is one process on rank 0's checkpoint, whatever RANK_SIZE says.
-wrapper_run env -u TF_CONFIG RANK_SIZE=1 RANK_ID=0 "$PYTHON" main.py "${args[@]}" --train=False $(ascend_args)
+wrapper_run env -u TF_CONFIG RANK_SIZE=1 RANK_ID=0 "$PYTHON" main.py "${args[@]}" --train=False
 wrapper_summary acc

@@ -10,6 +10,5 @@ wrapper_parse "$@"
 rm -rf "$OUTPUT_DIR/ckpt_perf"
 wrapper_cost_note mtnet train_steps="$train_steps" meta_batch_size="$meta_batch_size"
 seed_config_args "$OUTPUT_DIR/ckpt_perf" False
-wrapper_run "$PYTHON" main.py "${args[@]}" --log=False --print_interval=$(( train_steps / 10 > 0 ? train_steps / 10 : 1 )) \
-  $(ascend_args)
+wrapper_run "$PYTHON" main.py "${args[@]}" --log=False --print_interval=$(( train_steps / 10 > 0 ? train_steps / 10 : 1 ))
 wrapper_summary perf

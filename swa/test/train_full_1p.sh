@@ -8,5 +8,5 @@ source "$HERE/train_flags.sh"
 wrapper_parse "$@"
 train_flags_args
 wrapper_cost_note swa train_epochs="$train_epochs" num_samples="$num_samples" baseline=1
-wrapper_run "$PYTHON" train-tf.keras-npu.py "${args[@]}" --model_dir="$OUTPUT_DIR/ckpt" $(ascend_args)
+wrapper_run "$PYTHON" train-tf.keras-npu.py "${args[@]}" --model_dir="$OUTPUT_DIR/ckpt"
 wrapper_summary acc

@@ -11,5 +11,5 @@ swa_start=5
 wrapper_parse "$@"
 train_flags_args
 wrapper_cost_note swa train_epochs="$train_epochs" num_samples="$num_samples" baseline=0
-wrapper_run "$PYTHON" train-tf.keras-npu.py "${args[@]}" --baseline=False $(ascend_args)
+wrapper_run "$PYTHON" train-tf.keras-npu.py "${args[@]}" --baseline=False
 wrapper_summary perf
