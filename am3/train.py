@@ -14,7 +14,7 @@ import numpy as np
 from am3 import model as M
 from am3.flags import config_record, model_options_mismatch
 from common import checkpoints, npu_session, precision
-from common.errors import UserError, check_finite
+from common.errors import UserError
 from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
@@ -400,7 +400,7 @@ def _train_loop(cfg, sess, graph, net, aux, saver, global_step, global_step_aux,
                 if aux_mode != "multitask" or rng.uniform() < probability:
                     log_aux = step % cfg.log_interval_steps == 0
                     fetched = dump.run(sess, [aux["loss"], aux["accuracy"], aux["train"]], step, loss=aux["loss"])
-                    check_finite(fetched[0], step, "auxiliary loss")
+                    npu_session.check_loss(fetched[0], step, "auxiliary loss")
                     if log_aux:
                         _write_scalars(writer, step, {"pretrain/loss": fetched[0],
                                                       "pretrain/misclassification": 1.0 - fetched[1]})
@@ -422,7 +422,7 @@ def _train_loop(cfg, sess, graph, net, aux, saver, global_step, global_step_aux,
             timer.start()
             out = dump.run(sess, fetches, step, loss=net["loss"], per_run=per_run)
             dt = timer.stop(steps=per_run)
-            check_finite(out["loss"], step)
+            npu_session.check_loss(out["loss"], step)
             if log_now:
                 _write_scalars(writer, step, {"loss": out["loss"], "misclassification": 1.0 - out["accuracy"],
                                               "learning_rate": out["lr"], "lambda": out["lambda"]})

@@ -16,12 +16,23 @@ class NonFiniteLossError(UserError):
 NAN_ADVICE = "lower the learning rate, or enable loss scaling with --loss_scale"
 
 
-def check_finite(value, step, name="loss", advice=NAN_ADVICE):
+# float16's largest value: Ascend 910 saturates an overflow to +-max instead of Inf/NaN, so a diverged fp16
+# computation reads 65504 on the host and a diverged float32 one 3.4e38, both at or past this.
+FP16_MAX = 65504.0
+
+
+def check_finite(value, step, name="loss", advice=NAN_ADVICE, saturates=False):
     """Raise NonFiniteLossError if a fetched scalar is NaN or infinite; `advice` says what this script's user can
-    change (a script without loss scaling passes its own)."""
+    change (a script without loss scaling passes its own). `saturates`: the value comes from a device that
+    saturates on overflow (Ascend), where |value| >= FP16_MAX is the overflow."""
     value = float(value)
     if math.isnan(value) or math.isinf(value):
         raise NonFiniteLossError("%s is %s at step %d: training diverged (%s)" % (name, value, step, advice))
+    if saturates and abs(value) >= FP16_MAX:
+        raise NonFiniteLossError(
+            "%s is %.4g at step %d, at or past float16's largest value %g: the NPU saturates an overflow there "
+            "instead of giving Inf/NaN, so training diverged (%s; --over_dump=True names the overflowing ops)"
+            % (name, value, step, FP16_MAX, advice))
     return value
 
 

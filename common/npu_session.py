@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-from common import loss_scale, tf_compat
+from common import errors, loss_scale, tf_compat
 from common.errors import UserError
 from common.tf_compat import tf
 
@@ -205,6 +205,12 @@ def _import_npu_bridge():
 
 def on_npu():
     return npu_modules() is not None
+
+
+def check_loss(value, step, name="loss", advice=errors.NAN_ADVICE):
+    """common.errors.check_finite for a value fetched on this route: on Ascend, overflow saturates (rule 7 of
+    the adapter's graph rules: a host isfinite check alone never fires there)."""
+    return errors.check_finite(value, step, name, advice, saturates=on_npu())
 
 
 def reset_probe():

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from common import checkpoints, distributed, npu_session, precision
-from common.errors import UserError, check_finite, require
+from common.errors import UserError, require
 from common.npu_session import NpuOptions
 from common.progress import Progress
 from common.scalar_events import ScalarEvents
@@ -349,7 +349,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
             # Counted here: a global_step fetched beside the train op may be read before its increment, and
             # workers that disagree on the step count stop pairing their all-reduces.
             step += per_run
-            check_finite(loss, step)
+            npu_session.check_loss(loss, step)
             losses.append(loss)
             accs.append(acc)
             events.add(step, {"loss": loss, "accuracy": acc})

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from common import checkpoints, distributed, npu_session, precision
-from common.errors import check_finite, require
+from common.errors import require
 from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
@@ -216,7 +216,10 @@ def build_images(cfg, learner, dataset, num_steps, seed_compat=True):
 def histogram_value(tag, values, bins=30):
     """A TensorBoard histogram of a numpy array, built on the host."""
     values = np.asarray(values, np.float64).ravel()
-    counts, edges = np.histogram(values, bins=bins)
+    if values.min() < values.max():
+        counts, edges = np.histogram(values, bins=bins)
+    else:   # one value: numpy widens it by +-0.5, lost at large magnitudes (saturated weights), then fails
+        counts, edges = np.array([values.size]), np.array([values.min(), values.max()])
     histo = tf1.HistogramProto(min=float(values.min()), max=float(values.max()), num=float(values.size),
                                sum=float(values.sum()), sum_squares=float(np.square(values).sum()),
                                bucket_limit=[float(e) for e in edges[1:]], bucket=[float(c) for c in counts])
@@ -460,7 +463,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
             result = dump.run(sess, step_fetches + ([summary_fetches] if want_summary else []), itr,
                               loss=step_fetches[2], per_run=per_run)
             timer.stop(steps=per_run)
-            check_finite(result[2], itr, "postloss")
+            npu_session.check_loss(result[2], itr, "postloss")
             if want_summary and writer is not None:
                 values, probs, weights = result[-1]
                 write_summaries(writer, itr, learner, view(values), probs, weights, "metatrain_", eval_steps)

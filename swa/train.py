@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from common import checkpoints, npu_session, precision, tf_compat
-from common.errors import UserError, check_finite, require
+from common.errors import UserError, require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.stop import StopRequest
@@ -129,7 +129,7 @@ class _EpochReport(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        loss = check_finite(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name, NAN_ADVICE)
+        loss = npu_session.check_loss(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name, NAN_ADVICE)
         print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
               % (self.name, epoch + 1, self.params["epochs"], loss, logs.get("acc", float("nan")), self.lr_of()),
               flush=True)

@@ -127,6 +127,29 @@ def test_rule6_float64_on_the_device(fake_npu):
             sess.run(doubled, {x: [1, 2]})
 
 
+def test_rule7_overflow_saturates_and_the_loss_check_sees_it(fake_npu):
+    """Ascend 910 saturates: a diverged loss reaches the host as +-max, never Inf/NaN, so an isfinite check alone
+    (common.errors.check_finite, the only check before) lets a diverged run train on."""
+    from common.errors import NonFiniteLossError, check_finite
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [])
+        overflow = tf.exp(x) * 2.0
+    with _session(graph) as sess:
+        value = sess.run(overflow, {x: 100.0})
+        assert value == np.finfo(np.float32).max and sess.run(tf.math.log(0.0)) == -np.finfo(np.float32).max
+    assert check_finite(value, 3) == value          # what every trainer checked: blind to saturation
+    with pytest.raises(NonFiniteLossError, match="loss is 3.403e\\+38 at step 3, at or past float16's largest"):
+        npu_session.check_loss(value, 3)
+    with pytest.raises(NonFiniteLossError, match="at or past float16"):
+        npu_session.check_loss(65504.0, 3)      # an fp16 loss saturated on the device, cast to fp32
+    assert npu_session.check_loss(65000.0, 3) == 65000.0
+
+
+def test_rule7_off_ascend_a_large_finite_loss_is_not_an_overflow(no_npu):
+    assert npu_session.check_loss(1e6, 3) == 1e6
+
+
 def test_rule8_summaries_fetched_in_sess_run_mode(fake_npu):
     graph = tf.Graph()
     with graph.as_default():

@@ -354,6 +354,15 @@ def test_performance_wrapper_on_the_fake_npu(tmp_path):
     assert '"NPULossScaleOptimizer"' in record.read_text()
 
 
+def test_a_diverging_run_on_the_npu_route_stops_although_the_loss_saturates(tmp_path):
+    """The fake, like Ascend 910, saturates overflow: the diverged loss reached the host finite (3.4e38) and the
+    run trained to its end; the NPU route's loss check reads saturation as the overflow it is."""
+    proc = run_python([MAIN, "--metatrain_iterations=200", "--meta_lr=1e30", "--logdir=" + str(tmp_path)],
+                      check=False, fake_npu=True)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "at or past float16's largest value 65504: the NPU saturates" in proc.stdout.strip().splitlines()[-1]
+
+
 # ---- data parallel (issue 6) ------------------------------------------------------------------------------------
 def _case_summary(path):
     return dict(line.split(" = ", 1) for line in path.read_text().splitlines())

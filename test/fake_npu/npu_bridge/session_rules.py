@@ -172,7 +172,7 @@ def _checked_callable(sess, params, callable_options, run):
 
     def call(*args, **kwargs):
         check_run(sess, params, names, {name: tuple(np.shape(value)) for name, value in zip(feeds, args)})
-        return run(*args, **kwargs)
+        return saturate(run(*args, **kwargs))
     return call
 
 
@@ -188,7 +188,23 @@ def _checked_run(self, fetches, feed_dict=None, options=None, run_metadata=None)
             check_options(params)
             self._fake_npu_options_checked = True
         check_run(self, params, graph_rules.fetch_names(fetches), graph_rules.feed_shapes(feed_dict))
+        return saturate(_original_run(self, fetches, feed_dict, options, run_metadata))
     return _original_run(self, fetches, feed_dict, options, run_metadata)
+
+
+def _saturated(value):
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        limit = np.finfo(value.dtype).max
+        return np.where(np.isnan(value), limit, np.clip(value, -limit, limit)).astype(value.dtype)
+    if isinstance(value, (float, np.floating)):
+        return type(value)(_saturated(np.asarray(value))[()])
+    return value
+
+
+def saturate(result):
+    """What the host fetches from the device: no Inf or NaN."""
+    # mirrors CANN's TF 1.15 migration guide, system constraints: Ascend 910 saturates on overflow (±max, no Inf/NaN)
+    return tf.nest.map_structure(_saturated, result)
 
 
 def _checked_make_callable(self, callable_options):
