@@ -29,6 +29,7 @@ Measured = collections.namedtuple("Measured", "value ci note")
 
 class Job(object):
     """One row of a table: the commands that produce it and how its number is read from their output.
+    paper: a Paper, or {evaluation: Paper} when each evaluation has its own published number (or none).
 
     parse(output) -> {evaluation name: Measured}; a row may be measured more than one way (AM3: our evaluation
     and upstream's), each shown as its own line beside the same paper number."""
@@ -48,7 +49,7 @@ def table_rows(results, digits):
     """[row, paper, paper's source, this run, evaluation, settings] strings of each measured line."""
     rows = []
     for job, evaluation, measured in results:
-        paper = job.paper
+        paper = job.paper.get(evaluation) if isinstance(job.paper, dict) else job.paper
         rows.append([job.row, _number(paper.value, paper.ci, digits) if paper else "not reported",
                      paper.source if paper else "-", _number(measured.value, measured.ci, digits),
                      evaluation + ("; " + measured.note if measured.note else ""), job.settings])

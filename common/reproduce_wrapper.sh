@@ -13,7 +13,8 @@ wrapper_flag data_path "the data set's folder (see the model's README, 'Reproduc
 wrapper_flag table "which paper table (see --help of python -m common.reproduce <model>)"
 wrapper_flag quick "True: the same protocol at toy scale, to check the pipeline (numbers not comparable)"
 
-REPRODUCE_FLAGS=()   # the model's own flags, declared by its reproduce.sh with wrapper_flag and listed here
+REPRODUCE_FLAGS=()        # the model's own flags, declared by its reproduce.sh with wrapper_flag and listed here
+REPRODUCE_PATH_FLAGS=()   # those of them that name files: made absolute (the commands run from the model folder)
 
 reproduce_main() {  # model "$@": parse, print the estimate and run every row, print the table, write the report
   local model="$1" name
@@ -27,6 +28,9 @@ reproduce_main() {  # model "$@": parse, print the estimate and run every row, p
     True|true|1) args+=(--quick) ;;
     *) flag_error "--quick takes no value (or True/False), got '$quick'" ;;
   esac
+  for name in "${REPRODUCE_PATH_FLAGS[@]}"; do
+    if [ -n "${!name}" ]; then printf -v "$name" '%s' "$(abs_path "${!name}")"; fi
+  done
   for name in "${REPRODUCE_FLAGS[@]}"; do
     if [ -n "${!name}" ]; then args+=(--"$name"="${!name}"); fi
   done
