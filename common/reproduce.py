@@ -56,6 +56,19 @@ def table_rows(results, digits):
     return rows
 
 
+def table_numbers(results):
+    """The same lines as numbers, for scripts (reproduction.json, the report's report.json)."""
+    numbers = []
+    for job, evaluation, measured in results:
+        paper = job.paper.get(evaluation) if isinstance(job.paper, dict) else job.paper
+        numbers.append(collections.OrderedDict([
+            ("row", job.row), ("evaluation", evaluation), ("paper", paper.value if paper else None),
+            ("paper_ci95", paper.ci if paper else None), ("paper_source", paper.source if paper else None),
+            ("measured", measured.value), ("measured_ci95", measured.ci), ("note", measured.note),
+            ("settings", job.settings)]))
+    return numbers
+
+
 HEADER = ["row", "paper", "paper's source", "this run (95% CI)", "evaluation", "settings"]
 
 
@@ -98,10 +111,11 @@ class CommandFailed(Exception):
         self.status = status
 
 
-def write_data(out_dir, model, table, title, rows, quick):
+def write_data(out_dir, model, table, title, results, quick, digits):
     os.makedirs(out_dir, exist_ok=True)
     data = collections.OrderedDict([("model", model), ("table", table), ("title", title), ("quick", quick),
-                                    ("header", HEADER), ("rows", rows)])
+                                    ("header", HEADER), ("rows", table_rows(results, digits)),
+                                    ("numbers", table_numbers(results))])
     path = os.path.join(out_dir, DATA_FILE)
     with open(path, "w") as handle:
         json.dump(data, handle, indent=1)
@@ -155,8 +169,8 @@ def reproduce(model, argv):
     rows = table_rows(results, rule.DIGITS)
     for line in format_table(title, rows):
         print(line, flush=True)
-    print("reproduce: table written to %s" % write_data(args.out, model, args.table, title, rows, args.quick),
-          flush=True)
+    path = write_data(args.out, model, args.table, title, results, args.quick, rule.DIGITS)
+    print("reproduce: table written to %s" % path, flush=True)
     return 0
 
 

@@ -50,7 +50,8 @@ def jobs(args):
     if args.quick:
         command.append("--max_per_class=%d" % QUICK_PER_CLASS)
     papers = {EVALUATIONS[0]: paper.TOP1[model], EVALUATIONS[1]: paper.KERAS_TOP1[model], EVALUATIONS[2]: None}
-    settings = "%s; central crop 0.875, bilinear resize 224, [-1, 1]" % os.path.basename(args.weights.rstrip("/"))
+    name = os.path.basename(args.weights.rstrip("/"))
+    settings = "%s; central crop 0.875, bilinear resize to the weights' input size" % name
     return [Job("MobileNetV3-%s 1.0" % model.capitalize(), papers, [command], parse, settings)]
 
 
