@@ -3,7 +3,8 @@ validation folder `val/<wnid>/*.JPEG`: top-1/top-5 with 95% confidence intervals
 
     python imagenet_eval.py --weights=weights_mobilenet_v3_small_224_1.0_float.h5 --model=small --data_dir=val
 
-Preprocessing is the standard evaluation one of keras/TF-slim's ImageNet models: decode, central crop of
+Preprocessing is the standard evaluation one of keras/TF-slim's ImageNet models: decode (JPEGs as keras's
+loader decodes them), central crop of
 CROP_FRACTION (0.875) of the height and width, bilinear resize to the input size (half-pixel centres, as
 tf.image.resize and keras), pixels to [-1, 1] (the model's input_range). Class index = sorted wnid order, as
 keras's ImageNet class index; a folder of the 1000 ImageNet classes is required except with --max_per_class.
@@ -32,9 +33,20 @@ KERAS_SIZE = 224             # the input size of keras's weight files
 Source = collections.namedtuple("Source", "spec classes input_range alpha size restore")
 
 
+def decode(path):
+    """File -> uint8 [h, w, 3]. JPEGs with the accurate integer DCT, which is what keras's loader (PIL, libjpeg's
+    default) computes; TF's default fast DCT is off by up to 6 levels per pixel."""
+    raw = tf.io.read_file(path)
+    image = tf.cond(tf.io.is_jpeg(raw),
+                    lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+                    lambda: tf.io.decode_image(raw, channels=3, expand_animations=False))
+    image.set_shape([None, None, 3])
+    return image
+
+
 def eval_image(path, size, crop_fraction=CROP_FRACTION):
     """File -> float32 [size, size, 3] in [0, 1]: central crop, then bilinear resize (half-pixel centres)."""
-    image = tf.cast(data.decode_raw(path), tf.float32) * (1.0 / 255.0)
+    image = tf.cast(decode(path), tf.float32) * (1.0 / 255.0)
     image = tf.image.central_crop(image, crop_fraction)
     image = tf.compat.v2.image.resize(image, [size, size], method="bilinear")
     image.set_shape([size, size, 3])

@@ -151,15 +151,16 @@ def test_mtnet_reproduce_quick_omniglot(tmp_path):
 
 # ---- MobileNetV3 -----------------------------------------------------------------------------------------------
 def imagenet_folder(root, classes=3, per_class=2):
-    """val/<wnid>/*.JPEG of random sizes (landscape and portrait), as ImageNet's validation folder."""
+    """val/<wnid>/*.JPEG of random sizes (landscape and portrait), as ImageNet's validation folder: smooth random
+    patterns, so that where the crop falls changes what the network sees (pixel noise looks alike everywhere)."""
     rng = np.random.RandomState(0)
     for c in range(classes):
         folder = root / "val" / ("n%08d" % (1440764 + c))
         folder.mkdir(parents=True)
         for i in range(per_class):
             h, w = rng.randint(120, 300, 2)
-            Image.fromarray((rng.rand(h, w, 3) * 255).astype(np.uint8)).save(
-                str(folder / ("ILSVRC2012_val_%08d.JPEG" % (c * per_class + i))), quality=90)
+            pattern = Image.fromarray((rng.rand(6, 6, 3) * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+            pattern.save(str(folder / ("ILSVRC2012_val_%08d.JPEG" % (c * per_class + i))), quality=90)
     return root
 
 
@@ -210,12 +211,13 @@ def test_evaluation_preprocessing_gives_keras_logits_on_the_same_jpegs(keras_ref
     from mobilenetv3.imagenet_eval import predict_logits
     _, weights, files, reference = keras_reference
     ours = predict_logits(weights, "small", files)
-    scale = np.abs(reference).max()
-    assert scale > 0.1                                              # logits of real size, not a silent network
-    assert np.abs(ours - reference).max() < 2e-3 * scale
-    assert np.array_equal(ours.argmax(1), reference.argmax(1))
-    uncropped = predict_logits(weights, "small", files, crop_fraction=1.0)
-    assert np.abs(uncropped - reference).max() > 20 * np.abs(ours - reference).max()   # the crop is what matches
+    # The part of the logits that depends on the image (their spread over the images) is the yardstick.
+    spread = np.abs(reference - reference.mean(0)).max()
+    difference = np.abs(ours - reference).max()
+    uncropped = np.abs(predict_logits(weights, "small", files, crop_fraction=1.0) - reference).max()
+    print("spread %.4g, ours vs keras %.4g, uncropped vs keras %.4g" % (spread, difference, uncropped))
+    assert spread > 1e-3 and difference < 1e-3 * spread            # float rounding, nothing more
+    assert uncropped > 0.05 * spread                                # the crop is what makes them match
 
 
 def test_mobilenetv3_reproduce_quick_with_keras_weights(tmp_path, keras_reference):
