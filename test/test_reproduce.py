@@ -138,9 +138,61 @@ def test_sine_frequency_flag_sets_the_drawn_frequencies():
         T.parse_freq_range("1.2,0.8")
 
 
+def omniglot_source(root, alphabets=3, chars=4, images=10):
+    """Omniglot as downloaded: images_background/ and images_evaluation/, 105x105 black-and-white PNGs."""
+    rng = np.random.RandomState(0)
+    for a in range(alphabets):
+        half = "images_background" if a < 2 else "images_evaluation"
+        for c in range(chars):
+            folder = root / half / ("Alphabet_%d" % a) / ("character%02d" % (c + 1))
+            folder.mkdir(parents=True)
+            for i in range(images):
+                pixels = rng.rand(105, 105) > 0.3 + 0.1 * c
+                Image.fromarray(pixels.astype(np.uint8) * 255, "L").convert("1").save(
+                    str(folder / ("%02d%02d_%02d.png" % (a, c, i))))
+    return root
+
+
+def test_prepare_mtnet_data_resizes_as_upstream_into_a_new_folder(tmp_path):
+    source = omniglot_source(tmp_path / "omniglot_raw", images=2)
+    out = tmp_path / "omniglot_resized"
+    run_python([os.path.join(REPO, "datasets", "prepare_mtnet_data.py"), "omniglot", "--source=" + str(source),
+                "--output_dir=" + str(out)])
+    images = sorted(out.glob("*/*/*.png"))
+    assert len(images) == 3 * 4 * 2 and {Image.open(str(p)).size for p in images} == {(28, 28)}
+    first = sorted(source.glob("*/Alphabet_0/character01/*.png"))[0]
+    with Image.open(str(first)) as raw:
+        expected = np.asarray(raw.resize((28, 28), resample=Image.LANCZOS))
+    assert np.array_equal(np.asarray(Image.open(str(out / "Alphabet_0" / "character01" / first.name))), expected)
+    assert Image.open(str(first)).size == (105, 105)                    # the source is left as it was
+    again = run_python([os.path.join(REPO, "datasets", "prepare_mtnet_data.py"), "omniglot",
+                        "--source=" + str(source), "--output_dir=" + str(out)], check=False)
+    assert again.returncode == 2 and "is not empty" in again.stdout
+
+    rng = np.random.RandomState(0)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "splits").mkdir()
+    for split, wnids in (("train", ("n01532829", "n01558993")), ("val", ("n01855672",)), ("test", ("n01930112",))):
+        rows = ["filename,label"]
+        for wnid in wnids:
+            for i in range(2):
+                name = "%s%08d.jpg" % (wnid, i + 1)
+                Image.fromarray((rng.rand(100, 140, 3) * 255).astype(np.uint8)).save(str(tmp_path / "images" / name))
+                rows.append("%s,%s" % (name, wnid))
+        (tmp_path / "splits" / (split + ".csv")).write_text("\n".join(rows) + "\n")
+    mini = tmp_path / "miniImagenet"
+    run_python([os.path.join(REPO, "datasets", "prepare_mtnet_data.py"), "miniimagenet",
+                "--image_dir=" + str(tmp_path / "images"), "--split_dir=" + str(tmp_path / "splits"),
+                "--output_dir=" + str(mini)])
+    assert sorted(p.name for p in (mini / "train").iterdir()) == ["n01532829", "n01558993"]
+    assert {Image.open(str(p)).size for p in mini.glob("*/*/*.jpg")} == {(84, 84)}
+
+
 def test_mtnet_reproduce_quick_omniglot(tmp_path):
-    from test_mtnet import _omniglot
-    omni = _omniglot(tmp_path / "omniglot", alphabets=3, chars=4, images=10)
+    """From Omniglot as downloaded: prepared by datasets/prepare_mtnet_data.py, then the table at toy scale."""
+    omni = tmp_path / "omniglot_resized"
+    run_python([os.path.join(REPO, "datasets", "prepare_mtnet_data.py"), "omniglot",
+                "--source=" + str(omniglot_source(tmp_path / "omniglot")), "--output_dir=" + str(omni)])
     out, stdout, table = reproduce("mtnet", tmp_path / "out", "--data_path=" + str(omni), "--quick",
                                    "--table=omniglot-5way", "--variants=MT-net", "--omniglot_train_chars=6",
                                    "--omniglot_test_chars=5")
