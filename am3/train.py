@@ -501,7 +501,8 @@ def evaluate(cfg):
 
 # Upstream's evaluation restores slim.get_model_variables('Model') only: the FiLM output multipliers
 # (cbn_params/*_weight*) and the metric scale polynomial_metric/power_weight1 stay at their initial values.
-UPSTREAM_EVAL_VARIABLES = re.compile(r"(^|/)cbn_params/(gamma|beta)_weight\d+_\d+(/|:)|(^|/)polynomial_metric/power_weight1:")
+UPSTREAM_EVAL_VARIABLES = re.compile(r"(^|/)cbn_params/(gamma|beta)_weight\d+_\d+(/|:)"
+                                     r"|(^|/)polynomial_metric/power_weight1:")
 UPSTREAM_EVAL_NOTE = " [upstream's evaluation: FiLM multipliers and power_weight1 at their initial values]"
 
 
