@@ -307,3 +307,52 @@ def test_reproduce_rejects_an_unknown_table_in_one_line(tmp_path):
     proc = run(["bash", os.path.join(REPO, "am3", "test", "reproduce.sh"), "--data_path=" + str(tmp_path),
                 "--table=mini-2shot"], OUTPUT_ROOT=tmp_path / "out", check=False)
     assert proc.returncode == 2 and "invalid choice: 'mini-2shot'" in proc.stdout and "Traceback" not in proc.stdout
+
+
+# ---- MobileNetV3: the paper recipe's training augmentation ------------------------------------------------------
+def test_crop_boxes_follow_slims_ranges():
+    """Candidate boxes: inside the image, area >= 10% of it, aspect 3/4..4/3; the whole image when none fits."""
+    from mobilenetv3 import data
+    with tf.Graph().as_default():
+        seed = tf.compat.v1.placeholder(tf.int64, [2])
+        draws = tf.random.stateless_uniform([3, data.INCEPTION_ATTEMPTS], seed=seed)
+        box = data.random_crop_box(draws, tf.constant(300), tf.constant(200))
+        none_fit = data.random_crop_box(tf.ones([3, data.INCEPTION_ATTEMPTS]) * 0.999, tf.constant(4), tf.constant(1))
+        with tf.compat.v1.Session() as sess:
+            boxes = np.array([sess.run(box, {seed: [7, i]}) for i in range(300)])
+            whole = sess.run(none_fit)
+    top, left, h, w = boxes.T
+    assert np.all(top >= 0) and np.all(left >= 0) and np.all(top + h <= 300) and np.all(left + w <= 200)
+    assert np.all(h * w >= 0.1 * 300 * 200 - 1)
+    assert np.all((w / h > 0.7) & (w / h < 1.4))
+    assert len(set(map(tuple, boxes))) > 250 and (h * w).std() > 0.1 * 300 * 200    # crops of many sizes
+    assert tuple(whole) == (0, 0, 4, 1)
+
+
+def test_inception_augmentation_is_seeded_and_in_range(tmp_path):
+    from mobilenetv3 import data
+    rng = np.random.RandomState(0)
+    path = str(tmp_path / "a.jpg")
+    Image.fromarray((rng.rand(90, 120, 3) * 255).astype(np.uint8)).save(path)
+    with tf.Graph().as_default():
+        seed = tf.compat.v1.placeholder(tf.int64, [2])
+        image = data.load_inception(tf.constant(path), 48, 40, seed)
+        with tf.compat.v1.Session() as sess:
+            first, again, other = (sess.run(image, {seed: s}) for s in ([1, 5], [1, 5], [1, 6]))
+    assert first.shape == (48, 40, 3) and first.min() >= 0 and first.max() <= 1
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_paper_recipe_trains_with_slims_augmentation(tmp_path):
+    from mobilenetv3.trainer import TrainConfig
+    assert TrainConfig(recipe="paper").augmentation_style() == "inception"
+    assert TrainConfig().augmentation_style() == "upstream"
+    assert TrainConfig(recipe="paper", augmentation="upstream").augmentation_style() == "upstream"
+    root = imagenet_folder(tmp_path / "data", per_class=4)
+    out = run_python([os.path.join(REPO, "mobilenetv3", "train_cls.py"), "--train_dir=" + str(root / "val"),
+                      "--eval_dir=" + str(root / "val"), "--image_size=32", "--batch=4", "--max_step=2",
+                      "--recipe=paper", "--modeldir=" + str(tmp_path / "model")]).stdout
+    assert "augmentation: TF-slim's ImageNet (random-resized crop, flip" in out
+    bad = run_python([os.path.join(REPO, "mobilenetv3", "train_cls.py"), "--train_dir=" + str(root / "val"),
+                      "--augmentation=autoaugment"], check=False)
+    assert bad.returncode == 2 and "augmentation must be one of upstream, inception" in bad.stdout
