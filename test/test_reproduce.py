@@ -356,3 +356,15 @@ def test_paper_recipe_trains_with_slims_augmentation(tmp_path):
     bad = run_python([os.path.join(REPO, "mobilenetv3", "train_cls.py"), "--train_dir=" + str(root / "val"),
                       "--augmentation=autoaugment"], check=False)
     assert bad.returncode == 2 and "augmentation must be one of upstream, inception" in bad.stdout
+
+
+@pytest.mark.parametrize("script", ["mobilenetv3/imagenet_eval.py", "datasets/prepare_mtnet_data.py",
+                                    "-m common.reproduce am3", "-m common.reproduce mtnet",
+                                    "-m common.reproduce mobilenetv3"])
+def test_new_entry_points_give_one_error_line_and_help(script):
+    args = script.split()
+    bad = run_python(args + ["--no_such_flag=1"], check=False)
+    lines = bad.stdout.strip().splitlines()
+    assert bad.returncode == 2 and lines[-1].startswith("error: ") and "Traceback" not in bad.stdout
+    assert "no_such_flag" in lines[-1] or "the following arguments are required" in lines[-1]
+    assert run_python(args + ["--help"]).returncode == 0
