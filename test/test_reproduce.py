@@ -368,3 +368,15 @@ def test_new_entry_points_give_one_error_line_and_help(script):
     assert bad.returncode == 2 and lines[-1].startswith("error: ") and "Traceback" not in bad.stdout
     assert "no_such_flag" in lines[-1] or "the following arguments are required" in lines[-1]
     assert run_python(args + ["--help"]).returncode == 0
+
+
+def test_full_scale_rows_estimate_their_cpu_time_and_quick_rows_are_short(tmp_path):
+    """The estimate line's numbers: a full AM3 row is weeks on a CPU, the same row with --quick seconds."""
+    import argparse
+    from am3 import reproduce as R
+    args = argparse.Namespace(table="mini-1shot", variants="AM3_TADAM", upstream_eval=True, quick=False,
+                              data_path=str(tmp_path), out=str(tmp_path))
+    full = sum(seconds for seconds, _ in R.estimate(args, R.jobs(args)))
+    assert 14 * 86400 < full < 30 * 86400
+    args.quick = True
+    assert sum(seconds for seconds, _ in R.estimate(args, R.jobs(args))) < 600    # no estimate line for --quick
