@@ -153,6 +153,9 @@ def reproduce(model, argv):
     args.out = os.path.abspath(args.out)
     args.data_path = os.path.abspath(args.data_path)
     jobs = rule.jobs(args)
+    stale = os.path.join(args.out, DATA_FILE)
+    if os.path.isfile(stale):      # an earlier run's table: the report must not show it beside this run's log
+        os.remove(stale)
     phases = rule.estimate(args, jobs)
     if sum(seconds for seconds, _ in phases) >= run_cost.LONG_SECONDS and not run_cost._on_ascend():
         print(run_cost.note(phases, rule.MEASURED_ON), flush=True)
