@@ -91,6 +91,10 @@ def build_parser(variant):
     a("--num_cases_val", type=int, default=5000,
       help="validation during training and eval mode: query images per split")
     a("--pretrained_model_dir", default=None, help="eval/test: checkpoint folder (default LOG_DIR/train)")
+    a("--upstream_eval", type=b, default=False,
+      help="test mode: evaluate as upstream did, restoring only the backbone's model variables, so the FiLM "
+           "output multipliers and power_weight1 keep their initial values (TADAM runs with FiLM off; an "
+           "upstream bug, here to compare with numbers measured that way)")
     # Architecture
     a("--feature_extractor", default="simple_res_net", choices=["simple_res_net"], help="ResNet-12-like backbone")
     a("--num_filters", type=int, default=64, help="filters of the first block")

@@ -7,6 +7,7 @@ test_results.json (test mode).
 import json
 import math
 import os
+import re
 import time
 
 import numpy as np
@@ -516,6 +517,22 @@ def evaluate(cfg):
     return results
 
 
+# Upstream's evaluation restores slim.get_model_variables('Model') only: the FiLM output multipliers
+# (cbn_params/*_weight*) and the metric scale polynomial_metric/power_weight1 stay at their initial values.
+UPSTREAM_EVAL_VARIABLES = re.compile(r"(^|/)cbn_params/(gamma|beta)_weight\d+_\d+(/|:)"
+                                     r"|(^|/)polynomial_metric/power_weight1:")
+UPSTREAM_EVAL_NOTE = " [upstream's evaluation: FiLM multipliers and power_weight1 at their initial values]"
+
+
+def upstream_evaluation(sess):
+    """Put back the initial values of the variables upstream's evaluation never restored; returns their names."""
+    names = [v for v in v1.global_variables() if UPSTREAM_EVAL_VARIABLES.search(v.name)]
+    sess.run(v1.variables_initializer(names))
+    print("upstream evaluation: %d variables at their initial values (%s)"
+          % (len(names), ", ".join(sorted(v.op.name for v in names)) or "none in this variant"), flush=True)
+    return [v.op.name for v in names]
+
+
 def test(cfg):
     """test mode: mean accuracy with a 95% confidence interval over num_cases_test / eval_batch_size episodes."""
     split = cfg.data_split or "target_tst"
@@ -526,6 +543,8 @@ def test(cfg):
     with npu_session.new_session(cfg.npu, graph=graph) as sess, StopRequest() as stop:
         path, step = _restore(cfg, saver, sess, path)
         print("test mode: checkpoint %s (step %d), %d episodes on %s" % (path, step, episodes, split), flush=True)
+        if cfg.upstream_eval:
+            upstream_evaluation(sess)
         t0 = time.time()
         try:
             acc, ci, xent, lam = run_episodes(sess, eval_graph, split, episodes, phase="test", stop=stop)
@@ -538,9 +557,9 @@ def test(cfg):
                "ways": cfg.num_classes_test, "shots": cfg.num_shots_test, "queries": cfg.eval_batch_size,
                "accuracy": acc, "ci95": ci, "loss": xent, "lambda": lam, "seconds_per_episode": seconds / episodes}
     print("accuracy_%s: %.4f +- %.4f (95%% confidence interval; %d-way %d-shot, %d episodes x %d queries, "
-          "checkpoint step %d, %.2f s/episode, mean lambda %.3f)"
+          "checkpoint step %d, %.2f s/episode, mean lambda %.3f)%s"
           % (split, acc, ci, cfg.num_classes_test, cfg.num_shots_test, episodes, cfg.eval_batch_size, step,
-             seconds / episodes, lam), flush=True)
+             seconds / episodes, lam, UPSTREAM_EVAL_NOTE if cfg.upstream_eval else ""), flush=True)
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "test_results.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)

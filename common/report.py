@@ -119,6 +119,7 @@ class Run(object):
         self.mean_step_time = None         # seconds, the `step_time_summary:` line (warm-up excluded)
         self.settings = OrderedDict()
         self.events = {}                   # (subdirectory, tag) -> [(step, value)] of the event files
+        self.reproduction = None           # the paper table of a reproduce.sh run (reproduction.json)
 
     @property
     def loss(self):
@@ -141,7 +142,8 @@ def load_run(directory):
     run = Run(os.path.abspath(directory))
     with open(run.log_path, errors="replace") as handle:
         lines = handle.read().splitlines()
-    run.model = _detect_model(lines, run.log_path)
+    run.reproduction = read_reproduction(run.directory)
+    run.model = _detect_model(lines, run.log_path, run.reproduction)
     lines = newest_run_lines(lines, run.model.loss)
     _read_losses(run, lines)
     _read_evals(run, lines)
@@ -184,10 +186,12 @@ def _starts_fresh(part, loss):
     return False
 
 
-def _detect_model(lines, log_path):
+def _detect_model(lines, log_path, reproduction=None):
     for model in MODELS:
         if any(model.loss.search(line) for line in lines):
             return model
+    if reproduction:                      # an evaluation-only reproduction (MobileNetV3 on ImageNet weights)
+        return next(model for model in MODELS if model.name == REPRODUCED_MODELS[reproduction["model"]])
     raise UserError("no loss lines in %s: none of AM3's, MT-net's, MobileNetV3's or SWA's loss lines (a run that "
                     "trained nothing, or another program's log)" % log_path)
 
@@ -206,7 +210,7 @@ def _read_losses(run, lines):
 
 
 def _read_evals(run, lines):
-    last_x = run.loss[-1][0]
+    last_x = run.loss[-1][0] if run.loss else None
     for line in lines:
         for extract in run.model.evals:
             for series, x, value, ci in extract(line):
@@ -233,6 +237,26 @@ def _read_lr(run, lines):
         if points:
             run.lr["learning rate"] = points
             run.lr_x = run.model.loss_x + " (log)"
+
+
+# ---- the paper table of a reproduction run (common/reproduce.py) --------------------------------------------------
+REPRODUCTION_FILE = "reproduction.json"
+REPRODUCED_MODELS = {"am3": "AM3", "mtnet": "MT-net", "mobilenetv3": "MobileNetV3"}
+
+
+def read_reproduction(directory):
+    """The table common/reproduce.py wrote into the run directory, or None; a damaged file is one clear error."""
+    path = os.path.join(directory, REPRODUCTION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            table = json.load(handle, object_pairs_hook=OrderedDict)
+        if table["model"] not in REPRODUCED_MODELS or not isinstance(table["rows"], list):
+            raise ValueError("unknown model or no rows")
+        return table
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError("%s is not a reproduction table (%s): rerun reproduce.sh, or remove it" % (path, err))
 
 
 # ---- TensorBoard event files, without TensorFlow ---------------------------------------------------------------
@@ -523,9 +547,11 @@ def _table(header, rows):
 
 def summary_rows(run):
     """Final numbers of a run, as its log states them."""
-    step, loss = run.loss[-1]
-    rows = [("final loss", "%s (%s %d)" % (_number(loss), run.model.loss_x, step)),
-            ("loss points", str(len(run.loss)))]
+    rows = []
+    if run.loss:
+        step, loss = run.loss[-1]
+        rows += [("final loss", "%s (%s %d)" % (_number(loss), run.model.loss_x, step))]
+    rows.append(("loss points", str(len(run.loss))))
     for series, points in run.evals.items():
         x, value, ci = points[-1]
         rows.append(("evaluation: %s" % series, "%s%s (%s %s)" % (
@@ -555,6 +581,11 @@ def render_page(runs, charts, comparison=None):
     parts.append("<h2>Summary</h2>")
     for run in runs:
         parts.append(_table(["%s" % run.label, ""], summary_rows(run)))
+    for run in runs:
+        if run.reproduction:
+            table = run.reproduction
+            parts.append("<h2>Reproduction: %s</h2>" % html.escape(table["title"]))
+            parts.append(_table(table["header"], table["rows"]))
     for section, name in charts.items():
         parts.append("<h2>%s</h2>" % html.escape(section.capitalize()))
         parts.append("<img src='%s' alt='%s' width='800' height='360'>" % (name, html.escape(section))
@@ -573,7 +604,7 @@ def run_data(run):
                         ("model", run.model.name), ("loss", run.losses), ("evaluation", run.evals),
                         ("learning_rate", run.lr), ("step_time_windows", run.step_times),
                         ("mean_step_time", run.mean_step_time), ("event_tags", event_tags(run)),
-                        ("settings", run.settings)])
+                        ("settings", run.settings), ("reproduction", run.reproduction)])
 
 
 def write_report(runs, out_dir, comparison=None):

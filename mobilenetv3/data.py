@@ -170,13 +170,69 @@ def load_augmented(path, height, width, seed):
     return image
 
 
+# TF-slim's ImageNet training preprocessing (inception_preprocessing.preprocess_for_train, fast mode), which its
+# MobileNetV3 recipe uses: a random crop covering at least 10% of the image (area 5-100%, aspect 3/4-4/3, up to
+# 100 attempts, else the whole image), resized bilinearly, a random left-right flip, then brightness (+-32/255)
+# and saturation (x0.5-1.5) in random order, clipped to [0, 1].
+INCEPTION_AREA = (0.05, 1.0)
+INCEPTION_MIN_COVERED = 0.1
+INCEPTION_ASPECT = (0.75, 1.33)
+INCEPTION_ATTEMPTS = 100
+INCEPTION_BRIGHTNESS = 32.0 / 255.0
+INCEPTION_SATURATION = (0.5, 1.5)
+AUGMENTATIONS = ("upstream", "inception")
+
+
+def random_crop_box(draws, height, width):
+    """(top, left, crop height, crop width) as sample_distorted_bounding_box draws them for a box of the whole
+    image, from [3, ATTEMPTS] uniform [0, 1) draws; the first candidate that fits, else the whole image."""
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    aspect = INCEPTION_ASPECT[0] + (INCEPTION_ASPECT[1] - INCEPTION_ASPECT[0]) * draws[0]
+    low = tf.sqrt(INCEPTION_AREA[0] * h * w / aspect)
+    high = tf.sqrt(INCEPTION_AREA[1] * h * w / aspect)
+    crop_h = tf.round(low + (high - low) * draws[1])
+    crop_w = tf.round(crop_h * aspect)
+    fits = (crop_h <= h) & (crop_w <= w) & (crop_h >= 1) & (crop_w >= 1) & \
+        (crop_h * crop_w >= INCEPTION_MIN_COVERED * h * w)
+    first = tf.argmax(tf.cast(fits, tf.int32))
+    found = tf.reduce_any(fits)
+    crop_h = tf.cast(tf.where(found, crop_h[first], h), tf.int32)
+    crop_w = tf.cast(tf.where(found, crop_w[first], w), tf.int32)
+    top = tf.cast(tf.floor(draws[2][first] * tf.cast(height - crop_h + 1, tf.float32)), tf.int32)
+    left = tf.cast(tf.floor(draws[2][(first + 1) % INCEPTION_ATTEMPTS] * tf.cast(width - crop_w + 1, tf.float32)),
+                   tf.int32)
+    return tf.minimum(top, height - crop_h), tf.minimum(left, width - crop_w), crop_h, crop_w
+
+
+def load_inception(path, height, width, seed):
+    """TF-slim's ImageNet training augmentation (see INCEPTION_*), stateless: `seed` ([2] int64) picks the draws."""
+    image = tf.cast(decode_raw(path), tf.float32) * (1.0 / 255.0)
+    shape = tf.shape(image)
+    draws = tf.random.stateless_uniform([3, INCEPTION_ATTEMPTS], seed=seed)
+    top, left, crop_h, crop_w = random_crop_box(draws, shape[0], shape[1])
+    image = tf.slice(image, [top, left, 0], [crop_h, crop_w, 3])
+    image = tf.compat.v2.image.resize(image, [height, width], method="bilinear")
+    more = tf.random.stateless_uniform([4], seed=seed + tf.constant([0, 1], tf.int64))
+    image = tf.cond(more[0] < 0.5, lambda: tf.image.flip_left_right(image), lambda: image)
+    delta = INCEPTION_BRIGHTNESS * (2.0 * more[1] - 1.0)
+    factor = INCEPTION_SATURATION[0] + (INCEPTION_SATURATION[1] - INCEPTION_SATURATION[0]) * more[2]
+    image = tf.cond(more[3] < 0.5,
+                    lambda: tf.image.adjust_saturation(image + delta, factor),
+                    lambda: tf.image.adjust_saturation(image, factor) + delta)
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    image.set_shape([height, width, 3])
+    return image
+
+
 def _parallel():
     return tf.data.experimental.AUTOTUNE
 
 
-def train_dataset(folder, batch, height, width, augmentation=True, seed=None, shard=(1, 0), shuffle=True):
+def train_dataset(folder, batch, height, width, augmentation=True, seed=None, shard=(1, 0), shuffle=True,
+                  style="upstream"):
     """Endless shuffled (or, without shuffle, in file order) batches (images, labels) with static shapes; corrupt
-    images are skipped."""
+    images are skipped. style: upstream (Keras ImageDataGenerator's affine warp and flip) or inception (TF-slim's
+    ImageNet one)."""
     num_shards, index = shard
     files, labels = np.array(folder.files), np.array(folder.labels, np.int32)
     if num_shards > 1:
@@ -190,7 +246,9 @@ def train_dataset(folder, batch, height, width, augmentation=True, seed=None, sh
     def load(number, path_label):
         path, label = path_label
         if augmentation:
-            return load_augmented(path, height, width, tf.stack([tf.constant(seed or 0, tf.int64), number])), label
+            image_seed = tf.stack([tf.constant(seed or 0, tf.int64), number])
+            load_one = load_inception if style == "inception" else load_augmented
+            return load_one(path, height, width, image_seed), label
         return decode(path, height, width), label
 
     ds = ds.map(load, num_parallel_calls=_parallel())

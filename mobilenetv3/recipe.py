@@ -33,6 +33,12 @@ def default_weight_decay(recipe):
     return PAPER_WEIGHT_DECAY if recipe == "paper" else 0.0
 
 
+def default_augmentation(recipe):
+    """The paper trained with TF-slim's ImageNet preprocessing (random-resized crop, flip, colour); upstream with
+    Keras's affine warp and flip (mobilenetv3/data.py)."""
+    return "inception" if recipe == "paper" else "upstream"
+
+
 def uses_weight_average(recipe):
     return recipe == "paper"
 

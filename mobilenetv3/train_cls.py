@@ -20,7 +20,8 @@ from mobilenetv3.trainer import TrainConfig, find_eval_dir, train
 # config.json keys (upstream's names plus ours) -> TrainConfig fields
 CONFIG_KEYS = ("model", "variant", "height", "width", "alpha", "dropout", "class_number", "learning_rate", "batch",
                "epochs", "max_step", "patience", "save_interval", "train_dir", "eval_dir", "save_dir", "weights",
-               "augment", "seed", "log_every", "recipe", "weight_decay", "input_range", "freeze_backbone_epochs")
+               "augment", "seed", "log_every", "recipe", "weight_decay", "input_range", "freeze_backbone_epochs",
+               "augmentation")
 
 
 def parse_args(argv=None):
@@ -56,6 +57,8 @@ def parse_args(argv=None):
                    help="train only the head and classifier, batch norm frozen, for this many epochs (default 0)")
     p.add_argument("--no_augment", dest="augment", action="store_false", default=None,
                    help="train without the random affine/flip augmentation")
+    p.add_argument("--augmentation", help="upstream (Keras affine warp and flip) or inception (TF-slim's ImageNet "
+                   "random-resized crop, flip and colour); default: the recipe's (paper: inception, adam: upstream)")
     p.add_argument("--seed", type=int, help="graph random seed (default 0)")
     p.add_argument("--log_every", type=int, help="steps between loss lines (default 10)")
     add_ascend_arguments(p)

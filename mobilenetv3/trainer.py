@@ -61,6 +61,7 @@ class TrainConfig(object):
         self.weights = ""               # initial weights: a checkpoint (or dir) of ours, or an upstream Keras .h5
         self.augment = True
         self.shuffle = True             # training images in a new random order each pass (off: --deterministic)
+        self.augmentation = ""          # upstream | inception (TF-slim's ImageNet); "": the recipe's (paper: inception)
         self.seed = 0
         self.log_every = 10             # steps between loss lines
         self.warmup_steps = 5           # steps left out of the throughput
@@ -79,6 +80,8 @@ class TrainConfig(object):
         require(self.height >= 32 and self.width >= 32, "input size must be at least 32x32, got %dx%d"
                 % (self.height, self.width))
         recipe.check_recipe(self.recipe)
+        require(self.augmentation in ("",) + data.AUGMENTATIONS, "augmentation must be one of %s, got %r"
+                % (", ".join(data.AUGMENTATIONS), self.augmentation))
         require(self.learning_rate is None or self.learning_rate > 0,
                 "learning_rate must be positive, got %r" % self.learning_rate)
         require(self.weight_decay is None or self.weight_decay >= 0,
@@ -97,6 +100,9 @@ class TrainConfig(object):
         return dict(model=self.model, variant=self.variant, height=self.height, width=self.width,
                     alpha=self.alpha, classes=list(classes), input_range=input_range,
                     weight_average=recipe.uses_weight_average(self.recipe))
+
+    def augmentation_style(self):
+        return self.augmentation or recipe.default_augmentation(self.recipe)
 
     def global_weight_decay(self):
         return recipe.default_weight_decay(self.recipe) if self.weight_decay is None else self.weight_decay
@@ -151,6 +157,10 @@ def _read_history(path):
         return list(csv.DictReader(handle))
 
 
+AUGMENTATION_TEXT = {"upstream": "upstream's (Keras affine warp and flip)",
+                     "inception": "TF-slim's ImageNet (random-resized crop, flip, brightness and saturation)"}
+
+
 class _Graph(object):
     """The training and validation graphs, sharing variables; the training step runs on every worker of dp."""
 
@@ -160,7 +170,7 @@ class _Graph(object):
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
             train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
             shuffle=config.shuffle,
-            shard=(cluster.size, cluster.rank)))
+            shard=(cluster.size, cluster.rank), style=config.augmentation_style()))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
         rate = recipe.learning_rate(config.recipe, recipe.initial_learning_rate(
             config.recipe, config.learning_rate, config.batch * cluster.size), steps_per_epoch, self.global_step)
@@ -273,6 +283,8 @@ def train(config):
              steps_per_epoch, config.batch), flush=True)
     print(recipe.describe(config.recipe, recipe.initial_learning_rate(
         config.recipe, config.learning_rate, config.batch * cluster.size), config.global_weight_decay()), flush=True)
+    print("augmentation: %s" % (AUGMENTATION_TEXT[config.augmentation_style()] if config.augment else "off"),
+          flush=True)
 
     print(cluster.describe(), flush=True)
     graph = tf.Graph()

@@ -66,6 +66,8 @@ flags.DEFINE_integer("save_interval", trainer.SAVE_INTERVAL, "iterations between
 flags.DEFINE_integer("num_test_tasks", -1, "test-mode tasks (-1: upstream's 600, 20 for polynomial)")
 flags.DEFINE_integer("test_num_updates", 10, "inner steps evaluated in test mode (upstream: 10)")
 flags.DEFINE_integer("num_threads", 0, "CPU/GPU intra-op threads (0: 1 for regression, TF's default for images)")
+flags.DEFINE_string("sine_freq", "0.8,1.2", "sinusoid frequency range LOW,HIGH (upstream's default), or one "
+                    "value: 1 fixes it as the MAML paper")
 define_ascend_flags(flags)
 
 

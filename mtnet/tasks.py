@@ -21,7 +21,8 @@ CLASSIFICATION = ("omniglot", "miniimagenet")
 DATASOURCES = REGRESSION + CLASSIFICATION
 
 # Sinusoid ranges as upstream's data_generator.py. The frequency is NOT fixed at 1 as in the MAML paper:
-# upstream draws it from [0.8, 1.2], so MSEs here are not comparable with MAML's fixed-frequency numbers.
+# upstream draws it from [0.8, 1.2], so MSEs here are not comparable with MAML's fixed-frequency numbers
+# (--sine_freq=1 fixes it as MAML does).
 SINE_AMP = (0.1, 5.0)
 SINE_PHASE = (0.0, np.pi)
 SINE_FREQ = (0.8, 1.2)
@@ -40,11 +41,11 @@ class RegressionTasks(object):
         self.x, self.y, self.params = x, y, params
 
 
-def sinusoid_tasks(batch, num_points, x=None):
-    """y = amp * sin(freq * x - phase); x drawn uniformly unless given ([B, n, 1])."""
+def sinusoid_tasks(batch, num_points, x=None, freq_range=SINE_FREQ):
+    """y = amp * sin(freq * x - phase); x drawn uniformly unless given ([B, n, 1]); freq from freq_range."""
     amp = tf1.random_uniform([batch, 1, 1], SINE_AMP[0], SINE_AMP[1])
     phase = tf1.random_uniform([batch, 1, 1], SINE_PHASE[0], SINE_PHASE[1])
-    freq = tf1.random_uniform([batch, 1, 1], SINE_FREQ[0], SINE_FREQ[1])
+    freq = tf1.random_uniform([batch, 1, 1], freq_range[0], freq_range[1])
     if x is None:
         x = tf1.random_uniform([batch, num_points, 1], SINE_X[0], SINE_X[1])
     y = amp * tf.sin(freq * x - phase)
@@ -61,9 +62,22 @@ def polynomial_tasks(batch, num_points, order):
     return RegressionTasks(x, y, {"coeffs": coeffs})
 
 
-def regression_tasks(datasource, batch, num_points, poly_order=1):
+def parse_freq_range(text):
+    """'0.8,1.2' -> (0.8, 1.2); '1' -> (1.0, 1.0) (MAML's fixed frequency)."""
+    try:
+        values = [float(part) for part in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not 0 < values[0] <= values[1]:
+        raise UserError("--sine_freq must be LOW,HIGH with 0 < LOW <= HIGH, or one frequency, got %r" % text)
+    return tuple(values)
+
+
+def regression_tasks(datasource, batch, num_points, poly_order=1, freq_range=SINE_FREQ):
     if datasource == "sinusoid":
-        return sinusoid_tasks(batch, num_points)
+        return sinusoid_tasks(batch, num_points, freq_range=freq_range)
     return polynomial_tasks(batch, num_points, poly_order)
 
 

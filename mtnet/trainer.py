@@ -46,7 +46,7 @@ def default_config(**overrides):
         pretrain_iterations=0, baseline=None, num_train_classes=-1,
         seed=1, data_path="", omniglot_train_chars=1100, omniglot_test_chars=100, print_interval=0,
         save_interval=SAVE_INTERVAL, num_test_tasks=-1, test_num_updates=10,
-        num_threads=0)
+        num_threads=0, sine_freq="0.8,1.2")
     values.update(overrides)
     return Config(**values)
 
@@ -55,6 +55,7 @@ def validate(cfg):
     """Reject what the model cannot honour, before anything is built or written."""
     require(cfg.datasource in T.DATASOURCES, "unknown datasource %r: choose one of %s"
             % (cfg.datasource, ", ".join(T.DATASOURCES)))
+    T.parse_freq_range(getattr(cfg, "sine_freq", "0.8,1.2"))
     require(cfg.norm in NORMS, "unknown norm %r: choose batch_norm, layer_norm or None" % cfg.norm)
     for name in ("metatrain_iterations", "pretrain_iterations"):
         require(getattr(cfg, name) >= 0, "%s must be >= 0, got %r" % (name, getattr(cfg, name)))
@@ -111,6 +112,9 @@ def exp_string(cfg):
         name += "Tnet" if cfg.use_T else "MAML"
     if cfg.datasource == "polynomial":
         name += "ord%d" % cfg.poly_order
+    freq = T.parse_freq_range(getattr(cfg, "sine_freq", "0.8,1.2"))
+    if cfg.datasource == "sinusoid" and freq != T.SINE_FREQ:
+        name += "freq%s-%s" % freq            # other tasks than upstream's: a checkpoint folder of their own
     if cfg.num_train_classes != -1:
         name += "ntc%d" % cfg.num_train_classes
     if cfg.num_filters != 64:
@@ -192,7 +196,8 @@ def build_regression(cfg, learner, batch, num_points, num_steps, task_source=Non
 
 
 def _sample_tasks(cfg):
-    return lambda batch, num_points: T.regression_tasks(cfg.datasource, batch, num_points, cfg.poly_order)
+    freq = T.parse_freq_range(getattr(cfg, "sine_freq", "0.8,1.2"))
+    return lambda batch, num_points: T.regression_tasks(cfg.datasource, batch, num_points, cfg.poly_order, freq)
 
 
 def build_images(cfg, learner, dataset, num_steps, seed_compat=True):

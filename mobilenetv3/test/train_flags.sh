@@ -30,11 +30,13 @@ freeze_backbone_epochs=0
 weight_decay=""
 recipe=adam
 input_range=""
+augmentation=""
 wrapper_flag weights "initial weights: keras.applications MobileNetV3 .h5 (ImageNet), or a checkpoint of ours"
 wrapper_flag freeze_backbone_epochs "epochs training only head and classifier, batch norm frozen" int
 wrapper_flag weight_decay "L2 on conv/dense kernels (none: 0, or 1e-5 with --recipe=paper)" number
 wrapper_flag recipe "adam or paper (RMSProp schedule, L2, weight average)"
 wrapper_flag input_range "0,1 or -1,1 (none: what --weights expects)"
+wrapper_flag augmentation "upstream or inception (TF-slim's ImageNet crop and flip; none: the recipe's)"
 
 extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
 extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }
@@ -49,7 +51,7 @@ train_flags_args() {
         --save_interval="$save_interval" --patience="$patience")
   if [ -n "$weights" ]; then weights="$(abs_path "$weights")"; fi
   local flag
-  for flag in learning_rate weights freeze_backbone_epochs weight_decay recipe input_range; do
+  for flag in learning_rate weights freeze_backbone_epochs weight_decay recipe input_range augmentation; do
     if [ -n "${!flag}" ]; then args+=(--"$flag"="${!flag}"); fi
   done
   wrapper_cost_note mobilenetv3 data_path="$data_path" model="$model" image_size="$image_size" epochs="$epochs" \
