@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Creates ./.venv with everything the project needs. Safe to run again.
 #   bash setup.sh            TensorFlow 1.15.5 on Python 3.7 (the seeds' and Ascend's stack) where a Python 3.7
-#                            exists; otherwise the TF 2.x stack, and it says so
+#                            exists; otherwise the TF 2.x stack (3.11-3.9, else the newest TF on 3.13/3.12), saying so
 #   bash setup.sh --intel    TF 1.15 as intel-tensorflow==1.15.2 (oneDNN build, faster CPU training of conv nets)
-#   bash setup.sh --tf2      TensorFlow 2.15.1 on Python 3.11, 3.10 or 3.9 (current CPUs and GPUs, bf16/fp16)
+#   bash setup.sh --tf2      TensorFlow 2.15.1 on Python 3.11, 3.10 or 3.9 (current CPUs and GPUs, bf16/fp16);
+#                            without those, the newest TensorFlow 2.x with tf_keras on Python 3.13 or 3.12
 # VENV_PYTHON=/path/to/python picks the interpreter (3.7: TF 1.15; 3.9-3.11: TF 2.15.1; 3.12+: the newest TF 2.x with
 # tf_keras); VENV=dir builds another venv than ./.venv (CI keeps one per stack).
 set -euo pipefail
@@ -61,9 +62,13 @@ elif python="$(find_python 3.11 3.10 3.9)"; then
   if [ "$stack" = auto ]; then
     echo "setup.sh: no Python 3.7 here (TF 1.15 needs it): building the TF 2.x stack on Python $minor instead"
   fi
+elif python="$(find_python 3.13 3.12)"; then   # newest first; TensorFlow has no wheel for 3.14 yet
+  minor="$(py_minor "$python")"
+  if [ "$stack" = auto ]; then missing="3.7 (TF 1.15) nor 3.9-3.11 (TF 2.15)"; else missing="3.9-3.11 (TF 2.15)"; fi
+  echo "setup.sh: no Python $missing here: building the newest TensorFlow 2.x with tf_keras on Python $minor instead"
 else
-  echo "setup.sh: no Python 3.7 (TF 1.15) nor 3.9-3.11 (TF 2.15) found: install one, e.g." \
-       "'pyenv install 3.11', or set VENV_PYTHON=/path/to/python" >&2
+  echo "setup.sh: no Python 3.7 (TF 1.15), 3.9-3.11 (TF 2.15) nor 3.12-3.13 (newest TF 2.x) found: install one," \
+       "e.g. 'pyenv install 3.11', or set VENV_PYTHON=/path/to/python" >&2
   exit 1
 fi
 case "$minor" in
@@ -73,9 +78,15 @@ case "$minor" in
 esac
 
 if [ "$(py_minor "$venv/bin/python" || true)" != "$minor" ]; then
+  # Debian and Ubuntu ship a system Python's venv module as a package of its own (python3.12-venv).
+  if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "setup.sh: $python has no venv module: install it, e.g. 'apt install python$minor-venv'" >&2
+    exit 1
+  fi
   echo "setup.sh: creating $venv with $python"
   rm -rf "$venv"
-  "$python" -m venv "$venv"
+  # A half-made venv (no pip) would pass the version check above next time: remove it.
+  "$python" -m venv "$venv" || { rm -rf "$venv"; exit 1; }
 fi
 
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
