@@ -1,11 +1,13 @@
 """setup.sh picks the stack by the Pythons it finds, says so, and the venv it made is the one running."""
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, run
+from conftest import REPO, run, script_env
+from common import tf_compat
 from common.tf_compat import tf
 
 
@@ -64,3 +66,32 @@ def test_the_stack_follows_the_python_version():
         assert tf.__version__ == "2.15.1"
     else:
         assert tuple(int(p) for p in tf.__version__.split(".")[:2]) >= (2, 16)
+
+
+READ_MISSING_FILE = """
+from common.tf_compat import tf
+try:
+    tf.Session().run(tf.io.read_file(%r))
+except tf.errors.NotFoundError as err:
+    print("raised: " + err.message)
+"""
+
+
+def _read_missing_file(tmp_path, **level):
+    env = script_env(**level)
+    if not level:
+        env.pop("TF_CPP_MIN_LOG_LEVEL")      # conftest quiets the scripts it runs; a user's shell does not
+    proc = subprocess.run([sys.executable, "-c", READ_MISSING_FILE % str(tmp_path / "missing")], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    assert "raised: " in proc.stdout and "No such file or directory" in proc.stdout   # the error itself is whole
+    return proc.stdout
+
+
+def test_tensorflow_2_keeps_its_start_up_lines_out_unless_asked(tmp_path):
+    quiet = _read_missing_file(tmp_path)
+    if not tf_compat.TF2:     # TF 1.15 logs as it always did
+        assert "OP_REQUIRES failed" in quiet
+        return
+    assert "Unable to register" not in quiet and "OP_REQUIRES failed" not in quiet
+    assert "OP_REQUIRES failed" in _read_missing_file(tmp_path, TF_CPP_MIN_LOG_LEVEL=0)   # README's way back
