@@ -5,6 +5,7 @@
 #   bash setup.sh --intel    TF 1.15 as intel-tensorflow==1.15.2 (oneDNN build, faster CPU training of conv nets)
 #   bash setup.sh --tf2      TensorFlow 2.15.1 on Python 3.11, 3.10 or 3.9 (current CPUs and GPUs, bf16/fp16);
 #                            without those, the newest TensorFlow 2.x with tf_keras on Python 3.13 or 3.12
+#   bash setup.sh --newest   the newest TensorFlow 2.x with tf_keras on Python 3.13 or 3.12
 # VENV_PYTHON=/path/to/python picks the interpreter (3.7: TF 1.15; 3.9-3.11: TF 2.15.1; 3.12+: the newest TF 2.x with
 # tf_keras); VENV=dir builds another venv than ./.venv (CI keeps one per stack).
 set -euo pipefail
@@ -20,12 +21,13 @@ for arg in "$@"; do
     --intel) flavour=intel ;;
     --stock) flavour=stock; stack=tf1 ;;
     --tf2) stack=tf2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --stock, --intel, --tf2 or --help)" >&2; exit 2 ;;
+    --newest) stack=newest ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --stock, --intel, --tf2, --newest or --help)" >&2; exit 2 ;;
   esac
 done
 if [ "$flavour" = intel ]; then
-  if [ "$stack" = tf2 ]; then
+  if [ "$stack" = tf2 ] || [ "$stack" = newest ]; then
     echo "setup.sh: --intel is the TF 1.15 oneDNN build; TF 2.x wheels use oneDNN already (drop --intel)" >&2
     exit 2
   fi
@@ -38,11 +40,11 @@ find_python() {  # $@ = acceptable minor versions, best first
   local version candidate root
   root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
   for version in "$@"; do
-    # pyenv installs are not on PATH unless selected: look inside its versions directly.
-    for candidate in "$(command -v "python$version" || true)" "$root"/versions/"$version"*/bin/python"$version" \
-                     "/usr/bin/python$version" "/usr/local/bin/python$version"; do
-      if [ -n "$candidate" ] && [ "$(py_minor "$candidate")" = "$version" ]; then echo "$candidate"; return 0; fi
-    done
+    # Every python3.X on PATH (a pyenv shim of a version not selected fails the check: the next one is tried), then
+    # pyenv's installs, which are not on PATH unless selected.
+    while IFS= read -r candidate; do
+      if [ "$(py_minor "$candidate")" = "$version" ]; then echo "$candidate"; return 0; fi
+    done < <(type -ap "python$version"; printf '%s\n' "$root"/versions/"$version"*/bin/python"$version")
   done
   return 1
 }
@@ -51,6 +53,13 @@ if [ -n "${VENV_PYTHON:-${PYTHON37:-}}" ]; then
   python="${VENV_PYTHON:-$PYTHON37}"
   minor="$(py_minor "$python" || true)"
   if [ -z "$minor" ]; then echo "setup.sh: VENV_PYTHON=$python does not run" >&2; exit 1; fi
+elif [ "$stack" = newest ]; then
+  if ! python="$(find_python 3.13 3.12)"; then
+    echo "setup.sh: no Python 3.13 or 3.12 found (the newest TensorFlow 2.x needs one): install one, e.g." \
+         "'pyenv install 3.13', or set VENV_PYTHON=/path/to/python3.13" >&2
+    exit 1
+  fi
+  minor="$(py_minor "$python")"
 elif [ "$stack" != tf2 ] && python="$(find_python 3.7)"; then
   minor=3.7
 elif [ "$stack" = tf1 ]; then

@@ -11,15 +11,16 @@ from common import tf_compat
 from common.tf_compat import tf
 
 
-def _bare_machine(tmp_path, pythons=()):
-    """A copy of setup.sh beside an empty requirements.txt, and a PATH with a shell and only `pythons`."""
+def _bare_machine(tmp_path, tools=()):
+    """A copy of setup.sh beside an empty requirements.txt, and a PATH with a shell and only `tools` (Pythons
+    among them), so neither the machine's Pythons nor its pyenv are seen."""
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(os.path.join(REPO, "setup.sh"), str(repo))
     (repo / "requirements.txt").write_text("")
     bare_path = tmp_path / "bin"
     bare_path.mkdir()
-    for tool in ("bash", "dirname", "rm", "sed", "grep", "cat") + tuple(pythons):
+    for tool in ("bash", "dirname", "rm", "sed", "grep", "cat") + tuple(tools):
         found = shutil.which(tool)
         if found:
             os.symlink(found, str(bare_path / tool))
@@ -27,9 +28,24 @@ def _bare_machine(tmp_path, pythons=()):
                       VENV_PYTHON="")
 
 
+FAKE_PYTHON = """#!/bin/bash
+# A stand-in Python %(minor)s: answers setup.sh's probes, makes a venv of itself, and stops at the first pip call.
+case "$*" in
+  *sys.version_info*) echo %(minor)s ;;
+  *"import ensurepip, venv"*) exit %(no_venv_module)d ;;
+  "-m venv "*) mkdir -p "$3/bin" && cp "$0" "$3/bin/python" ;;
+  *) echo "python %(minor)s was asked: $*"; exit 1 ;;
+esac
+"""
+
+
+def _fake_python(bin_dir, minor, no_venv_module=0):
+    path = bin_dir / ("python" + minor)
+    path.write_text(FAKE_PYTHON % dict(minor=minor, no_venv_module=no_venv_module))
+    path.chmod(0o755)
+
+
 def test_tf115_without_python37_says_what_to_install(tmp_path):
-    if os.path.exists("/usr/bin/python3.7") or os.path.exists("/usr/local/bin/python3.7"):
-        pytest.skip("this machine has a system Python 3.7")
     repo, env = _bare_machine(tmp_path)
     proc = run(["bash", str(repo / "setup.sh"), "--stock"], cwd=repo, check=False, **env)
     assert proc.returncode == 1
@@ -39,15 +55,67 @@ def test_tf115_without_python37_says_what_to_install(tmp_path):
 
 
 def test_without_python37_plain_setup_builds_the_tf2_stack_and_says_so(tmp_path):
-    python = next((p for p in ("python3.11", "python3.10", "python3.9") if shutil.which(p)), None)
-    if python is None or os.path.exists("/usr/bin/python3.7") or os.path.exists("/usr/local/bin/python3.7"):
-        pytest.skip("needs a Python 3.9-3.11 on PATH and no system Python 3.7")
-    repo, env = _bare_machine(tmp_path, [python])
+    repo, env = _bare_machine(tmp_path, ["mkdir", "cp"])
+    for minor in ("3.10", "3.11", "3.13"):
+        _fake_python(tmp_path / "bin", minor)
     proc = run(["bash", str(repo / "setup.sh")], cwd=repo, check=False, **env)
-    # The empty requirements and the missing project stop it after the venv: only the choice is checked here.
-    assert "setup.sh: no Python 3.7 here (TF 1.15 needs it): building the TF 2.x stack on Python %s instead" \
-        % python[len("python"):] in proc.stdout
-    assert os.path.exists(str(repo / ".venv" / "bin" / python))
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("setup.sh: no Python 3.7 here (TF 1.15 needs it): building the TF 2.x stack on Python 3.11"
+                        " instead")
+    assert lines[1] == "setup.sh: creating %s with %s" % (repo / ".venv", tmp_path / "bin" / "python3.11")
+    assert lines[2].startswith("python 3.11 was asked: -m pip ")
+
+
+@pytest.mark.parametrize("flag, missing", [("", "3.7 (TF 1.15) nor 3.9-3.11 (TF 2.15)"),
+                                           ("--tf2", "3.9-3.11 (TF 2.15)")])
+def test_with_only_python_312_and_313_setup_builds_the_newest_stack_and_says_so(tmp_path, flag, missing):
+    repo, env = _bare_machine(tmp_path, ["mkdir", "cp"])
+    for minor in ("3.12", "3.13"):
+        _fake_python(tmp_path / "bin", minor)
+    proc = run(["bash", str(repo / "setup.sh")] + ([flag] if flag else []), cwd=repo, check=False, **env)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("setup.sh: no Python %s here: building the newest TensorFlow 2.x with tf_keras on Python 3.13"
+                        " instead" % missing)
+    assert lines[1] == "setup.sh: creating %s with %s" % (repo / ".venv", tmp_path / "bin" / "python3.13")
+    assert lines[2].startswith("python 3.13 was asked: -m pip ")   # it went on to install into that venv
+    assert proc.returncode == 1
+
+
+def test_newest_picks_python_313_over_311(tmp_path):
+    repo, env = _bare_machine(tmp_path, ["mkdir", "cp"])
+    for minor in ("3.11", "3.12", "3.13"):
+        _fake_python(tmp_path / "bin", minor)
+    proc = run(["bash", str(repo / "setup.sh"), "--newest"], cwd=repo, check=False, **env)
+    newest = tmp_path / "bin" / "python3.13"
+    assert proc.stdout.splitlines()[0] == "setup.sh: creating %s with %s" % (repo / ".venv", newest)
+    os.remove(str(tmp_path / "bin" / "python3.13"))
+    os.remove(str(tmp_path / "bin" / "python3.12"))
+    proc = run(["bash", str(repo / "setup.sh"), "--newest"], cwd=repo, check=False, **env)
+    assert proc.returncode == 1 and proc.stdout.splitlines() == [
+        "setup.sh: no Python 3.13 or 3.12 found (the newest TensorFlow 2.x needs one): install one, e.g. "
+        "'pyenv install 3.13', or set VENV_PYTHON=/path/to/python3.13"]
+
+
+def test_without_any_supported_python_one_line_says_what_to_install(tmp_path):
+    repo, env = _bare_machine(tmp_path, ["mkdir", "cp"])
+    for minor in ("3.8", "3.14"):      # no TensorFlow wheel for either
+        _fake_python(tmp_path / "bin", minor)
+    proc = run(["bash", str(repo / "setup.sh")], cwd=repo, check=False, **env)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        "setup.sh: no Python 3.7 (TF 1.15), 3.9-3.11 (TF 2.15) nor 3.12-3.13 (newest TF 2.x) found: install one, "
+        "e.g. 'pyenv install 3.11', or set VENV_PYTHON=/path/to/python"]
+    assert not (repo / ".venv").exists()
+
+
+def test_a_python_without_its_venv_module_is_one_line_naming_the_package(tmp_path):
+    repo, env = _bare_machine(tmp_path, ["mkdir", "cp"])
+    _fake_python(tmp_path / "bin", "3.12", no_venv_module=1)     # Ubuntu 24.04 without python3.12-venv
+    proc = run(["bash", str(repo / "setup.sh")], cwd=repo, check=False, **env)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1] == ("setup.sh: %s has no venv module: install it, e.g. 'apt install "
+                                            "python3.12-venv'" % (tmp_path / "bin" / "python3.12"))
+    assert not (repo / ".venv").exists()
 
 
 def test_setup_rejects_unknown_option(tmp_path):
