@@ -163,3 +163,110 @@ def test_tensorflow_2_keeps_its_start_up_lines_out_unless_asked(tmp_path):
         return
     assert "Unable to register" not in quiet and "OP_REQUIRES failed" not in quiet
     assert "OP_REQUIRES failed" in _read_missing_file(tmp_path, TF_CPP_MIN_LOG_LEVEL=0)   # README's way back
+
+
+FAKE_SETUP = """#!/usr/bin/env bash
+# A stand-in setup.sh: the venv's python is the interpreter running the tests (it has every package).
+echo "setup.sh $* into $VENV"
+if [ -e "$(dirname "$0")/setup-fails" ]; then
+  echo "setup.sh: no Python 3.7 (TF 1.15), 3.9-3.11 (TF 2.15) nor 3.12-3.13 (newest TF 2.x) found: install one" >&2
+  exit 1
+fi
+mkdir -p "$VENV/bin"
+printf '#!/bin/sh\\nexec %s "$@"\\n' "TEST_PYTHON" > "$VENV/bin/python"
+chmod +x "$VENV/bin/python"
+"""
+
+FRESH_WRAPPER = """#!/usr/bin/env bash
+set -euo pipefail
+Network=FakeNet
+BatchSize=1
+source "$(dirname "$0")/../../common/ascend_wrapper.sh"
+wrapper_parse "$@"
+"$PYTHON" -c 'import sys; print("trained with", sys.argv[1])' "$PYTHON"
+"""
+
+
+def _fresh_clone(tmp_path, python3_with_tensorflow=False):
+    """The wrapper library, test/run.sh, a stand-in setup.sh and a fake model's wrapper, no .venv; and a PATH whose
+    python3 has TensorFlow or is missing."""
+    repo = tmp_path / "clone"
+    shutil.copytree(os.path.join(REPO, "common"), str(repo / "common"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+    (repo / "test").mkdir()
+    shutil.copy(os.path.join(REPO, "test", "run.sh"), str(repo / "test"))
+    (repo / "setup.sh").write_text(FAKE_SETUP.replace("TEST_PYTHON", sys.executable))
+    (repo / "fake" / "test").mkdir(parents=True)
+    (repo / "fake" / "test" / "train_full_1p.sh").write_text(FRESH_WRAPPER)
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    for tool in ("bash", "dirname", "basename", "mkdir", "chmod", "cat", "date", "flock", "stat", "tee", "env"):
+        os.symlink(shutil.which(tool), str(bare_path / tool))
+    if python3_with_tensorflow:     # e.g. an Ascend host's Python, where CANN's TensorFlow is installed
+        (bare_path / "python3").write_text('#!/bin/sh\nexec %s "$@"\n' % sys.executable)
+        (bare_path / "python3").chmod(0o755)
+    env = script_env(PATH=str(bare_path), OUTPUT_ROOT=str(tmp_path / "out"))
+    env.pop("PYTHON")
+    return repo, env
+
+
+def _sh(args, cwd, env):
+    return subprocess.run(args, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300)
+
+
+def test_a_wrapper_on_a_fresh_clone_builds_the_venv_first_and_says_so(tmp_path):
+    repo, env = _fresh_clone(tmp_path)
+    wrapper = ["bash", str(repo / "fake" / "test" / "train_full_1p.sh")]
+    proc = _sh(wrapper, tmp_path, env)
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["train_full_1p.sh: no working .venv yet: building it first with 'bash setup.sh' (once, a "
+                         "few minutes)", "setup.sh  into %s" % (repo / ".venv")]
+    assert lines[-1] == "trained with %s" % (repo / ".venv" / "bin" / "python")
+    proc = _sh(wrapper, tmp_path, env)           # built once: the next run just trains
+    assert proc.returncode == 0 and "setup.sh" not in proc.stdout, proc.stdout
+    assert proc.stdout.splitlines()[-1] == "trained with %s" % (repo / ".venv" / "bin" / "python")
+
+
+def test_a_wrapper_stops_with_one_line_naming_the_command_when_the_venv_cannot_be_built(tmp_path):
+    repo, env = _fresh_clone(tmp_path)
+    (repo / "setup-fails").write_text("")
+    proc = _sh(["bash", str(repo / "fake" / "test" / "train_full_1p.sh")], tmp_path, env)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-2:] == [
+        "setup.sh: no Python 3.7 (TF 1.15), 3.9-3.11 (TF 2.15) nor 3.12-3.13 (newest TF 2.x) found: install one",
+        "train_full_1p.sh: stopped: 'bash setup.sh' failed (it says why above); fix that, then rerun"]
+    assert "trained with" not in proc.stdout
+
+
+def test_a_wrapper_rebuilds_an_unfinished_venv(tmp_path):
+    repo, env = _fresh_clone(tmp_path)
+    (repo / ".venv" / "bin").mkdir(parents=True)      # setup.sh stopped before pip had installed TensorFlow
+    (repo / ".venv" / "bin" / "python").write_text("#!/bin/sh\nexit 1\n")
+    (repo / ".venv" / "bin" / "python").chmod(0o755)
+    proc = _sh(["bash", str(repo / "fake" / "test" / "train_full_1p.sh")], tmp_path, env)
+    assert proc.returncode == 0 and "building it first with 'bash setup.sh'" in proc.stdout, proc.stdout
+
+
+def test_help_and_a_wrong_flag_build_nothing_and_a_python3_with_tensorflow_is_used_as_before(tmp_path):
+    repo, env = _fresh_clone(tmp_path, python3_with_tensorflow=True)
+    wrapper = ["bash", str(repo / "fake" / "test" / "train_full_1p.sh")]
+    assert _sh(wrapper + ["--help"], tmp_path, env).returncode == 0
+    assert _sh(wrapper + ["--nope=1"], tmp_path, env).returncode == 2
+    assert not (repo / ".venv").exists()
+    proc = _sh(wrapper, tmp_path, env)
+    assert proc.returncode == 0 and "setup.sh" not in proc.stdout, proc.stdout
+    assert not (repo / ".venv").exists()
+
+
+def test_the_test_command_on_a_fresh_clone_builds_the_venv_first(tmp_path):
+    repo, env = _fresh_clone(tmp_path)
+    proc = _sh(["bash", "test/run.sh", "--version"], repo, env)
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "run.sh: no working .venv yet: building it first with 'bash setup.sh' (once, a few minutes)"
+    assert lines[-1].startswith("pytest ")
+    proc = _sh(["bash", "test/run.sh", "--version"], repo, dict(env, VENV=".venv-tf2"))
+    assert proc.returncode == 1 and proc.stdout.splitlines() == [
+        "run.sh: no working venv at .venv-tf2: build it first, e.g. 'VENV=.venv-tf2 bash setup.sh' (--tf2, --newest)"]
