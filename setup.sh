@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates ./.venv with everything the project needs. Safe to run again.
 #   bash setup.sh            TensorFlow 1.15.5 on Python 3.7 (the seeds' and Ascend's stack) where a Python 3.7
-#                            exists; otherwise the TF 2.x stack, and it says so
+#                            exists; otherwise the TF 2.x stack (3.11-3.9, else the newest TF on 3.13/3.12), saying so
 #   bash setup.sh --intel    TF 1.15 as intel-tensorflow==1.15.2 (oneDNN build, faster CPU training of conv nets)
-#   bash setup.sh --tf2      TensorFlow 2.15.1 on Python 3.11, 3.10 or 3.9 (current CPUs and GPUs, bf16/fp16)
+#   bash setup.sh --tf2      TensorFlow 2.15.1 on Python 3.11, 3.10 or 3.9 (current CPUs and GPUs, bf16/fp16);
+#                            without those, the newest TensorFlow 2.x with tf_keras on Python 3.13 or 3.12
+#   bash setup.sh --newest   the newest TensorFlow 2.x with tf_keras on Python 3.13 or 3.12
 # VENV_PYTHON=/path/to/python picks the interpreter (3.7: TF 1.15; 3.9-3.11: TF 2.15.1; 3.12+: the newest TF 2.x with
 # tf_keras); VENV=dir builds another venv than ./.venv (CI keeps one per stack).
 set -euo pipefail
@@ -19,12 +21,13 @@ for arg in "$@"; do
     --intel) flavour=intel ;;
     --stock) flavour=stock; stack=tf1 ;;
     --tf2) stack=tf2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --stock, --intel, --tf2 or --help)" >&2; exit 2 ;;
+    --newest) stack=newest ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --stock, --intel, --tf2, --newest or --help)" >&2; exit 2 ;;
   esac
 done
 if [ "$flavour" = intel ]; then
-  if [ "$stack" = tf2 ]; then
+  if [ "$stack" = tf2 ] || [ "$stack" = newest ]; then
     echo "setup.sh: --intel is the TF 1.15 oneDNN build; TF 2.x wheels use oneDNN already (drop --intel)" >&2
     exit 2
   fi
@@ -37,11 +40,11 @@ find_python() {  # $@ = acceptable minor versions, best first
   local version candidate root
   root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
   for version in "$@"; do
-    # pyenv installs are not on PATH unless selected: look inside its versions directly.
-    for candidate in "$(command -v "python$version" || true)" "$root"/versions/"$version"*/bin/python"$version" \
-                     "/usr/bin/python$version" "/usr/local/bin/python$version"; do
-      if [ -n "$candidate" ] && [ "$(py_minor "$candidate")" = "$version" ]; then echo "$candidate"; return 0; fi
-    done
+    # Every python3.X on PATH (a pyenv shim of a version not selected fails the check: the next one is tried), then
+    # pyenv's installs, which are not on PATH unless selected.
+    while IFS= read -r candidate; do
+      if [ "$(py_minor "$candidate")" = "$version" ]; then echo "$candidate"; return 0; fi
+    done < <(type -ap "python$version"; printf '%s\n' "$root"/versions/"$version"*/bin/python"$version")
   done
   return 1
 }
@@ -50,6 +53,13 @@ if [ -n "${VENV_PYTHON:-${PYTHON37:-}}" ]; then
   python="${VENV_PYTHON:-$PYTHON37}"
   minor="$(py_minor "$python" || true)"
   if [ -z "$minor" ]; then echo "setup.sh: VENV_PYTHON=$python does not run" >&2; exit 1; fi
+elif [ "$stack" = newest ]; then
+  if ! python="$(find_python 3.13 3.12)"; then
+    echo "setup.sh: no Python 3.13 or 3.12 found (the newest TensorFlow 2.x needs one): install one, e.g." \
+         "'pyenv install 3.13', or set VENV_PYTHON=/path/to/python3.13" >&2
+    exit 1
+  fi
+  minor="$(py_minor "$python")"
 elif [ "$stack" != tf2 ] && python="$(find_python 3.7)"; then
   minor=3.7
 elif [ "$stack" = tf1 ]; then
@@ -61,9 +71,13 @@ elif python="$(find_python 3.11 3.10 3.9)"; then
   if [ "$stack" = auto ]; then
     echo "setup.sh: no Python 3.7 here (TF 1.15 needs it): building the TF 2.x stack on Python $minor instead"
   fi
+elif python="$(find_python 3.13 3.12)"; then   # newest first; TensorFlow has no wheel for 3.14 yet
+  minor="$(py_minor "$python")"
+  if [ "$stack" = auto ]; then missing="3.7 (TF 1.15) nor 3.9-3.11 (TF 2.15)"; else missing="3.9-3.11 (TF 2.15)"; fi
+  echo "setup.sh: no Python $missing here: building the newest TensorFlow 2.x with tf_keras on Python $minor instead"
 else
-  echo "setup.sh: no Python 3.7 (TF 1.15) nor 3.9-3.11 (TF 2.15) found: install one, e.g." \
-       "'pyenv install 3.11', or set VENV_PYTHON=/path/to/python" >&2
+  echo "setup.sh: no Python 3.7 (TF 1.15), 3.9-3.11 (TF 2.15) nor 3.12-3.13 (newest TF 2.x) found: install one," \
+       "e.g. 'pyenv install 3.11', or set VENV_PYTHON=/path/to/python" >&2
   exit 1
 fi
 case "$minor" in
@@ -73,9 +87,15 @@ case "$minor" in
 esac
 
 if [ "$(py_minor "$venv/bin/python" || true)" != "$minor" ]; then
+  # Debian and Ubuntu ship a system Python's venv module as a package of its own (python3.12-venv).
+  if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "setup.sh: $python has no venv module: install it, e.g. 'apt install python$minor-venv'" >&2
+    exit 1
+  fi
   echo "setup.sh: creating $venv with $python"
   rm -rf "$venv"
-  "$python" -m venv "$venv"
+  # A half-made venv (no pip) would pass the version check above next time: remove it.
+  "$python" -m venv "$venv" || { rm -rf "$venv"; exit 1; }
 fi
 
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)

@@ -4,6 +4,7 @@ The scripts differ only in the defaults of VARIANTS; every option stays availabl
 """
 import json
 import os
+import sys
 import types
 
 from common.ascend_flags import add_ascend_arguments, npu_options_from, str2bool
@@ -221,7 +222,8 @@ def model_options_mismatch(cfg, params_path):
 @main_guard
 def main(variant, argv=None):
     """Entry point of the four scripts: flags -> config -> am3.train.run."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if sys.version_info < (3, 8):   # TF 1.15's info and warning lines; common/tf_compat.py quiets TF 2.x further
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cfg = parse_config(variant, argv)
     from common.tf_compat import tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)

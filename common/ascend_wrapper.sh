@@ -21,10 +21,7 @@
 WRAPPER_SCRIPT="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)/$(basename "${BASH_SOURCE[1]}")"
 MODEL_DIR="$(cd "$(dirname "$WRAPPER_SCRIPT")/.." && pwd)"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$REPO_DIR/.venv/bin/python" ]; then PYTHON="$REPO_DIR/.venv/bin/python"; else PYTHON=python3; fi
-fi
-case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac  # we cd later
+source "$REPO_DIR/common/bootstrap.sh"   # wrapper_python, called by wrapper_parse once the flags are good
 export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
 ASCEND_DEVICE_ID="${ASCEND_DEVICE_ID:-0}"
 export ASCEND_DEVICE_ID
@@ -119,6 +116,7 @@ wrapper_parse() {
   check_flag_kind iterations_per_loop int
   check_flag_kind data_dump_step int
   precision_flag_paths
+  wrapper_python "$(basename "$WRAPPER_SCRIPT")"   # PYTHON; on a fresh clone it builds .venv first, saying so
   if [ -n "${data_path:-}" ]; then data_path="$(abs_path "$data_path")"; fi
   OUTPUT_DIR="${OUTPUT_ROOT:-$MODEL_DIR/test/output}/$ASCEND_DEVICE_ID"
   mkdir -p "$OUTPUT_DIR"

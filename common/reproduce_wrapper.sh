@@ -34,7 +34,6 @@ reproduce_main() {  # model "$@": parse, print the estimate and run every row, p
   for name in "${REPRODUCE_FLAGS[@]}"; do
     if [ -n "${!name}" ]; then args+=(--"$name"="${!name}"); fi
   done
-  # shellcheck disable=SC2046
-  wrapper_run "$PYTHON" -m common.reproduce "$model" "${args[@]}" $(ascend_args)
+  wrapper_run "$PYTHON" -m common.reproduce "$model" "${args[@]}"   # wrapper_run adds the Ascend flags set
   wrapper_report
 }

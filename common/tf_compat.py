@@ -9,6 +9,14 @@ uses `tf` alone; what differs between the stacks lives in this module.
 """
 import importlib.util
 import os
+import sys
+
+# TF 2.x (Python 3.8+ here: TF 1.15 has no wheel for it) logs C++ start-up lines at import, among them, without CUDA,
+# three 'E ... Unable to register cuDNN/cuFFT/cuBLAS factory' that newcomers read as failures. Level 3 keeps
+# TensorFlow's C++ log lines below FATAL out (read once, at import): a failing op still raises its exception, whose
+# message the scripts' one-line errors print. TF_CPP_MIN_LOG_LEVEL=0 shows them all again; TF 1.15 logs as before.
+if sys.version_info >= (3, 8):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # TF 2.16+ ships Keras 3, which has neither tf.compat.v1.layers nor the Keras 2 API: tf_keras (installed with
 # those versions) keeps them, once this is set before TensorFlow loads.

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh clone too: builds .venv first when it is missing or unfinished (bash setup.sh), then
+# runs pytest in it on this checkout's code; arguments go to pytest (e.g. -m slow, -k name, test/test_swa.py).
+#   bash test/run.sh [pytest arguments]
+# VENV=dir tests another venv, which must exist (CI keeps one per stack: VENV=dir bash setup.sh --tf2 builds one).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/common/bootstrap.sh"
+
+if [ -n "${VENV:-}" ]; then
+  venv="$(cd "$(dirname "$VENV")" 2>/dev/null && pwd)/$(basename "$VENV")"
+  if ! venv_ready "$venv"; then
+    echo "run.sh: no working venv at $VENV: build it first, e.g. 'VENV=$VENV bash setup.sh' (--tf2, --newest)" >&2
+    exit 1
+  fi
+else
+  venv="$repo/.venv"
+  venv_ready "$venv" || build_venv run.sh "$venv"
+fi
+cd "$repo"
+# This checkout's modules first: a venv made by another checkout's setup.sh would otherwise test that one's code.
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+exec "$venv/bin/python" -m pytest "$@"
