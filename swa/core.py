@@ -179,12 +179,16 @@ def _timed(hook):
 
 
 def _engine(keras, backend, flavour, keras3):
-    """The engine module for how fit runs now: eager (TF 2.x default, Keras 3) or graph (sessions)."""
+    """The engine module for how fit runs now: eager (TF 2.x default, Keras 3 on TensorFlow), portable (Keras 3 on
+    JAX or PyTorch, no TensorFlow needed) or graph (sessions)."""
     if keras3:
         name = keras.backend.backend()
+        if name in ("jax", "torch"):
+            from swa import portable
+            return portable
         if name != "tensorflow":
-            raise SWAError("SWA supports Keras 3 with the TensorFlow backend; this one runs on %r: set "
-                           "KERAS_BACKEND=tensorflow" % name)
+            raise SWAError("SWA supports Keras 3 with the TensorFlow, JAX or PyTorch backend; this one runs on %r"
+                           % name)
     from swa._tf import tf
     if keras3 and not tf.executing_eagerly():
         raise SWAError("Keras 3 fits eagerly, but this program turned TensorFlow's v2 behaviour off "
@@ -194,6 +198,9 @@ def _engine(keras, backend, flavour, keras3):
         return eager
     from swa import graph
     return graph
+
+
+EAGER_ENGINES = ("swa.eager", "swa.portable")     # no session: the rates are set from Python, read per step
 
 
 def make_flavour(keras, backend, callback_base, flavour, keras3=False):
@@ -295,7 +302,7 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
             self._resumed = False
             self.hook_seconds = 0.0
             self._engine = _engine(keras, backend, flavour, keras3)
-            self._eager = self._engine.__name__ == "swa.eager"
+            self._eager = self._engine.__name__ in EAGER_ENGINES
             self.epochs = self.params.get("epochs")
             if not isinstance(self.epochs, int) or self.epochs < 1:
                 raise SWAError("fit(epochs=%r): epochs must be a positive integer" % (self.epochs,))
@@ -555,7 +562,7 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
                 warnings.warn("SWA: the batch-norm pass saw no data; BN statistics are stale")
                 return
             if self._eager:
-                self._engine.assign(stats)
+                self._engine.assign(stats, self.model)
             else:
                 stats.assign(backend)
             self._bn_done = True
@@ -573,7 +580,7 @@ def make_flavour(keras, backend, callback_base, flavour, keras3=False):
         Returns the number of samples seen. Use after setting averaged weights outside of `fit`.
         """
         engine = _engine(keras, backend, flavour, keras3)
-        if engine.__name__ == "swa.eager":
+        if engine.__name__ in EAGER_ENGINES:
             return engine.recompute_bn_statistics(keras, model, x, keras3, batch_size=batch_size, steps=steps)
         return engine.recompute_bn_statistics(model, x, backend, batch_size=batch_size, steps=steps)
 

@@ -28,7 +28,7 @@ def _numpy_dtype(variable):
     return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
 
 
-def assign(stats):
+def assign(stats, model=None):
     """Write ExactMoments' statistics into the layers' moving mean and variance."""
     for layer, mean, var in stats.statistics():
         for target, value in ((layer.moving_mean, mean), (layer.moving_variance, var)):

@@ -1,8 +1,9 @@
 """Stochastic weight averaging for standalone Keras: `from swa.keras import SWA`.
 
-Keras 3 with the TensorFlow backend (TF 2.16 on), eager `fit`. Keras 2: Keras 2.3 on TensorFlow 1.15; on TF 2.x
-up to 2.15 the Keras 2 package TensorFlow brings, through its v1 API (fit in the mode the program runs: eager by
-default, graph mode where v2 behaviour is off). Importing it changes nothing in TensorFlow's state.
+Keras 3 on the TensorFlow (TF 2.16 on), JAX or PyTorch backend (swa/eager.py, swa/portable.py). Keras 2:
+Keras 2.3 on TensorFlow 1.15; on TF 2.x up to 2.15 the Keras 2 package TensorFlow brings, through its v1 API
+(fit in the mode the program runs: eager by default, graph mode where v2 behaviour is off). Importing it changes
+nothing in TensorFlow's state.
 """
 import importlib
 

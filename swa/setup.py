@@ -3,14 +3,15 @@
     pip install ./swa                                             # from a clone
     pip install "git+https://<host>/<repo>.git#subdirectory=swa"  # straight from the repository
 
-It needs Keras with TensorFlow, whichever the program uses (tf.keras of TF 1.15 or 2.x, tf_keras, or Keras 3 with
-the TensorFlow backend), so none is pinned: `pip install "./swa[tensorflow]"` adds the newest TensorFlow.
+It needs the Keras the program uses (tf.keras of TF 1.15 or 2.x, tf_keras, or Keras 3 on TensorFlow, JAX or
+PyTorch: there TensorFlow is not needed), so none is pinned: `pip install "./swa[tensorflow]"` adds the newest
+TensorFlow.
 """
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 # The library's modules; the seed script, its training loop and the measuring tools import the project's common/.
-LIBRARY = ("__init__", "_tf", "core", "eager", "graph", "keras", "tfkeras")
+LIBRARY = ("__init__", "_tf", "core", "eager", "graph", "keras", "portable", "tfkeras")
 
 
 class LibraryOnly(build_py):

@@ -1,5 +1,7 @@
-"""SWA in eager `model.fit` (TF 2.x, Keras 3), checked in a process of its own: a process that imported
-common.tf_compat runs TF 2.x in graph mode for good, so test_swa.py runs this file with an interpreter.
+"""SWA in eager `model.fit` (TF 2.x, Keras 3 on TensorFlow, JAX or PyTorch), checked in a process of its own: a
+process that imported common.tf_compat runs TF 2.x in graph mode for good, so test_swa.py runs this file with an
+interpreter. KERAS_BACKEND picks Keras 3's backend (tensorflow by default); on JAX and PyTorch TensorFlow is not
+imported (it need not be installed), and the cases that need it (tf.data, tf.distribute) are left out.
 
     python test/swa_eager_cases.py FLAVOUR [CASE ...]      FLAVOUR: tfkeras or keras
 
@@ -17,11 +19,12 @@ import importlib  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from swa._tf import tf  # noqa: E402
-
-# Two CPU devices, for the MirroredStrategy case (set before TensorFlow initialises its devices).
-tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
-                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+TF_BACKEND = os.environ["KERAS_BACKEND"] == "tensorflow" or sys.argv[1:2] == ["tfkeras"]
+if TF_BACKEND:
+    from swa._tf import tf  # noqa: E402
+    # Two CPU devices, for the MirroredStrategy case (set before TensorFlow initialises its devices).
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
 
 N, BATCH, BATCHES = 200, 64, 4      # the last batch is partial (8 samples)
 
@@ -30,6 +33,7 @@ class Case(object):
     def __init__(self, flavour):
         self.swa = importlib.import_module("swa." + flavour)
         self.keras = tf.keras if flavour == "tfkeras" else self.swa.KERAS
+        self.backend = self.keras.backend.backend() if hasattr(self.keras.backend, "backend") else "tensorflow"
 
     def model(self, batch_norm=False, lr=0.1, seed=0, steps_per_execution=1, legacy=False):
         keras = self.keras
@@ -62,6 +66,22 @@ class Case(object):
 
         probe.on_train_batch_begin = set_rate
         return probe
+
+
+def value(array):
+    """A variable's or a tensor's value as numpy, on every backend."""
+    ops = getattr(sys.modules.get("keras"), "ops", None)
+    return np.asarray(ops.convert_to_numpy(array) if ops is not None else array)
+
+
+def optimizer_variables(model):
+    variables = model.optimizer.variables
+    return variables() if callable(variables) else variables      # a method in Keras 2's legacy optimizer
+
+
+def still_eager():
+    """After fit the program is as it was: TensorFlow still eager (nothing to check on JAX and PyTorch)."""
+    assert not TF_BACKEND or tf.executing_eagerly(), "fit left the program in graph mode"
 
 
 def data(n=N, seed=0):
@@ -111,7 +131,7 @@ def check_average(case, schedule="cyclic", freq=3, averaged=(4, 7), kind="numpy"
     seen, ref = {}, {}
     swa = case.swa.SWA(start_epoch=2, lr_schedule=schedule, swa_lr=0.01, swa_lr2=0.05, swa_freq=freq)
     history = model.fit(epochs=8, callbacks=[case.snapshots(seen), swa], verbose=0, **inputs(kind))
-    assert tf.executing_eagerly(), "fit left the program in graph mode"
+    still_eager()
     expected = [np.mean([seen[e][i] for e in averaged], axis=0) for i in range(len(initial))]
     close(model.get_weights(), expected, "average of epochs %s" % (averaged,))
     assert not np.allclose(model.get_weights()[0], seen[8][0]), "the last iterate, not the average"
@@ -125,6 +145,10 @@ def check_average(case, schedule="cyclic", freq=3, averaged=(4, 7), kind="numpy"
     reference.fit(epochs=8, callbacks=[case.set_rates(rates), case.snapshots(ref)], verbose=0, **inputs(kind))
     for epoch in range(1, 9):
         close(seen[epoch], ref[epoch], "epoch %d weights against the per-batch reference" % epoch)
+    # After fit the optimizer is as a plain fit leaves it: its own variables only, its rate a variable again.
+    variables = [optimizer_variables(m) for m in (model, reference)]
+    assert len(variables[0]) == len(variables[1]), [v.name for v in variables[0]]
+    assert abs(float(value(model.optimizer.learning_rate)) - rates[-1]) < 1e-7, value(model.optimizer.learning_rate)
 
 
 def check_batch_norm(case, kind="numpy", steps_per_execution=1, strategy=None):
@@ -135,15 +159,16 @@ def check_batch_norm(case, kind="numpy", steps_per_execution=1, strategy=None):
         model = case.model(batch_norm=True, steps_per_execution=steps_per_execution)
     seen = {}
     swa = case.swa.SWA(start_epoch=3, lr_schedule="cyclic", swa_lr=0.01, swa_lr2=0.05, swa_freq=2)
-    model.fit(epochs=8, callbacks=[case.snapshots(seen), swa], verbose=0, **inputs(kind))
-    assert tf.executing_eagerly(), "fit left the program in graph mode"
+    history = model.fit(epochs=8, callbacks=[case.snapshots(seen), swa], verbose=0, **inputs(kind))
+    still_eager()
+    assert len(history.history["loss"]) == 8, history.history      # the pass reports its epoch's loss too
     dense, bn = model.layers[0], model.layers[1]
     averaged = [np.mean([seen[e][i] for e in (4, 6)], axis=0) for i in range(4)]    # cycles 3-4, 5-6
     close(dense.get_weights(), averaged[:2], "dense weights")
     close(bn.get_weights()[:2], averaged[2:], "gamma/beta (the pass applies no update)")
     kernel, bias = dense.get_weights()
     h = np.maximum(x.astype(np.float64) @ kernel + bias, 0.0)
-    close([np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
+    close([value(bn.moving_mean), value(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
           "BN statistics", rtol=1e-4, atol=1e-5)
     assert swa.n_averaged == 2, swa.n_averaged
 
@@ -163,9 +188,9 @@ def check_recompute(case):
     assert case.swa.recompute_bn_statistics(model, x, batch_size=48) == N
     kernel, bias = model.layers[0].get_weights()
     h = np.maximum(x.astype(np.float64) @ kernel + bias, 0.0)
-    close([np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
+    close([value(bn.moving_mean), value(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
           "BN statistics", rtol=1e-4, atol=1e-5)
-    assert tf.executing_eagerly()
+    still_eager()
 
 
 def check_recompute_nested(case):
@@ -179,8 +204,8 @@ def check_recompute_nested(case):
     model = keras.Model(outer_in, layers.Dense(2)(layers.Flatten()(inner(outer_in))))
     x = np.random.RandomState(1).randn(40, 5, 5, 2).astype("float32")
     assert case.swa.recompute_bn_statistics(model, x, batch_size=16) == 40 * 25
-    h = np.asarray(conv(x), np.float64).reshape(-1, 3)
-    close([np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
+    h = value(conv(x)).astype(np.float64).reshape(-1, 3)
+    close([value(bn.moving_mean), value(bn.moving_variance)], [h.mean(axis=0), h.var(axis=0)],
           "BN statistics", rtol=1e-4, atol=1e-5)
 
 
@@ -193,6 +218,9 @@ class _nothing(object):
 
 
 KERAS2_ONLY = ("average_cyclic_legacy_optimizer",)     # Keras 3 has no OptimizerV2
+TF_ONLY = ("average_cyclic_tf_data", "average_cyclic_unknown_length", "batch_norm_tf_data_steps_per_execution",
+           "batch_norm_mirrored")                       # tf.data, tf.distribute
+NOT_TORCH = ("average_cyclic_steps_per_execution",)     # Keras 3 on PyTorch refuses steps_per_execution > 1
 CASES = {
     "average_manual": lambda c: check_average(c, schedule="manual", freq=1, averaged=range(2, 9)),
     "average_cyclic": check_average,
@@ -210,11 +238,13 @@ CASES = {
 
 def main(argv):
     flavour, names = argv[0], argv[1:] or sorted(CASES)
-    assert tf.executing_eagerly()
+    still_eager()
     case = Case(flavour)
     if case.swa.KERAS3:
         names = [n for n in names if n not in KERAS2_ONLY]
-    assert tf.executing_eagerly(), "importing swa.%s switched TensorFlow to graph mode" % flavour
+    if not TF_BACKEND:
+        names = [n for n in names if n not in TF_ONLY and not (case.backend == "torch" and n in NOT_TORCH)]
+    assert not TF_BACKEND or tf.executing_eagerly(), "importing swa.%s switched TensorFlow to graph mode" % flavour
     for name in names:
         try:
             CASES[name](case)
@@ -222,9 +252,8 @@ def main(argv):
         except Exception as err:   # every case reports, the others still run
             traceback.print_exc()
             print("FAIL %s: %s" % (name, str(err).replace("\n", " ")[:2000]), flush=True)
-    keras = case.keras
-    backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
-    print("keras %s backend %s tensorflow %s" % (getattr(keras, "__version__", "?"), backend, tf.__version__))
+    print("keras %s backend %s tensorflow %s" % (getattr(case.keras, "__version__", "?"), case.backend,
+                                                 tf.__version__ if TF_BACKEND else "-"))
 
 
 if __name__ == "__main__":

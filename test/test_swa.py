@@ -341,7 +341,16 @@ EAGER_CASES = ("average_manual", "average_cyclic", "average_cyclic_steps_per_exe
                "average_cyclic_unknown_length", "average_cyclic_legacy_optimizer", "batch_norm",
                "batch_norm_tf_data_steps_per_execution", "batch_norm_mirrored", "recompute", "recompute_nested")
 KERAS2_ONLY = ("average_cyclic_legacy_optimizer",)
+TF_ONLY = ("average_cyclic_tf_data", "average_cyclic_unknown_length", "batch_norm_tf_data_steps_per_execution",
+           "batch_norm_mirrored")
+NOT_TORCH = ("average_cyclic_steps_per_execution",)
 EAGER_CASES_SCRIPT = os.path.join(REPO, "test", "swa_eager_cases.py")
+
+
+def _has(python, module, backend="tensorflow"):
+    """Whether `python` imports `module` (Keras: on `backend`, which need not be TensorFlow)."""
+    return bool(python) and run([python, "-c", "import %s" % module], check=False,
+                                KERAS_BACKEND=backend).returncode == 0
 
 
 def _eager_runs():
@@ -351,12 +360,22 @@ def _eager_runs():
     # On TF 2.16+ tf.keras is Keras 3 unless tf_keras is selected: the tf.keras flavour is tested on tf_keras.
     legacy = {"TF_USE_LEGACY_KERAS": "1"} if importlib.util.find_spec("tf_keras") else {}
     keras3_python = sys.executable if KERAS3 else os.environ.get("SWA_KERAS3_PYTHON")
+    no_keras3 = ("no Keras 3 in this environment (SWA_KERAS3_PYTHON=an interpreter with keras>=3 and tensorflow "
+                 "runs these)")
+    # Keras 3's other backends: an interpreter with Keras 3 and jax (SWA_KERAS3_PYTHON's, if it has jax) or torch
+    # (SWA_KERAS3_TORCH_PYTHON, or SWA_KERAS3_PYTHON's if it has torch).
+    jax_python = keras3_python if _has(keras3_python, "jax") else None
+    torch_python = os.environ.get("SWA_KERAS3_TORCH_PYTHON") or keras3_python
+    torch_python = torch_python if _has(torch_python, "torch, keras", "torch") else None
     return [
         ("tfkeras", sys.executable, "tfkeras", legacy, tf1),
         ("keras2", sys.executable, "keras", {}, tf1 or ("keras is Keras 3 here (the keras3 run)" if KERAS3 else None)),
-        ("keras3", keras3_python, "keras", {"KERAS_BACKEND": "tensorflow"},
-         None if keras3_python else "no Keras 3 in this environment (SWA_KERAS3_PYTHON=an interpreter with keras>=3 "
-                                    "and tensorflow runs these)"),
+        ("keras3", keras3_python, "keras", {"KERAS_BACKEND": "tensorflow"}, None if keras3_python else no_keras3),
+        ("keras3-jax", jax_python, "keras", {"KERAS_BACKEND": "jax"},
+         None if jax_python else "jax is not installed beside Keras 3 here (SWA_KERAS3_PYTHON)"),
+        ("keras3-torch", torch_python, "keras", {"KERAS_BACKEND": "torch"},
+         None if torch_python else "torch is not installed beside Keras 3 here (SWA_KERAS3_TORCH_PYTHON=an "
+                                   "interpreter with keras>=3 and torch runs these)"),
     ]
 
 
@@ -373,8 +392,12 @@ def test_eager_fit(run_id, case):
     python, flavour, env, reason = EAGER_RUNS[run_id]
     if reason:
         pytest.skip(reason)
-    if run_id == "keras3" and case in KERAS2_ONLY:
+    if run_id.startswith("keras3") and case in KERAS2_ONLY:
         pytest.skip("Keras 3 has no legacy OptimizerV2")
+    if run_id in ("keras3-jax", "keras3-torch") and case in TF_ONLY:
+        pytest.skip("tf.data and tf.distribute are TensorFlow's")
+    if run_id == "keras3-torch" and case in NOT_TORCH:
+        pytest.skip("Keras 3 on PyTorch refuses steps_per_execution > 1")
     if run_id not in _eager_output:
         _eager_output[run_id] = run([python, EAGER_CASES_SCRIPT, flavour], check=False, timeout=900, **env).stdout
     out = _eager_output[run_id]
@@ -394,33 +417,6 @@ def test_importing_the_callback_leaves_tf2_eager(module):
     assert run([python, "-c", code], **env).stdout.split()[-2:] == ["eager", "False"]
 
 
-KERAS3_OTHER_BACKEND = """
-import numpy as np
-import keras
-from swa.keras import SWA, SWAError
-x = np.random.RandomState(0).randn(64, 2).astype("float32")
-model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
-model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
-before = model.get_weights()
-try:
-    model.fit(x, (x[:, 0] > 0).astype("int64"), epochs=3, callbacks=[SWA(start_epoch=1)], verbose=0)
-except SWAError as err:
-    print("refused:", err, all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())))
-"""
-
-
-def test_keras_3_on_jax_is_refused_before_training():
-    """The eager engine runs TensorFlow code: Keras 3 on JAX gets one clear error before the first step."""
-    python, _, _, reason = EAGER_RUNS["keras3"]
-    if reason:
-        pytest.skip(reason)
-    if run([python, "-c", "import jax"], check=False).returncode != 0:
-        pytest.skip("jax is not installed with Keras 3 here")
-    out = run([python, "-c", KERAS3_OTHER_BACKEND], KERAS_BACKEND="jax").stdout
-    assert "refused: SWA supports Keras 3 with the TensorFlow backend; this one runs on 'jax'" in out
-    assert out.split()[-1] == "True"      # weights untouched
-
-
 def test_the_library_installs_alone(tmp_path):
     """`pip install ./swa` ships the callback's modules only, and they reach the project's common/ only for its
     error class, optionally (swa/setup.py)."""
@@ -435,7 +431,7 @@ def test_the_library_installs_alone(tmp_path):
          str(source)], timeout=300)
     wheel, = os.listdir(str(tmp_path / "w"))
     modules = {n for n in zipfile.ZipFile(str(tmp_path / "w" / wheel)).namelist() if not n.startswith("swa_")}
-    library = {"swa/%s.py" % m for m in ("__init__", "_tf", "core", "eager", "graph", "keras", "tfkeras")}
+    library = {"swa/%s.py" % m for m in ("__init__", "_tf", "core", "eager", "graph", "keras", "portable", "tfkeras")}
     assert modules == library
     for path in sorted(library):
         text = open(os.path.join(REPO, path)).read()
