@@ -103,14 +103,15 @@ class StepRates(object):
 # Exact batch-norm statistics.
 
 def _moments(layer, x):
-    """Count, mean and sum of squared deviations of a BN layer's input per channel, in float32."""
+    """Count, mean and sum of squared deviations of a BN layer's input per channel, in float64 (as the
+    combination that follows), so a batch's sums lose nothing to float32 round-off (inputs far from zero)."""
     ndim = len(x.shape)
     axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
     axis = sorted(a % ndim for a in axis)
     reduce_axes = [a for a in range(ndim) if a not in axis]
-    xf = tf.cast(x, tf.float32)
+    xf = tf.cast(x, tf.float64)
     mean, var = tf.nn.moments(xf, reduce_axes)
-    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(xf), reduce_axes)), tf.float32)
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(xf), reduce_axes)), tf.float64)
     return count, mean, var * count
 
 

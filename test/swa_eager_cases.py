@@ -209,6 +209,20 @@ def check_recompute_nested(case):
           "BN statistics", rtol=1e-4, atol=1e-5)
 
 
+def check_recompute_float64(case):
+    """The BN layer's input is the data itself, far from zero: its statistics are exact to float32's last bit
+    (computed in float64 per batch and combined), where float32 batch moments would be off by ~1e-5 relative."""
+    keras = case.keras
+    x = (1000.0 + np.random.RandomState(2).randn(N, 2)).astype("float32")
+    bn = keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((2,)), bn, keras.layers.Dense(1)])
+    assert case.swa.recompute_bn_statistics(model, x, batch_size=BATCH) == N
+    exact = x.astype(np.float64)
+    close([value(bn.moving_mean), value(bn.moving_variance)],
+          [exact.mean(axis=0).astype("float32"), exact.var(axis=0).astype("float32")], "BN statistics",
+          rtol=2e-7, atol=0)
+
+
 class _nothing(object):
     def __enter__(self):
         return self
@@ -233,6 +247,7 @@ CASES = {
     "batch_norm_mirrored": check_mirrored,
     "recompute": check_recompute,
     "recompute_nested": check_recompute_nested,
+    "recompute_float64": check_recompute_float64,
 }
 
 

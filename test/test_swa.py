@@ -339,7 +339,8 @@ def test_keras_and_tfkeras_share_one_implementation():
 
 EAGER_CASES = ("average_manual", "average_cyclic", "average_cyclic_steps_per_execution", "average_cyclic_tf_data",
                "average_cyclic_unknown_length", "average_cyclic_legacy_optimizer", "batch_norm",
-               "batch_norm_tf_data_steps_per_execution", "batch_norm_mirrored", "recompute", "recompute_nested")
+               "batch_norm_tf_data_steps_per_execution", "batch_norm_mirrored", "recompute", "recompute_nested",
+               "recompute_float64")
 KERAS2_ONLY = ("average_cyclic_legacy_optimizer",)
 TF_ONLY = ("average_cyclic_tf_data", "average_cyclic_unknown_length", "batch_norm_tf_data_steps_per_execution",
            "batch_norm_mirrored")
