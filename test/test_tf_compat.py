@@ -12,13 +12,15 @@ DIRECT = re.compile(r"^\s*(import tensorflow\b|from tensorflow\b)", re.M)
 
 
 IMPORT_POINTS = ("common/tf_compat.py", "swa/_tf.py")
+# Tests that write a peer's own script (keras.applications as its users run it) and run it in another process.
+PEER_SCRIPTS = ("test/test_reproduce.py",)
 
 
 def test_no_module_imports_tensorflow_but_tf_compat():
     files = subprocess.check_output(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"],
                                     cwd=REPO, universal_newlines=True).split()
     assert set(IMPORT_POINTS) <= set(files)
-    offenders = [path for path in files if path not in IMPORT_POINTS
+    offenders = [path for path in files if path not in IMPORT_POINTS + PEER_SCRIPTS
                  and DIRECT.search(open(os.path.join(REPO, path)).read())]
     assert offenders == []
 
