@@ -225,17 +225,26 @@ def _swa(root, run_dir, steps):
 MODELS = {"am3": (_am3, 2), "mtnet": (_mtnet, 0), "mobilenetv3": (_mnv3, 1), "swa": (_swa, 0)}
 
 
-def _dump(model, stack, tmp_path, name, base=None):
-    """Run `model` on `stack` with --deterministic and dump the step after its checkpoint (or step 1)."""
+def _dump(model, stack, tmp_path, name, base=None, step=None, plant=None, check=True):
+    """Run `model` on `stack` with --deterministic and dump the step after its checkpoint (or step 1); plant
+    (KIND) runs it through test/precision_plant.py with one layer planted."""
     build, resume = MODELS[model]
     run_dir = tmp_path / ("run_" + name)
     if base is not None:
         shutil.copytree(str(base), str(run_dir))
-    step = resume or 1
-    out = run([_python(stack)] + build(tmp_path, run_dir, step + 1)
-              + ["--deterministic", "--reference_dump=%s" % (tmp_path / name), "--reference_dump_step=%d" % step],
-              timeout=900).stdout
+    step = (resume or 1) if step is None else step
+    hook = [os.path.join(REPO, "test", "precision_plant.py"), model, plant] if plant else []
+    proc = run([_python(stack)] + hook + build(tmp_path, run_dir, step + 1)
+               + ["--deterministic", "--reference_dump=%s" % (tmp_path / name), "--reference_dump_step=%d" % step],
+               timeout=900, check=check)
+    out = proc.stdout
     assert "deterministic run: seed " in out and "reference dump: step %d, " % step in out, out[-3000:]
+    if plant:
+        planted = set()
+        for line in re.findall(r"^planted %s in: (.*)$" % plant, out, re.M):
+            planted.update(line.split(","))
+        assert planted, out[-3000:]
+        return tmp_path / name, planted
     return tmp_path / name
 
 
@@ -276,12 +285,69 @@ def _tensors(directory):
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_two_deterministic_runs_give_identical_dumps(tmp_path, model):
-    stack = "tf2" if sys.version_info >= (3, 8) else "tf1"
+    stack = _this_stack()
     first, second = _tensors(_dump(model, stack, tmp_path, "a")), _tensors(_dump(model, stack, tmp_path, "b"))
     assert sorted(first) == sorted(second)
     differing = [key for key in first if (first[key].dtype, first[key].shape, first[key].tobytes())
                  != (second[key].dtype, second[key].shape, second[key].tobytes())]     # bit for bit
     assert not differing, differing[:5]
+
+
+def _this_stack():
+    return "tf2" if sys.version_info >= (3, 8) else "tf1"
+
+
+# --- every model: a planted change and a planted NaN in its real training step (test/precision_plant.py) ------
+
+@pytest.fixture(scope="module")
+def first_step(tmp_path_factory):
+    """first_step(model): (clean dump, planted dump, planted node names) of the first training step on this
+    stack, each made once for the module. The planted run changes one batch norm's epsilon and puts that
+    layer's output through the log of a negative value: the change is the first op that differs, the Log the
+    first non-finite one. Step 0: after it both runs' weights differ (and the planted one's are NaN)."""
+    made = {}
+
+    def get(model):
+        if model not in made:
+            root = tmp_path_factory.mktemp("first_step_" + model)
+            clean = _dump(model, _this_stack(), root, "clean", step=0)
+            planted = _dump(model, _this_stack(), root, "planted", step=0, plant="epsilon,nan", check=False)
+            made[model] = (clean,) + planted
+        return made[model]
+    return get
+
+
+def _planted_node(tensor, planted):
+    node = tensor.rpartition(":")[0]
+    return any(node == name or node.startswith(name + "/") for name in planted)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_a_planted_epsilon_in_one_layer_of_the_training_step_is_named_first(first_step, tmp_path, model):
+    """One batch norm's epsilon 1e-3 -> 0.5 in the model's real training step: compare against the clean
+    deterministic dump names an op of that layer as the first failing one, with its inputs agreeing."""
+    clean, planted, nodes = first_step(model)
+    proc = compare(clean, planted, tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    first = proc.stdout.split("FAIL: first op past the thresholds, in the reference's execution order: ")[1]
+    tensor = first.split(" (")[0]
+    assert _planted_node(tensor, nodes), (tensor, sorted(nodes)[:20], proc.stdout)
+    assert "input mismatch" not in proc.stdout, proc.stdout     # what fed it agreed: that op is the cause
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_a_planted_nan_in_the_training_step_is_traced_to_its_op(first_step, model):
+    """That layer's output through the log of a negative value: numerics names that Log, with its input's
+    finite range; the clean run's dump of the same step is finite."""
+    clean, planted, nodes = first_step(model)
+    proc = run_python(["-m", "common.precision", "numerics", clean], check=False)
+    assert proc.returncode == 0 and "is finite" in proc.stdout, proc.stdout
+    proc = run_python(["-m", "common.precision", "numerics", planted], check=False)
+    assert proc.returncode == 1, proc.stdout
+    line = re.search(r"^first non-finite output: (\S+) \((\w+), #", proc.stdout, re.M)
+    assert line and line.group(2) == "Log" and line.group(1).split(":")[0].endswith("planted_log"), proc.stdout
+    assert _planted_node(line.group(1), nodes), (line.group(1), nodes)
+    assert re.search(r"^  input \S+: float32 \[.*, 0 non-finite$", proc.stdout, re.M), proc.stdout
 
 
 # --- the NPU half and the precision controls ------------------------------------------------------------------
