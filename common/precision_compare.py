@@ -314,18 +314,26 @@ def numerics(directory, limit=20):
     beyond fp16's range (ops that saturate to +-65504 on an Ascend 910)."""
     entries = load_dump(directory)
     first = None
-    beyond = []
+    beyond, constants = [], []
     for entry in entries:
         value = entry.value()
         if not np.issubdtype(value.dtype, np.floating) or not value.size:
             continue
         finite = np.isfinite(value)
-        if first is None and not finite.all():
+        if not finite.all() and entry.op_type == "Const":
+            # Made by no op of the step: e.g. TF 2.x's sparse softmax cross-entropy keeps a NaN for labels out of
+            # range (grappler folds its BroadcastTo into a Const), in every step's dump, selected away.
+            constants.append(entry.tensor)
+        elif first is None and not finite.all():
             first = entry
         if value.dtype == np.float32 and finite.any() and np.abs(value[finite]).max() > FP16_MAX:
             beyond.append((entry, float(np.abs(value[finite]).max())))
+    if constants:
+        print("left out %d constant%s holding NaN/Inf (graph constants, computed by no op of the step): %s"
+              % (len(constants), "" if len(constants) == 1 else "s", ", ".join(constants[:limit])))
     if first is None:
-        print("every floating-point output of the step in %s is finite (%d tensors)" % (directory, len(entries)))
+        print("every floating-point output of the step in %s is finite (%d tensors%s)"
+              % (directory, len(entries), ", but the constants above" if constants else ""))
     else:
         bad = first.value()
         print("first non-finite output: %s (%s, #%d): %d NaN, %d Inf of %d values"
