@@ -166,14 +166,16 @@ def test_a_planted_nan_is_traced_to_the_op_that_made_it(tmp_path):
     assert clean.returncode == 0 and "is finite" in clean.stdout
 
 
-def test_a_constant_holding_nan_is_not_the_first_non_finite_op(tmp_path):
-    """TF 2.x's sparse softmax cross-entropy keeps a NaN constant (grappler folds its BroadcastTo into a Const)
-    for labels out of range: it is in every step's dump, computed by nothing; the op that made a NaN is named."""
+def test_a_constant_holding_nan_and_what_passes_it_on_are_not_the_first_non_finite_op(tmp_path):
+    """TF 2.x's sparse softmax cross-entropy keeps a NaN constant (and a BroadcastTo of it, which grappler may fold
+    into a Const) for labels out of range: in every step's dump, made by no op; the op that made a NaN is named."""
     directory = tmp_path / "d"
     directory.mkdir()
-    values = [("xent/BroadcastTo:0", "Const", "", np.array([np.nan], np.float32)),
+    values = [("xent/Const:0", "Const", "", np.array(np.nan, np.float32)),
+              ("xent/BroadcastTo:0", "BroadcastTo", "xent/Const:0", np.array([np.nan] * 2, np.float32)),
               ("sub:0", "Sub", "", np.array([-2.0, -1.0], np.float32)),
-              ("planted_log:0", "Log", "sub:0", np.array([np.nan, np.nan], np.float32))]
+              ("planted_log:0", "Log", "sub:0", np.array([np.nan, np.nan], np.float32)),
+              ("relu:0", "Relu", "planted_log:0", np.array([np.nan, np.nan], np.float32))]
     rows = []
     for order, (tensor, op_type, inputs, value) in enumerate(values):
         name = precision.npy_name(tensor.split(":")[0], 0, 1700000000000000 + order)
@@ -184,9 +186,10 @@ def test_a_constant_holding_nan_is_not_the_first_non_finite_op(tmp_path):
     precision.write_manifest(str(directory), rows)
     proc = run_python(["-m", "common.precision", "numerics", directory], check=False)
     assert proc.returncode == 1
-    assert "first non-finite output: planted_log:0 (Log, #2)" in proc.stdout, proc.stdout
-    assert "left out 1 constant holding NaN/Inf" in proc.stdout and "xent/BroadcastTo:0" in proc.stdout
-    del rows[1:]
+    assert "first non-finite output: planted_log:0 (Log, #3)" in proc.stdout, proc.stdout
+    assert "left out 2 outputs holding NaN/Inf from graph constants (made by no op of the step): xent/Const:0, " \
+        "xent/BroadcastTo:0\n" in proc.stdout
+    del rows[2:]
     precision.write_manifest(str(directory), rows)
     proc = run_python(["-m", "common.precision", "numerics", directory], check=False)
     assert proc.returncode == 0 and "is finite" in proc.stdout, proc.stdout
