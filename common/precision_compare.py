@@ -310,22 +310,34 @@ def _number(text):
 
 
 def numerics(directory, limit=20):
-    """The first dumped op (execution order) whose output is not finite, with its inputs' ranges; fp32 tensors
+    """The first dumped op (execution order) whose output is not finite while its inputs are, with their ranges
+    (graph constants holding NaN, and what passes theirs on, listed apart); fp32 tensors
     beyond fp16's range (ops that saturate to +-65504 on an Ascend 910)."""
     entries = load_dump(directory)
     first = None
-    beyond = []
+    beyond, constants, non_finite = [], [], set()
     for entry in entries:
         value = entry.value()
         if not np.issubdtype(value.dtype, np.floating) or not value.size:
             continue
         finite = np.isfinite(value)
-        if first is None and not finite.all():
-            first = entry
+        if not finite.all():
+            passed_on = [t for t in entry.inputs if t in non_finite]
+            non_finite.add(entry.tensor)
+            # A graph constant's NaN is made by no op of the step: TF 2.x's sparse softmax cross-entropy keeps one
+            # for labels out of range (a BroadcastTo of it, or grappler's folded Const), selected away later.
+            if entry.op_type == "Const" or passed_on and all(t in constants for t in passed_on):
+                constants.append(entry.tensor)
+            elif first is None and not passed_on:
+                first = entry
         if value.dtype == np.float32 and finite.any() and np.abs(value[finite]).max() > FP16_MAX:
             beyond.append((entry, float(np.abs(value[finite]).max())))
+    if constants:
+        print("left out %d output%s holding NaN/Inf from graph constants (made by no op of the step): %s"
+              % (len(constants), "" if len(constants) == 1 else "s", ", ".join(constants[:limit])))
     if first is None:
-        print("every floating-point output of the step in %s is finite (%d tensors)" % (directory, len(entries)))
+        print("every floating-point output of the step in %s is finite (%d tensors%s)"
+              % (directory, len(entries), ", but the constants above" if constants else ""))
     else:
         bad = first.value()
         print("first non-finite output: %s (%s, #%d): %d NaN, %d Inf of %d values"

@@ -166,6 +166,35 @@ def test_a_planted_nan_is_traced_to_the_op_that_made_it(tmp_path):
     assert clean.returncode == 0 and "is finite" in clean.stdout
 
 
+def test_a_constant_holding_nan_and_what_passes_it_on_are_not_the_first_non_finite_op(tmp_path):
+    """TF 2.x's sparse softmax cross-entropy keeps a NaN constant (and a BroadcastTo of it, which grappler may fold
+    into a Const) for labels out of range: in every step's dump, made by no op; the op that made a NaN is named."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    values = [("xent/Const:0", "Const", "", np.array(np.nan, np.float32)),
+              ("xent/BroadcastTo:0", "BroadcastTo", "xent/Const:0", np.array([np.nan] * 2, np.float32)),
+              ("sub:0", "Sub", "", np.array([-2.0, -1.0], np.float32)),
+              ("planted_log:0", "Log", "sub:0", np.array([np.nan, np.nan], np.float32)),
+              ("relu:0", "Relu", "planted_log:0", np.array([np.nan, np.nan], np.float32))]
+    rows = []
+    for order, (tensor, op_type, inputs, value) in enumerate(values):
+        name = precision.npy_name(tensor.split(":")[0], 0, 1700000000000000 + order)
+        np.save(str(directory / name), value)
+        rows.append({"order": order, "file": name, "tensor": tensor, "op_type": op_type, "dtype": "float32",
+                     "shape": str(value.size), "inputs": inputs, "role": "", "step": 0, "tf_version": "2.15.1",
+                     "route": "CPU", "precision": "fp32"})
+    precision.write_manifest(str(directory), rows)
+    proc = run_python(["-m", "common.precision", "numerics", directory], check=False)
+    assert proc.returncode == 1
+    assert "first non-finite output: planted_log:0 (Log, #3)" in proc.stdout, proc.stdout
+    assert "left out 2 outputs holding NaN/Inf from graph constants (made by no op of the step): xent/Const:0, " \
+        "xent/BroadcastTo:0\n" in proc.stdout
+    del rows[2:]
+    precision.write_manifest(str(directory), rows)
+    proc = run_python(["-m", "common.precision", "numerics", directory], check=False)
+    assert proc.returncode == 0 and "is finite" in proc.stdout, proc.stdout
+
+
 def test_fp32_values_beyond_fp16_are_listed(tmp_path):
     directory = tmp_path / "d"
     directory.mkdir()
@@ -225,17 +254,26 @@ def _swa(root, run_dir, steps):
 MODELS = {"am3": (_am3, 2), "mtnet": (_mtnet, 0), "mobilenetv3": (_mnv3, 1), "swa": (_swa, 0)}
 
 
-def _dump(model, stack, tmp_path, name, base=None):
-    """Run `model` on `stack` with --deterministic and dump the step after its checkpoint (or step 1)."""
+def _dump(model, stack, tmp_path, name, base=None, step=None, plant=None, check=True):
+    """Run `model` on `stack` with --deterministic and dump the step after its checkpoint (or step 1); plant
+    (KIND) runs it through test/precision_plant.py with one layer planted."""
     build, resume = MODELS[model]
     run_dir = tmp_path / ("run_" + name)
     if base is not None:
         shutil.copytree(str(base), str(run_dir))
-    step = resume or 1
-    out = run([_python(stack)] + build(tmp_path, run_dir, step + 1)
-              + ["--deterministic", "--reference_dump=%s" % (tmp_path / name), "--reference_dump_step=%d" % step],
-              timeout=900).stdout
+    step = (resume or 1) if step is None else step
+    hook = [os.path.join(REPO, "test", "precision_plant.py"), model, plant] if plant else []
+    proc = run([_python(stack)] + hook + build(tmp_path, run_dir, step + 1)
+               + ["--deterministic", "--reference_dump=%s" % (tmp_path / name), "--reference_dump_step=%d" % step],
+               timeout=900, check=check)
+    out = proc.stdout
     assert "deterministic run: seed " in out and "reference dump: step %d, " % step in out, out[-3000:]
+    if plant:
+        planted = set()
+        for line in re.findall(r"^planted %s in: (.*)$" % plant, out, re.M):
+            planted.update(line.split(","))
+        assert planted, out[-3000:]
+        return tmp_path / name, planted
     return tmp_path / name
 
 
@@ -276,12 +314,79 @@ def _tensors(directory):
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_two_deterministic_runs_give_identical_dumps(tmp_path, model):
-    stack = "tf2" if sys.version_info >= (3, 8) else "tf1"
+    stack = _this_stack()
     first, second = _tensors(_dump(model, stack, tmp_path, "a")), _tensors(_dump(model, stack, tmp_path, "b"))
     assert sorted(first) == sorted(second)
     differing = [key for key in first if (first[key].dtype, first[key].shape, first[key].tobytes())
                  != (second[key].dtype, second[key].shape, second[key].tobytes())]     # bit for bit
     assert not differing, differing[:5]
+
+
+def _this_stack():
+    return "tf2" if sys.version_info >= (3, 8) else "tf1"
+
+
+# --- every model: a planted change and a planted NaN in its real training step (test/precision_plant.py) ------
+
+@pytest.fixture(scope="module")
+def first_step(tmp_path_factory):
+    """first_step(model, plant=None): (dump, planted node names) of the model's first training step on this stack,
+    clean or with one layer planted, each made once for the module. Step 0: both runs start from the same seeded
+    weights (a planted change leaves the graph's op count, hence the initialisers' op seeds, as they are); after
+    it their weights differ."""
+    made = {}
+
+    def get(model, plant=None):
+        if (model, plant) not in made:
+            root = made.setdefault(model, tmp_path_factory.mktemp("first_step_" + model))
+            if plant:
+                made[model, plant] = _dump(model, _this_stack(), root, plant, step=0, plant=plant, check=False)
+            else:
+                made[model, plant] = (_dump(model, _this_stack(), root, "clean", step=0), set())
+        return made[model, plant]
+    return get
+
+
+def _planted_node(tensor, planted):
+    node = tensor.rpartition(":")[0]
+    return any(node == name or node.startswith(name + "/") for name in planted)
+
+
+# MobileNetV3's runs take about half a minute each (its 2800-output dumps): kept out of the default run.
+PLANTED = [pytest.param(m, marks=pytest.mark.slow) if m == "mobilenetv3" else m for m in sorted(MODELS)]
+
+
+@pytest.mark.parametrize("model", PLANTED)
+def test_a_planted_epsilon_in_one_layer_of_the_training_step_is_named_first(first_step, tmp_path, model):
+    """One batch norm's epsilon 1e-3 -> 0.5 in the model's real training step: compare against the clean
+    deterministic dump names an op of that layer as the first failing one, with its inputs agreeing."""
+    (clean, _), (planted, nodes) = first_step(model), first_step(model, "epsilon")
+    proc = compare(clean, planted, tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    first = proc.stdout.split("FAIL: first op past the thresholds, in the reference's execution order: ")[1]
+    tensor = first.split(" (")[0]
+    assert _planted_node(tensor, nodes), (tensor, sorted(nodes)[:20], proc.stdout)
+    assert "input mismatch" not in proc.stdout, proc.stdout     # what fed it agreed: that op is the cause
+
+
+@pytest.mark.parametrize("model", PLANTED)
+def test_a_planted_nan_in_the_training_step_is_traced_to_its_op(first_step, model):
+    """That layer's output through the log of a negative value: numerics names that Log (or the op grappler
+    fused it into, reading the planted layer), with its input's finite range; the clean dump is finite."""
+    (clean, _), (planted, nodes) = first_step(model), first_step(model, "nan")
+    proc = run_python(["-m", "common.precision", "numerics", clean], check=False)
+    assert proc.returncode == 0 and "is finite" in proc.stdout, proc.stdout
+    proc = run_python(["-m", "common.precision", "numerics", planted], check=False)
+    assert proc.returncode == 1, proc.stdout
+    line = re.search(r"^first non-finite output: (\S+) \((\w+), #.*\n  input (\S+): float32 \[.*, 0 non-finite$",
+                     proc.stdout, re.M)
+    assert line, proc.stdout
+    tensor, op_type, source = line.groups()
+    if op_type == "_UnaryOpsComposition":   # grappler's arithmetic optimizer fuses Log with the Relu after it
+        assert _planted_node(source, nodes), (source, nodes)
+    else:
+        assert op_type == "Log" and tensor.startswith("planted_log:") or "/planted_log:" in tensor, proc.stdout
+        assert _planted_node(tensor, nodes), (tensor, nodes)
 
 
 # --- the NPU half and the precision controls ------------------------------------------------------------------
