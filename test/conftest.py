@@ -50,6 +50,8 @@ def script_env(fake_npu=False, record_file=None, **extra):
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env["PYTHON"] = sys.executable
     env.pop("NPU_FALLBACK", None)
+    env.pop("VENV", None)       # setup.sh run by a test must never build into the caller's venv
+    env.pop("TF2_BEHAVIOR", None)   # TF 2.x's import sets it here; a TF 1.15 child would take v2 shapes from it
     env.pop("JOB_ID", None)
     if record_file:
         env["FAKE_NPU_RECORD"] = str(record_file)

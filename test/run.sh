@@ -20,4 +20,5 @@ fi
 cd "$repo"
 # This checkout's modules first: a venv made by another checkout's setup.sh would otherwise test that one's code.
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+unset VENV   # it chose the venv that runs the tests; left set, the setup tests' setup.sh would build into it
 exec "$venv/bin/python" -m pytest "$@"
