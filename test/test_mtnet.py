@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import checkpoints
+from common import checkpoints, npu_session
 from common.errors import UserError
 from common.npu_session import NpuOptions
 from common.tf_compat import tf
@@ -604,11 +604,11 @@ def test_a_looped_run_trains_the_same_as_one_step_per_call(tmp_path, capsys, dat
         assert np.allclose(results[50]["weights"][name], value, rtol=1e-5, atol=1e-7), name
 
 
-def test_a_looped_run_saves_stops_and_resumes_at_multiples_of_the_loop(tmp_path, capsys):
+def test_a_looped_run_says_so_saves_and_resumes_at_multiples_of_the_loop(tmp_path):
     cfg = _cfg(tmp_path, metatrain_iterations=100, save_interval=30)
-    first = trainer.run(cfg, NpuOptions(iterations_per_loop=20))
-    out = capsys.readouterr().out
-    assert "looping: 20 training steps per session call (in-graph loop)" in out
+    options = NpuOptions(iterations_per_loop=20)
+    first = trainer.run(cfg, options)
+    assert "; looping: 20 training steps per session call (in-graph loop)" in npu_session.describe(options)
     kept = [os.path.basename(p) for p in checkpoints.checkpoint_paths(first["exp_dir"])]
     # the calls holding iterations 30, 60, 90 end at 39, 79, 99 (the last also the end of the run)
     assert kept == ["model39", "model79", "model99"]
