@@ -152,3 +152,20 @@ def repeat(iterations, step_fn, initial):
     looped = tf.compat.v1.while_loop(lambda i, *_: i < iterations, body, [tf.constant(0)] + list(initial),
                                      parallel_iterations=1, back_prop=False, name="iterations_per_loop")
     return looped[1:]
+
+
+def xla_compiled(build_loop):
+    """build_loop() as one XLA computation (tf.xla.experimental.compile): the whole in-graph loop, its data
+    sampling and optimizer update compiled together, the way JAX compiles a scanned loop. Its variables must be
+    resource variables (build them under `resource_variables()`); a GetNext cannot be inside. XLA draws its own
+    random numbers: a seed gives other tasks and masks than without --xla."""
+    from common.tf_compat import tf
+    return tf.xla.experimental.compile(build_loop)
+
+
+def resource_variables():
+    """A variable scope making resource variables (XLA reads and updates only those; a checkpoint restores
+    either kind)."""
+    from common.tf_compat import tf
+    tf1 = tf.compat.v1
+    return tf1.variable_scope(tf1.get_variable_scope(), use_resource=True)

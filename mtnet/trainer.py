@@ -1,4 +1,5 @@
 """Meta-training and meta-testing loops for MAML / T-net / MT-net (graph build, session, checkpoints, results)."""
+import contextlib
 import csv
 import os
 import pickle
@@ -10,7 +11,7 @@ from common import checkpoints, distributed, npu_session, precision
 from common.errors import require
 from common.progress import Progress
 from common.step_timer import StepTimer
-from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat
+from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat, resource_variables, xla_compiled
 from common.tf_compat import tf
 from mtnet import tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
@@ -318,7 +319,8 @@ def _init_session(sess, saver, checkpoint, fall_back=True):
     if checkpoint is not None:
         print("Restoring model weights from " + checkpoint, flush=True)
         checkpoint = checkpoints.restore(saver, sess, checkpoint, fall_back)
-        start = (checkpoint_iteration(checkpoint) or -1) + 1
+        done = checkpoint_iteration(checkpoint)     # model0 holds iteration 0: resume at 1
+        start = 0 if done is None else done + 1
     return start
 
 
@@ -334,6 +336,8 @@ def _open_session(cfg, options, saver, checkpoint):
 
 def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     options.in_graph_loop = _in_graph_loop(cfg, cluster)    # said on the device line
+    options.xla_whole_loop = options.in_graph_loop and getattr(options, "xla", False) \
+        and cfg.datasource in T.REGRESSION
     dp = distributed.DataParallel(cluster, _session_config(cfg, options, cluster.distributed))
     built = _build_training(cfg, options, cluster, dp, task_source)
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3, save_relative_paths=True)
@@ -389,13 +393,17 @@ def _build_training(cfg, options, cluster, dp, task_source):
     # every step for every N); on Ascend the adapter loops the plain step on the device.
     in_graph = _in_graph_loop(cfg, cluster)
     b.per_run = options.iterations_per_loop if in_graph else npu_session.steps_per_run(options)
+    # --xla: regression tasks are drawn in the graph, so the whole loop compiles as one XLA computation; image
+    # tasks come from a GetNext, which XLA cannot hold: they get XLA's auto-clustering (session config) only
+    b.compiled = options.xla_whole_loop
     require(not b.pretrain_end or options.iterations_per_loop == 1,
             "pretraining (pretrain_iterations, baseline=oracle) switches ops between iterations: use "
             "iterations_per_loop=1")
     require(options.iterations_per_loop == 1 or not cluster.distributed or cluster.route == "npu",
             "iterations_per_loop > 1 runs one process's in-graph loop: the multi-worker CPU/GPU route takes 1")
     with dp.scope():
-        b.learner, train_data, val_data = _learner_and_data(cfg, cluster)
+        with resource_variables() if b.compiled else contextlib.suppress():
+            b.learner, train_data, val_data = _learner_and_data(cfg, cluster)
         graphs = []
         if in_graph and train_data is not None:   # made outside the loop whose every iteration reads it
             train_data = tf1.data.make_initializable_iterator(train_data)
@@ -404,7 +412,14 @@ def _build_training(cfg, options, cluster, dp, task_source):
         step = _step_builder(cfg, options, cluster, dp, b, graphs, train_data, task_source)
         if in_graph:
             n_metrics = 1 + b.eval_steps + ((1 + b.eval_steps) if b.learner.classification else 0)
-            trained, = repeat(b.per_run, lambda: [dp.run_step(step)[0]], [tf.zeros([n_metrics])])
+
+            def loop():
+                return repeat(b.per_run, lambda: [dp.run_step(step)[0]], [tf.zeros([n_metrics])])
+            if b.compiled:
+                with resource_variables():
+                    trained, = xla_compiled(loop)
+            else:
+                trained, = loop()
             outputs = (trained, trained)
         else:
             outputs = dp.run_step(step)

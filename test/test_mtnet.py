@@ -622,3 +622,22 @@ def test_a_looped_run_says_so_saves_and_resumes_at_multiples_of_the_loop(tmp_pat
 def test_looping_is_refused_where_the_ops_change_between_iterations(tmp_path):
     with pytest.raises(UserError, match="use iterations_per_loop=1"):
         trainer.run(_cfg(tmp_path, metatrain_iterations=20, pretrain_iterations=20), NpuOptions(iterations_per_loop=10))
+
+
+def test_xla_compiles_the_looped_regression_step_and_trains_as_without(tmp_path):
+    """Fixed tasks and masks pinned open (XLA draws its own random numbers): the same weights to rtol 1e-4."""
+    from mtnet_fixed_tasks import fixed_tasks
+    tasks = lambda b, n: fixed_tasks(0, b, b, n)      # noqa: E731
+    # one common start: with XLA's resource variables the initializers draw other seeded values
+    trainer.run(_cfg(tmp_path / "start", metatrain_iterations=1, logit_init=30.0), NpuOptions(), task_source=tasks)
+    weights = {}
+    for xla in (False, True):
+        shutil.copytree(str(tmp_path / "start"), str(tmp_path / str(xla)))
+        options = NpuOptions(iterations_per_loop=10)
+        options.xla = xla
+        cfg = _cfg(tmp_path / str(xla), metatrain_iterations=31, logit_init=30.0)
+        result = trainer.run(cfg, options, task_source=tasks)
+        assert result["start"] == 1 and options.xla_whole_loop is xla
+        weights[xla] = result["weights"]
+    for name, value in weights[False].items():
+        assert np.allclose(weights[True][name], value, rtol=1e-4, atol=1e-6), name

@@ -100,3 +100,30 @@ def test_a_stop_request_saves_at_the_end_of_the_call_in_flight():
     (20, 20, 30, False, True)])
 def test_crosses_is_upstreams_interval_test_and_its_looped_form(first, per_run, interval, zero, expected):
     assert crosses(first, per_run, interval, count_zero=zero) is expected
+
+
+def test_xla_compiled_runs_the_whole_loop_as_one_xla_launch():
+    """What --xla claims for MT-net: the loop, its reads and updates, one XlaLaunch op in the executed graph."""
+    from common.tf_compat import tf
+    from common.train_loop import repeat, resource_variables, xla_compiled
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        with resource_variables():
+            counter = tf1.get_variable("counter", [], initializer=tf1.zeros_initializer())
+
+        def step():
+            with tf.control_dependencies([counter.assign_add(1.0)]):
+                return [counter.read_value() * 2]
+        looped = xla_compiled(lambda: repeat(5, step, [tf.constant(0.0)]))
+        plain = repeat(5, step, [tf.constant(0.0)])
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            ops = {}
+            for name, fetch in (("xla", looped), ("plain", plain)):
+                metadata = tf1.RunMetadata()
+                value, = sess.run(fetch, options=tf1.RunOptions(output_partition_graphs=True),
+                                  run_metadata=metadata)
+                ops[name] = {node.op for graph in metadata.partition_graphs for node in graph.node}
+                assert value == (10.0 if name == "xla" else 20.0)      # 5 updates per call, the last one's value
+    assert "XlaLaunch" in ops["xla"] and "While" not in ops["xla"] and "Enter" not in ops["xla"]
+    assert "XlaLaunch" not in ops["plain"] and "Enter" in ops["plain"]
