@@ -139,7 +139,7 @@ def build_parser(model, rule):
 def split_ascend_flags(argv):
     """(our flags, the Ascend flags the wrapper passes through to every training and test command)."""
     from common.ascend_flags import ASCEND_FLAGS
-    names = {name for name, _, _, _ in ASCEND_FLAGS}
+    names = {opt.name for opt in ASCEND_FLAGS}
     ascend = [a for a in argv if a.startswith("--") and a[2:].split("=", 1)[0] in names]
     return [a for a in argv if a not in ascend], ascend
 
