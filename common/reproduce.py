@@ -190,6 +190,10 @@ def ci95(values):
 @main_guard
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: python -m common.reproduce MODEL [flags]   (MODEL: %s; MODEL --help lists its flags)\n\n%s"
+              % (", ".join(MODELS), __doc__.strip()))
+        return 0
     if not argv or argv[0] not in MODELS:
         raise UserError("first argument: the model, one of %s" % ", ".join(MODELS))
     try:
