@@ -116,3 +116,11 @@ def test_mtnet_main_save_interval_default_is_the_trainers():
     from mtnet import trainer
     main = open(REPO + "/mtnet/main.py").read()
     assert int(re.search(r"^SAVE_INTERVAL = (\d+)", main, re.M).group(1)) == trainer.SAVE_INTERVAL
+
+
+def test_xla_on_the_npu_route_is_one_error_line(tmp_path):
+    proc = run_python(["mtnet/main.py", "--xla", "--logdir=%s" % tmp_path, "--metatrain_iterations=2"],
+                      check=False, fake_npu=True)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: --xla: ") and "GE" in lines[-1], proc.stdout[-2000:]
+    assert "Traceback" not in proc.stdout and not [line for line in lines if line.startswith("device: ")]

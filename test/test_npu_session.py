@@ -371,3 +371,79 @@ def test_the_precision_the_log_names_is_the_one_that_runs(no_npu):
     said = fallback.fallback_precision(options)[0]
     assert ("DT_BFLOAT16" in executed) == (said == "bf16"), said
     assert ("DT_HALF" in executed) == (said == "fp16"), said
+
+
+# One training step in a fresh process (TensorFlow reads TF_XLA_FLAGS once per process): the `device:` line and
+# the XLA ops among those the session executed. --parse_first: TensorFlow runs a session before the flags.
+XLA_STEP = r"""
+import sys
+from common import npu_session
+from common.ascend_flags import add_ascend_arguments, npu_options_from
+from common.errors import ArgumentParser, main_guard
+from common.tf_compat import tf
+tf1 = tf.compat.v1
+
+@main_guard
+def main(argv):
+    if "--parse_first" in argv:
+        argv.remove("--parse_first")
+        tf.config.experimental.list_physical_devices("GPU")
+        with tf1.Session(graph=tf.Graph()) as sess:
+            sess.run(tf.constant(1.0))
+    options = npu_options_from(add_ascend_arguments(ArgumentParser()).parse_args(argv))
+    with tf.Graph().as_default() as graph:
+        x = tf.random.normal([16, 16], seed=1)
+        w = tf1.get_variable("w", [16, 16])
+        step = tf1.train.AdamOptimizer(0.01).minimize(tf.reduce_mean(tf.square(tf.tanh(tf.matmul(x, w)) - 0.5)))
+        with tf1.Session(graph=graph, config=npu_session.session_config(options)) as sess:
+            sess.run(tf1.global_variables_initializer())
+            metadata = tf1.RunMetadata()
+            sess.run(step, options=tf1.RunOptions(output_partition_graphs=True), run_metadata=metadata)
+    print("executed XLA ops:", sorted({n.op for g in metadata.partition_graphs for n in g.node if "Xla" in n.op}))
+
+main(sys.argv[1:])
+"""
+
+
+def _xla_step(*flags, **env):
+    from conftest import run_python
+    env.setdefault("TF_XLA_FLAGS", "")
+    proc = run_python(["-c", XLA_STEP] + list(flags), check=False, **env)
+    device = [line for line in proc.stdout.splitlines() if line.startswith("device: ")]
+    executed = [line for line in proc.stdout.splitlines() if line.startswith("executed XLA ops: ")]
+    return proc, device, executed
+
+
+def test_xla_clusters_and_runs_the_training_step_only_with_the_flag():
+    proc, device, executed = _xla_step("--xla")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert device[0].endswith("; loss scale: off; XLA: on")
+    assert "_XlaRun" in executed[0] and "_XlaCompile" in executed[0], executed
+    proc, device, executed = _xla_step()
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert device[0].endswith("; loss scale: off; XLA: off") and executed == ["executed XLA ops: []"]
+
+
+def test_xla_asked_after_tensorflow_read_its_flags_is_one_error_line_not_a_false_on():
+    proc, device, executed = _xla_step("--xla", "--parse_first")
+    assert proc.returncode == 2 and not device and not executed, proc.stdout[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("error: --xla: XLA clustered nothing in a test graph")
+    # Set before the process starts, the same request works.
+    proc, device, executed = _xla_step("--xla", "--parse_first", TF_XLA_FLAGS="--tf_xla_cpu_global_jit")
+    assert proc.returncode == 0 and "_XlaRun" in executed[0], proc.stdout[-3000:]
+
+
+def test_xla_is_refused_on_ascend(fake_npu):
+    with pytest.raises(UserError, match=r"^--xla: .*on Ascend the graph engine \(GE\) compiles the graph"):
+        npu_session.session_config(NpuOptions(xla=True))
+    npu_session.reset_probe()
+    assert npu_params(npu_session.session_config(NpuOptions()))["iterations_per_loop"].i == 1
+
+
+def test_xla_unavailable_in_a_build_is_one_error_line(no_npu, monkeypatch):
+    monkeypatch.setenv("TF_XLA_FLAGS", "")   # the check asks for CPU clustering there; undone after the test
+    monkeypatch.setattr(tf_compat, "has_xla", lambda: False)
+    monkeypatch.setattr(fallback, "_xla_checked", None)
+    with pytest.raises(UserError, match="^--xla: this TensorFlow .* is built without XLA's JIT"):
+        npu_session.describe(NpuOptions(xla=True))
+    monkeypatch.setattr(fallback, "_xla_checked", None)
