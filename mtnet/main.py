@@ -75,8 +75,8 @@ def parse_flags(argv):
     """Parse argv into FLAGS as the other models' scripts do: --help prints the flags and exits 0, and a bad or
     unknown flag is one 'error:' line with status 2 (absl's app.run exits 1 for both, with 'FATAL' for errors)."""
     if any(arg in HELP_ARGS for arg in argv[1:]):
-        print("\n\n".join(["usage: main.py [--flag=value ...]", __doc__.strip(), FLAGS.main_module_help(),
-                            ascend_help()]))
+        helps = ["usage: main.py [--flag=value ...]", __doc__.strip(), FLAGS.main_module_help(), ascend_help()]
+        print("\n\n".join(helps))
         sys.exit(0)
     try:
         positional = FLAGS(argv)[1:]
