@@ -88,8 +88,8 @@ def configure(config, options):
         # oneDNN's OpenMP threads spin 200 ms after each op by default, starving the tf.data threads that share
         # the cores: MobileNetV3 training ran at half speed on 2 cores. Read when OpenMP starts (first oneDNN op).
         os.environ.setdefault("KMP_BLOCKTIME", "0")
-    if getattr(options, "xla", False):
-        jit(config)
+    if getattr(options, "xla", False) and not getattr(options, "xla_whole_loop", False):
+        jit(config)   # a model compiling its whole loop (MT-net regression) needs no auto-clustering
 
 
 def jit(config):

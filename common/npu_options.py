@@ -28,7 +28,8 @@ ASCEND_FLAGS = (
     Option("precision_mode", "str", "allow_fp32_to_fp16",
            "Ascend precision mode: " + "/".join(PRECISION_MODES) + " (fp32 compute off Ascend)"),
     Option("loss_scale", "str", "off", "loss scaling: off, dynamic, or a positive fixed scale such as 1024"),
-    Option("iterations_per_loop", "int", 1, "training steps run on the NPU per session call (1 off Ascend)"),
+    Option("iterations_per_loop", "int", 1, "training steps per session call: the device loop on Ascend, an in-graph "
+           "loop off Ascend (models that have one; the log's device line says)"),
     Option("over_dump", "bool", False, "dump overflowing operators (Ascend only)"),
     Option("data_dump_flag", "bool", False, "dump operator data (Ascend only)"),
     Option("data_dump_step", "str", "10", "steps to dump, e.g. 10 or 0|5|10 (Ascend only)"),

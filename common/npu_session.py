@@ -100,7 +100,7 @@ def describe(options):
     precision, why = fallback.fallback_precision(options)
     if precision == "fp16" and options.loss_scale is None:
         why += "; without --loss_scale small fp16 gradients can underflow to 0"
-    if options.xla:
+    if options.xla and not getattr(options, "xla_whole_loop", False):
         fallback.check_xla()   # says why in one line where XLA would do nothing: "XLA: on" is never a guess
     return ("device: %s fallback (npu_bridge not in use); compute precision: %s (%s); loss scale: %s; XLA: %s%s%s"
             % ("GPU" if fallback.gpus() else "CPU", precision, why, scale, _xla(options),
@@ -112,7 +112,7 @@ def _xla(options):
     if not options.xla:
         return "off"
     if getattr(options, "xla_whole_loop", False):    # set by a model that compiles its loop (MT-net regression)
-        return "on (the training loop compiled whole, one XLA computation per session call; auto-clustering elsewhere)"
+        return "on (the training loop compiled whole: one XLA computation per session call)"
     return "on (auto-clustering)"
 
 
