@@ -16,32 +16,36 @@ from common.tf_compat import tf
 def fit(loop, model, x, y, callbacks=(), batch_size=None, **fit_args):
     """model.fit from epoch loop.step to loop.total through `loop`; returns the loop."""
     def drive(loop):
+        first = _First(loop, batch_size)
         model.fit(x, y, batch_size=batch_size, epochs=loop.total, initial_epoch=loop.step,
-                  callbacks=[_First(loop, batch_size)] + list(callbacks) + [_Last(loop)], **fit_args)
+                  callbacks=[first] + list(callbacks) + [_Last(loop, first)], **fit_args)
     return loop.train(drive)
 
 
 class _First(tf.keras.callbacks.Callback):
-    """First in the list: its batch-end hook runs right after the step."""
+    """First in the list: its batch-end hook runs right after the step. With compile(steps_per_execution=N)
+    the batch hooks run once per execution: begin gets its first batch's index, end its last's."""
 
     def __init__(self, loop, batch_size):
         super(_First, self).__init__()
         self.loop, self.batch_size = loop, batch_size
+        self.begin = 0
 
     def on_batch_end(self, batch, logs=None):
         if self.loop.timer is not None and (logs or {}).get("size", self.batch_size) == self.batch_size:
-            self.loop.timer.stop()
+            self.loop.timer.stop(steps=max(batch - self.begin + 1, 1))
 
 
 class _Last(tf.keras.callbacks.Callback):
     """Last in the list: its batch-begin hook runs right before the step, its epoch-end hook after the
     model's callbacks."""
 
-    def __init__(self, loop):
+    def __init__(self, loop, first):
         super(_Last, self).__init__()
-        self.loop = loop
+        self.loop, self.first = loop, first
 
     def on_batch_begin(self, batch, logs=None):
+        self.first.begin = batch
         if self.loop.timer is not None:
             self.loop.timer.start()
 

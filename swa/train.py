@@ -74,7 +74,10 @@ class TrainConfig(object):
         options = self.npu_options
         require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
                                             "precision --precision_mode gives, without loss scaling)")
-        require(options.iterations_per_loop == 1, "--iterations_per_loop must be 1: Keras runs one step per call")
+        # N steps per call is Keras's steps_per_execution: TF 2.x's eager fit has it, graph-mode compile does not
+        require(options.iterations_per_loop == 1 or self.eager,
+                "--iterations_per_loop must be 1 in graph mode: graph-mode tf.keras runs one step per call (with "
+                "TensorFlow 2.x, --eager=True runs N steps per call: Keras's steps_per_execution)")
         if self.eager:
             require(tf_compat.TF2, "--eager needs TensorFlow 2.x (this is %s)" % tf.__version__)
             require(tf_compat.EAGER, "--eager: TensorFlow was loaded in graph mode (set TF_COMPAT_EAGER=1 before "
@@ -271,8 +274,9 @@ def train_and_evaluate(config):
 
     def compiled(initial=None):
         model = build_model()
-        model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["acc"])
+        looped = config.npu_options.iterations_per_loop
+        model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["acc"], **({"steps_per_execution": looped} if looped > 1 else {}))
         if initial is not None:
             model.set_weights(initial)
         return model
