@@ -197,12 +197,13 @@ def _whole_batches(train, batch_size):
 
 def _fit(name, model, config, train, timer, events, swa=None, model_dir=""):
     """Fit one run through the common loop (an epoch is its call); returns (epoch times, weights of the last
-    SGD iterate). SWA's callback is Keras's; the epoch line, events and checkpoints are the loop's."""
+    SGD iterate). The epoch line, SWA's epoch end, the events and the checkpoint run in that order as the loop's
+    hooks and save policy after each epoch; SWA's other Keras hooks run in fit."""
     lr_var = model.optimizer.lr
     report = _EpochReport(name, lambda: float(tf.keras.backend.get_value(lr_var)))
-    callbacks = []
+    hooks, callbacks = [report], []
     if swa is not None:
-        callbacks.append(swa)
+        hooks.append(keras_loop.EpochEnd(swa))
         # --reference_dump: every op output of one step of the SWA run (the baseline's first steps are the same)
         dump = precision.StepDump.from_options(config.npu_options)
         if dump.enabled:
@@ -210,7 +211,7 @@ def _fit(name, model, config, train, timer, events, swa=None, model_dir=""):
     checkpoint = Checkpoint(model, model_dir, swa)
     start, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
     loop = TrainLoop(None, start, config.train_epochs, unit="epoch", checkpoint=checkpoint, timer=timer,
-                     hooks=[report, events], where="the end of %s epoch %%d" % name, summary=False,
+                     hooks=hooks + [events], where="the end of %s epoch %%d" % name, summary=False,
                      nothing_to_train="%s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir))
     keras_loop.fit(loop, model, train[0], train[1], callbacks, batch_size=config.batch_size, verbose=0,
                    shuffle=config.shuffle)
