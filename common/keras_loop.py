@@ -58,10 +58,11 @@ class _AllButEpochEnd(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.callback.on_epoch_begin(epoch, logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    # fit calls on_train_batch_*, which calls these: overriding them tells Keras 2.x the batch hooks are used
+    def on_batch_begin(self, batch, logs=None):
         self.callback.on_train_batch_begin(batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch, logs=None):
         self.callback.on_train_batch_end(batch, logs)
 
 

@@ -452,6 +452,9 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     assert "data: 2400 training and 600 test points, 5 batches of up to 512 per epoch" in out
     assert "swa epoch 6/6" in out and "sgd epoch 6/6" in out
     assert "batch normalization statistics recomputed over 2400 samples" in out
+    lines = out.splitlines()    # SWA's notices of an epoch follow that epoch's line (its epoch end is a loop hook)
+    assert lines.index("Epoch 00004: weights averaged (1 model)") > lines.index([ln for ln in lines
+                                                                                if ln.startswith("swa epoch 4/6")][0])
     line = [ln for ln in out.splitlines() if ln.startswith("final test accuracy:")][-1]
     accs = dict(kv.split("=") for kv in line.split(":", 1)[1].split())
     # SGD's BN moving averages (momentum 0.99) are far from converged after 30 steps; SWA's are exact.
