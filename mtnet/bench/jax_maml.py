@@ -80,17 +80,18 @@ def mse(setup, params, x, y):
     return jnp.mean(jnp.square(forward(setup, params, x) - y))
 
 
-def unit_mask(logits, key, temp):
-    """0/1 per unit, P(1) = sigmoid(logits), forward exactly hard; gradient that of the soft sample."""
-    u = jax.random.uniform(key, logits.shape, jnp.float32, 1e-20, 1.0)
+def unit_mask(logits, u, temp):
+    """0/1 per unit, P(1) = sigmoid(logits), forward exactly hard; gradient that of the soft sample.
+    u: uniform noise in [1e-20, 1) of the logits' shape."""
     y = logits + jnp.log(u) - jnp.log1p(-u + 1e-20)      # logit + Logistic noise = the Gumbel pair's difference
     soft = jax.nn.sigmoid(y / temp)
     return (y > 0).astype(jnp.float32) + soft - lax.stop_gradient(soft)
 
 
-def task_loss(setup, params, xa, ya, xb, yb, key):
+def task_loss(setup, params, xa, ya, xb, yb, noise):
     """Query MSE after one masked (MT-net) or plain (MAML) inner step from the shared weights, and the support
-    MSE before it. Only w_i, b_i adapt; T and the mask logits change in the outer loop alone."""
+    MSE before it. Only w_i, b_i adapt; T and the mask logits change in the outer loop alone.
+    noise: {i: uniform noise of layer i's mask} (MT-net)."""
     fast_keys = [k for k in params if k[0] in "wb" and not k.endswith("_f") and not k.endswith("_prob")]
     fast = {k: params[k] for k in fast_keys}
 
@@ -100,8 +101,7 @@ def task_loss(setup, params, xa, ya, xb, yb, key):
     pre, grads = jax.value_and_grad(support_loss)(fast)      # second order: the outer grad differentiates this
     if setup.use_M:
         for i in range(1, len(setup.dims)):
-            key, sub = jax.random.split(key)
-            mask = unit_mask(params["w%d_prob" % i], sub, setup.temp)
+            mask = unit_mask(params["w%d_prob" % i], noise[i], setup.temp)
             grads["w%d" % i] = grads["w%d" % i] * mask[None, :]
             grads["b%d" % i] = grads["b%d" % i] * mask
     adapted = dict(params, **{k: fast[k] - setup.update_lr * grads[k] for k in fast_keys})
@@ -130,21 +130,32 @@ def adam(setup, params, grads, opt):
     return params, (m, v, t)
 
 
+def mask_noise(setup, key):
+    """{layer: uniform noise [B, units]} for MT-net's masks, one draw per task and layer ({} for MAML)."""
+    if not setup.use_M:
+        return {}
+    keys = jax.random.split(key, len(setup.dims) - 1)
+    return {i: jax.random.uniform(keys[i - 1], (setup.meta_batch, setup.dims[i]), jnp.float32, 1e-20, 1.0)
+            for i in range(1, len(setup.dims))}
+
+
+def meta_loss(params, setup, x, y, noise):
+    """(mean query loss after the inner step, mean support loss before it) over the meta-batch x, y [B, n, 1]."""
+    s = setup.support
+    post, pre = jax.vmap(lambda xt, yt, nt: task_loss(setup, params, xt[:s], yt[:s], xt[s:], yt[s:], nt))(
+        x, y, noise)
+    return jnp.mean(post), jnp.mean(pre)
+
+
 def make_meta_step(setup):
     """state = (params, adam state, PRNG key) -> (state, [preloss, postloss]) for one meta-iteration."""
-    s = setup.support
-
-    def meta_loss(params, x, y, key):
-        keys = jax.random.split(key, setup.meta_batch)
-        post, pre = jax.vmap(lambda xt, yt, kt: task_loss(setup, params, xt[:s], yt[:s], xt[s:], yt[s:], kt))(
-            x, y, keys)
-        return jnp.mean(post), jnp.mean(pre)
 
     def meta_step(state):
         params, opt, key = state
         key, k_tasks, k_masks = jax.random.split(key, 3)
         x, y = sample_tasks(setup, k_tasks)
-        (post, pre), grads = jax.value_and_grad(meta_loss, has_aux=True)(params, x, y, k_masks)
+        noise = mask_noise(setup, k_masks)
+        (post, pre), grads = jax.value_and_grad(meta_loss, has_aux=True)(params, setup, x, y, noise)
         params, opt = adam(setup, params, grads, opt)
         return (params, opt, key), jnp.stack([pre, post])
 
@@ -203,6 +214,20 @@ def run(args, printer=print):
             % (mean_dt, timed_steps, done - timed_steps, setup.meta_batch / mean_dt if timed_steps else 0.0))
 
 
+def check(setup, path_in, path_out):
+    """Meta-loss and meta-gradient for given weights (p_<name>), tasks (x, y) and mask noise (u<layer>) read
+    from an .npz; writes preloss, postloss and g_<name> to path_out (test/test_mtnet_benchmark.py compares
+    them with mtnet/model.py's graph)."""
+    import numpy as np
+    data = np.load(path_in)
+    params = {k[2:]: jnp.asarray(data[k]) for k in data.files if k.startswith("p_")}
+    noise = {i: jnp.asarray(data["u%d" % i]) for i in range(1, len(setup.dims)) if "u%d" % i in data.files}
+    x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+    (post, pre), grads = jax.value_and_grad(meta_loss, has_aux=True)(params, setup, x, y, noise)
+    out = {"g_" + k: np.asarray(g) for k, g in grads.items()}
+    np.savez(path_out, preloss=np.asarray(pre), postloss=np.asarray(post), **out)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
@@ -211,6 +236,8 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=2000, help="meta-iterations (scan: a multiple of --loop)")
     p.add_argument("--loop", type=int, default=100, help="meta-steps per compiled call in scan mode")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--check", nargs=2, metavar=("IN_NPZ", "OUT_NPZ"),
+                   help="no timing: the meta-gradient for the weights, tasks and mask noise of IN_NPZ")
     args = p.parse_args(argv)
     if args.loop < 1 or args.iterations < 1:
         p.error("--iterations and --loop must be positive")
@@ -218,6 +245,8 @@ def main(argv=None):
         args.loop = 1
     if args.iterations % args.loop:
         p.error("--iterations=%d is not a multiple of --loop=%d" % (args.iterations, args.loop))
+    if args.check:
+        return check(Setup(args.variant), *args.check)
     printer = print
     printer("jax %s on %s, %s %s, XLA_FLAGS=%r" % (jax.__version__, jax.devices()[0].platform, args.variant,
                                                    "jit" if args.mode == "jit" else "scan loop=%d" % args.loop,
