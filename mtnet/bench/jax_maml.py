@@ -26,6 +26,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
@@ -197,7 +198,7 @@ def run(args, printer=print):
     while done < args.iterations:
         start = time.perf_counter()
         state, last = call(state)
-        pre, post = (float(v) for v in last)          # to the host, as the TensorFlow loop fetches its losses
+        pre, post = (float(v) for v in np.asarray(last))     # one copy to the host, as TF fetches its losses
         seconds = time.perf_counter() - start
         if done >= warm:
             timed_steps, timed_seconds = timed_steps + per_call, timed_seconds + seconds
@@ -218,7 +219,6 @@ def check(setup, path_in, path_out):
     """Meta-loss and meta-gradient for given weights (p_<name>), tasks (x, y) and mask noise (u<layer>) read
     from an .npz; writes preloss, postloss and g_<name> to path_out (test/test_mtnet_benchmark.py compares
     them with mtnet/model.py's graph)."""
-    import numpy as np
     data = np.load(path_in)
     params = {k[2:]: jnp.asarray(data[k]) for k in data.files if k.startswith("p_")}
     noise = {i: jnp.asarray(data["u%d" % i]) for i in range(1, len(setup.dims)) if "u%d" % i in data.files}
