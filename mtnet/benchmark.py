@@ -3,7 +3,8 @@
 (mtnet/bench/jax_maml.py: one jitted step per call, or a lax.scan loop of steps), issue 27.
 
     python mtnet/benchmark.py [--rounds=3] [--iterations=5000] [--loops=1,100] [--xla=off,on] \\
-        [--variants=maml,mtnet] [--tf_python=.venv-tf2/bin/python] [--jax_python=$MTNET_JAX_PYTHON] [--lock=FILE]
+        [--variants=maml,mtnet] [--tf_python=.venv-tf2/bin/python[,.venv/bin/python]] \\
+        [--jax_python=$MTNET_JAX_PYTHON] [--lock=FILE]
 
 Every case runs in its own process, a whole training run of --iterations meta-iterations; cases are interleaved
 (one run of each per round, the order reversed every other round) and the table shows the median over rounds.
@@ -132,6 +133,8 @@ def run_case(case, workdir, timeout):
                               universal_newlines=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RuntimeError("no result within %d s" % timeout)
+    except OSError as err:
+        raise RuntimeError("cannot run %s: %s" % (argv[0], err))
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
     errors = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]
@@ -245,7 +248,8 @@ def parse_args(argv):
     p.add_argument("--jax_modes", default="jit,scan", help="jit, scan or both")
     p.add_argument("--scan_loop", type=int, default=100, help="meta-steps per JAX scan call")
     p.add_argument("--tf_python", default=os.path.join(REPO, ".venv-tf2", "bin", "python"),
-                   help="interpreter for our runs (default: the repository's TF 2.x venv)")
+                   help="interpreter(s) for our runs, comma separated (default: the repository's TF 2.x venv; "
+                   "add .venv/bin/python for TF 1.15 rows in the same rounds)")
     p.add_argument("--jax_python", default=os.environ.get(JAX_ENV, ""),
                    help="scratch interpreter with JAX (default $%s; empty: JAX cases skipped)" % JAX_ENV)
     p.add_argument("--timeout", type=int, default=900, help="seconds per run")
@@ -264,10 +268,12 @@ def parse_args(argv):
     for n in args.loops + ([args.scan_loop] if "scan" in args.jax_modes else []):
         require(args.iterations >= 1 and args.iterations % n == 0,
                 "--iterations=%d must be a positive multiple of %d (--loops, --scan_loop)" % (args.iterations, n))
-    for name in ("tf_python", "jax_python"):
-        path = getattr(args, name)
-        require(not path or os.access(path, os.X_OK), "--%s=%s is not an executable interpreter" % (name, path))
+    args.tf_python = [os.path.abspath(path) for path in args.tf_python.split(",") if path]
+    args.jax_python = os.path.abspath(args.jax_python) if args.jax_python else ""
     require(args.tf_python, "--tf_python is empty")
+    for name, paths in (("tf_python", args.tf_python), ("jax_python", [args.jax_python] if args.jax_python else [])):
+        for path in paths:
+            require(os.access(path, os.X_OK), "--%s=%s is not an executable interpreter" % (name, path))
     return args
 
 
@@ -275,8 +281,9 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     printer = print
-    version = tf_version(args.tf_python)
-    cases = tf_cases(args, args.tf_python, version)
+    cases = []
+    for tf_python in args.tf_python:
+        cases += tf_cases(args, tf_python, tf_version(tf_python))
     if args.jax_python:
         cases += jax_cases(args, args.jax_python)
     else:
