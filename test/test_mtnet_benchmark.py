@@ -57,6 +57,29 @@ def test_bad_settings_are_one_error_line(flags, message):
     assert proc.stdout.strip().splitlines()[-1].startswith("error: ") and message in proc.stdout
 
 
+def _fake_case(tmp_path, output, status=0, loop=1):
+    """A case whose 'training run' prints `output` and exits with `status`."""
+    script = tmp_path / "fake_run.py"
+    script.write_text("import sys\nsys.stdout.write(%r)\nsys.exit(%d)\n" % (output, status))
+    return benchmark.Case("fake", "maml", [sys.executable, str(script)], loop=loop, logdir=True)
+
+
+def test_a_rejected_flag_or_a_run_that_did_not_loop_is_skipped_with_the_reason(tmp_path):
+    rejected = _fake_case(tmp_path, "error: unknown flag --xla (see --help)\n", status=2)
+    with pytest.raises(benchmark.Skipped, match="rejected: error: unknown flag --xla"):
+        benchmark.run_case(rejected, str(tmp_path), timeout=60)
+    summary = "step_time_summary: mean_dt=0.000500 steps=%d warmup=%d throughput=8000.00 tasks/s\n"
+    one_step_calls = _fake_case(tmp_path, summary % (150, 50), loop=100)
+    with pytest.raises(benchmark.Skipped, match="did not loop: N=100"):
+        benchmark.run_case(one_step_calls, str(tmp_path), timeout=60)
+    looped = _fake_case(tmp_path, "final: preloss 3.5 postloss 2.5 (mean)\n" + summary % (100, 100), loop=100)
+    benchmark.run_case(looped, str(tmp_path), timeout=60)
+    assert looped.ms == [pytest.approx(0.5)] and looped.postloss == [2.5]
+    crashed = _fake_case(tmp_path, "Traceback (most recent call last):\nValueError: boom\n", status=1)
+    with pytest.raises(RuntimeError, match="exit status 1: ValueError: boom"):
+        benchmark.run_case(crashed, str(tmp_path), timeout=60)
+
+
 def _tf_meta_gradient(monkeypatch, switches, weights, x, y, noise):
     """mtnet/model.py's meta-loss and meta-gradient for fixed weights and tasks; the mask's uniform noise is
     replaced by `noise` (layer by layer, in the order sample_masks draws it)."""
