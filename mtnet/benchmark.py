@@ -11,7 +11,7 @@ Every case runs in its own process, a whole training run of --iterations meta-it
 Both sides report the trainer's `step_time_summary:` line (common/step_timer.py), read by one parser: the mean
 time of the session call (JAX: the compiled call and the loss fetch) per meta-iteration after the warm-up steps
 (graph build, XLA/JAX compilation), min(50, iterations // 10) steps rounded up to whole calls.
-A case our scripts reject (an `error:` line, e.g. a flag not built yet) or a run that did not loop when asked to
+A case whose run stops with an `error:` line (e.g. a flag not built yet) or a run that did not loop when asked to
 is skipped with the reason; JAX cases are skipped without --jax_python (a scratch interpreter with JAX: JAX is
 never a project dependency). --xla=env times TensorFlow's auto-clustering through TF_XLA_FLAGS instead of --xla.
 """
@@ -140,7 +140,7 @@ def run_case(case, workdir, timeout):
     errors = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]
     if proc.returncode != 0:
         if errors:
-            raise Skipped("rejected: " + errors[-1])
+            raise Skipped("the run stopped with " + errors[-1])
         tail = proc.stdout.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError("exit status %d: %s" % (proc.returncode, tail[0]))
     ms, warmup = step_ms(proc.stdout)

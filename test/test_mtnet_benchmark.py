@@ -66,7 +66,7 @@ def _fake_case(tmp_path, output, status=0, loop=1):
 
 def test_a_rejected_flag_or_a_run_that_did_not_loop_is_skipped_with_the_reason(tmp_path):
     rejected = _fake_case(tmp_path, "error: unknown flag --xla (see --help)\n", status=2)
-    with pytest.raises(benchmark.Skipped, match="rejected: error: unknown flag --xla"):
+    with pytest.raises(benchmark.Skipped, match="the run stopped with error: unknown flag --xla"):
         benchmark.run_case(rejected, str(tmp_path), timeout=60)
     summary = "step_time_summary: mean_dt=0.000500 steps=%d warmup=%d throughput=8000.00 tasks/s\n"
     one_step_calls = _fake_case(tmp_path, summary % (150, 50), loop=100)

@@ -26,8 +26,8 @@ import sys
 import time
 
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 SINE_AMP = (0.1, 5.0)
