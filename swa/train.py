@@ -84,6 +84,7 @@ class TrainConfig(object):
                     "--eager fits in TensorFlow's float32: --precision_mode applies to graph mode only")
             # the reference dump reads a session's debugger watches: there is no session in eager fit
             require(not options.reference_dump, "--reference_dump dumps a graph-mode step: drop --eager")
+            require(not options.xla, "--xla clusters a session's graph: eager fit has none; drop --eager")
 
     def _validate_swa(self):
         """The SWA callback checks these when its fit starts, after the SGD baseline has trained: check them now."""
