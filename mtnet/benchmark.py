@@ -116,7 +116,8 @@ def jax_cases(args, jax_python):
                     "--iterations=%d" % args.iterations, "--loop=%d" % args.scan_loop]
             label = "JAX, jit of one meta-step" if mode == "jit" else \
                 "JAX, %d meta-steps per call (lax.scan)" % args.scan_loop
-            cases.append(Case(label, variant, argv, loop=args.scan_loop if mode == "scan" else 1))
+            env = {"XLA_FLAGS": args.jax_xla_flags} if args.jax_xla_flags is not None else {}
+            cases.append(Case(label, variant, argv, env, loop=args.scan_loop if mode == "scan" else 1))
     return cases
 
 
@@ -254,6 +255,10 @@ def parse_args(argv):
                    "add .venv/bin/python for TF 1.15 rows in the same rounds)")
     p.add_argument("--jax_python", default=os.environ.get(JAX_ENV, ""),
                    help="scratch interpreter with JAX (default $%s; empty: JAX cases skipped)" % JAX_ENV)
+    p.add_argument("--jax_xla_flags", default=None,
+                   help="XLA_FLAGS of the JAX runs (default: this environment's), e.g. "
+                   "'--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1': one thread, as our "
+                   "regression runs have")
     p.add_argument("--timeout", type=int, default=900, help="seconds per run")
     p.add_argument("--lock", default="", help="hold this lock file (flock) while measuring")
     args = p.parse_args(argv)
