@@ -8,11 +8,12 @@ import numpy as np
 
 from common import checkpoints, distributed, npu_session, precision
 from common.errors import require
+from common.log_lines import NOTHING_TO_TRAIN
 from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
-from mtnet import tasks as T
+from mtnet import log_lines, tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
 
 tf1 = tf.compat.v1
@@ -451,7 +452,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     if start >= total:
         what = "metatrain_iterations" if not pretraining else "pretrain_iterations + metatrain_iterations"
         reached = "checkpoint model%d already reached" % (start - 1) if start else "no iterations:"
-        print("nothing to train: %s %s=%d (raise it to train on)" % (reached, what, total), flush=True)
+        print(NOTHING_TO_TRAIN.format(why="%s %s=%d (raise it to train on)" % (reached, what, total)), flush=True)
     else:
         print("Done initializing, starting training.", flush=True)
     prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
@@ -478,14 +479,11 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
                 accs.append(result[3:5])
             last = itr + per_run - 1
             if last // print_interval != (itr - 1) // print_interval and itr != 0 or last == total - 1:
-                if last < pretrain_end:
-                    label = "Pretrain Iteration %d" % last
-                else:
-                    label = "Iteration %d" % (last - cfg.pretrain_iterations)   # upstream numbers meta-training alone
-                line = "%s: %s, %s" % (label, np.mean(prelosses), np.mean(postlosses))
-                if accs:
-                    line += " (accuracy %s, %s)" % tuple(np.mean(accs, 0))
-                print(line, flush=True)
+                # upstream numbers meta-training iterations alone
+                kind, number = ((log_lines.PRETRAIN_LOSS, last) if last < pretrain_end else
+                                (log_lines.LOSS, last - cfg.pretrain_iterations))
+                print(kind.format(iteration=number, preloss=np.mean(prelosses), postloss=np.mean(postlosses),
+                                  accuracies=np.mean(accs, 0) if accs else None), flush=True)
                 window_pre.extend(prelosses)
                 window_post.extend(postlosses)
                 prelosses, postlosses, accs = [], [], []
@@ -550,7 +548,7 @@ def _test(cfg, options, exp_dir, checkpoint):
     print("Mean validation accuracy/loss, stddev, and confidence intervals")
     print((means, stds, ci95))
     for j in range(len(means)):
-        print("update%d: mean %.6f std %.6f ci95 %.6f" % (j, means[j], stds[j], ci95[j]))
+        print(log_lines.TEST.format(update=j, mean=means[j], std=stds[j], ci95=ci95[j]))
     if regression:
         report_diverged(results)
     name = "test_ubs%d_stepsize%s_testiter%d" % (cfg.update_batch_size, cfg.update_lr, cfg.test_iter)

@@ -16,11 +16,12 @@ import numpy as np
 
 from common import checkpoints, npu_session, precision, tf_compat
 from common.errors import UserError, require
+from common.log_lines import NOTHING_TO_TRAIN
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
-from swa import data
+from swa import data, log_lines
 from swa.core import first_average_epoch
 from swa.model import build_model
 from swa.tfkeras import SWA
@@ -130,9 +131,8 @@ class _EpochReport(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         loss = npu_session.check_loss(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name, NAN_ADVICE)
-        print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
-              % (self.name, epoch + 1, self.params["epochs"], loss, logs.get("acc", float("nan")), self.lr_of()),
-              flush=True)
+        print(log_lines.EPOCH.format(run=self.name, epoch=epoch + 1, epochs=self.params["epochs"], loss=loss,
+                                     acc=logs.get("acc", float("nan")), lr=self.lr_of()), flush=True)
 
 
 class _Events(tf.keras.callbacks.Callback):
@@ -374,8 +374,8 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
                     else "nothing (no --model_dir)"
                 stop.stop("the end of %s epoch %d" % (name, stopper.epochs_done), saved)
     else:
-        print("nothing to train: %s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir),
-              flush=True)
+        why = "%s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir)
+        print(NOTHING_TO_TRAIN.format(why=why), flush=True)
     return report.epoch_times, checkpoint.last_iterate
 
 
@@ -484,11 +484,8 @@ def train_and_evaluate(config):
                                                                         config.batch_size)
         swa_model.set_weights(final)
 
-    print("final test accuracy: swa=%.4f%s%s" % (
-        results["test_accuracy_swa"],
-        " sgd=%.4f" % results["test_accuracy_sgd"] if "test_accuracy_sgd" in results else "",
-        " swa_run_last_iterate=%.4f" % results["test_accuracy_swa_last_iterate"]
-        if "test_accuracy_swa_last_iterate" in results else ""), flush=True)
+    print(log_lines.FINAL.format(swa=results["test_accuracy_swa"], sgd=results.get("test_accuracy_sgd"),
+                                 swa_run_last_iterate=results.get("test_accuracy_swa_last_iterate")), flush=True)
     if population:
         print("accuracy on %d fresh points of the same blobs: swa=%.5f%s%s bayes=%.5f" % (
             config.population_samples, results["population_accuracy_swa"],
