@@ -177,6 +177,8 @@ class _Graph(object):
             config.recipe, config.learning_rate, config.batch * cluster.size), steps_per_epoch, self.global_step)
         optimizer = npu_session.wrap_optimizer(recipe.optimizer(config.recipe, rate), config.npu,
                                                distributed=cluster.distributed)
+        # Fetched with each step: the rate that step used (the paper's decays; Adam's constant is a float here).
+        self.learning_rate = tf.convert_to_tensor(rate, tf.float32, name="learning_rate")
         self.average = None    # recipe.WeightAverage once the first step has created the weights
 
         def step(images, labels, frozen=False):
@@ -306,7 +308,8 @@ def train(config):
             if g.average and not restored:
                 sess.run(g.average.reset_op)   # average from the starting weights, not from zero
             train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
-            steps = {False: (train_op, g.loss, g.acc), True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc)}
+            steps = {False: (train_op, g.loss, g.acc, g.learning_rate),
+                     True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc, g.learning_rate)}
             graph.finalize()
             if chief:
                 os.makedirs(ckpt_dir, exist_ok=True)
@@ -358,7 +361,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
                 stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
                     g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
             timer.start()
-            _, loss, acc = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
+            _, loss, acc, rate = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
             timer.stop(steps=per_run)
             # Counted here: a global_step fetched beside the train op may be read before its increment, and
             # workers that disagree on the step count stop pairing their all-reduces.
@@ -382,7 +385,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
         row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(losses), acc="%.6f" % np.mean(accs),
                    val_loss="%.6f" % val_loss, val_acc="%.6f" % val_acc)
         history.append(row)
-        events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": config.learning_rate})
+        events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": rate})   # the last step's
         events.flush()
         print(log_lines.EPOCH.format(epoch=epoch, epochs=config.epochs, loss=row["loss"], acc=row["acc"],
                                      val_loss=row["val_loss"], val_acc=row["val_acc"], images=n_val,
