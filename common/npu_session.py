@@ -238,9 +238,19 @@ def describe(options):
         why += "; without --loss_scale small fp16 gradients can underflow to 0"
     return ("device: %s fallback (npu_bridge not in use); compute precision: %s (%s); loss scale: %s%s%s"
             % ("GPU" if _gpus() else "CPU", precision, why, scale,
-               "; iterations_per_loop=%d is Ascend-only, one step per run here" % options.iterations_per_loop
-               if options.iterations_per_loop > 1 else "",
+               _looping_off_ascend(options),
                "; ignored off Ascend: " + ", ".join(extras) if extras else ""))
+
+
+def _looping_off_ascend(options):
+    """What --iterations_per_loop does off Ascend: an in-graph loop where the model has one (it sets
+    options.in_graph_loop before its session), else one step per session call."""
+    if getattr(options, "in_graph_loop", False):
+        return "; looping: %d training steps per session call (in-graph loop)" % options.iterations_per_loop
+    if options.iterations_per_loop > 1:
+        return "; iterations_per_loop=%d: this model has no in-graph loop, one step per run here" \
+            % options.iterations_per_loop
+    return ""
 
 
 def announce(options):
