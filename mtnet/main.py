@@ -9,17 +9,14 @@ Flags keep upstream's names, meanings and defaults; the ones after the upstream 
 """
 import sys
 
-from absl import flags as absl_flags
+from absl import flags   # the module tf.compat.v1.flags is: TensorFlow loads after the flags, not for --help
 
-from common import distributed
-from common.ascend_flags import define_ascend_flags, npu_options_from
+from common import ascend_flags
 from common.errors import UserError, main_guard
-from common.precision import derandomise
-from common.tf_compat import tf
-from mtnet import trainer
+from common.npu_options import ASCEND_FLAGS
 
-flags = tf.compat.v1.flags
 FLAGS = flags.FLAGS
+SAVE_INTERVAL = 1000   # mtnet/trainer.py's SAVE_INTERVAL; a test holds the two equal
 
 # Dataset/method options
 flags.DEFINE_string("datasource", "sinusoid", "sinusoid, polynomial, omniglot or miniimagenet")
@@ -62,13 +59,13 @@ flags.DEFINE_string("data_path", "", "image root (default ./data/omniglot_resize
 flags.DEFINE_integer("omniglot_train_chars", 1100, "omniglot characters for meta-training (upstream 1100)")
 flags.DEFINE_integer("omniglot_test_chars", 100, "omniglot characters of the test split; the rest validate")
 flags.DEFINE_integer("print_interval", 0, "iterations per 'Iteration N' line (0: 1000 regression, 100 images)")
-flags.DEFINE_integer("save_interval", trainer.SAVE_INTERVAL, "iterations between checkpoints")
+flags.DEFINE_integer("save_interval", SAVE_INTERVAL, "iterations between checkpoints")
 flags.DEFINE_integer("num_test_tasks", -1, "test-mode tasks (-1: upstream's 600, 20 for polynomial)")
 flags.DEFINE_integer("test_num_updates", 10, "inner steps evaluated in test mode (upstream: 10)")
 flags.DEFINE_integer("num_threads", 0, "CPU/GPU intra-op threads (0: 1 for regression, TF's default for images)")
 flags.DEFINE_string("sine_freq", "0.8,1.2", "sinusoid frequency range LOW,HIGH (upstream's default), or one "
                     "value: 1 fixes it as the MAML paper")
-define_ascend_flags(flags)
+ascend_flags.define_ascend_flags(flags)
 
 
 HELP_ARGS = ("-h", "--help", "--helpshort", "--helpfull")
@@ -78,27 +75,39 @@ def parse_flags(argv):
     """Parse argv into FLAGS as the other models' scripts do: --help prints the flags and exits 0, and a bad or
     unknown flag is one 'error:' line with status 2 (absl's app.run exits 1 for both, with 'FATAL' for errors)."""
     if any(arg in HELP_ARGS for arg in argv[1:]):
-        helps = [__doc__.strip(), FLAGS.main_module_help(), FLAGS.module_help(define_ascend_flags.__module__)]
+        helps = ["usage: main.py [--flag=value ...]", __doc__.strip(), FLAGS.main_module_help(), ascend_help()]
         print("\n\n".join(helps))
         sys.exit(0)
     try:
         positional = FLAGS(argv)[1:]
-    except absl_flags.UnrecognizedFlagError as err:
+    except flags.UnrecognizedFlagError as err:
         raise UserError("unknown flag --%s (see --help)" % err.flagname)
-    except absl_flags.Error as err:
+    except flags.Error as err:
         raise UserError("%s (see --help)" % err)
     if positional:
         raise UserError("unexpected argument %r: flags are --name=value (see --help)" % positional[0])
 
 
+def ascend_help():
+    """The Ascend flags' part of --help, as absl prints a module's flags."""
+    lines = ["Ascend flags (common/npu_options.py):"]
+    for opt in ASCEND_FLAGS:
+        lines += ["  --%s: %s" % (opt.name, opt.help), "    (default: %s)" % FLAGS[opt.name].default_as_str]
+    return "\n".join(lines)
+
+
 @main_guard
 def main(argv):
     parse_flags(argv)
+    options = ascend_flags.npu_options_from(FLAGS)
+    # TensorFlow loads here, after the flags.
+    from common import distributed
+    from common.precision import derandomise
+    from mtnet import trainer
     names = set(trainer.default_config().__dict__)
     cfg = trainer.Config(**{name: FLAGS[name].value for name in names})
     # data-parallel meta-training when started by common.launch; test mode always runs in one process
     cluster = distributed.cluster_from_env() if cfg.train else None
-    options = npu_options_from(FLAGS)
     derandomise(cfg, (), options)   # tasks, masks and weights all come from --seed; MT-net has no dropout
     trainer.run(cfg, options, cluster)
 

@@ -638,6 +638,8 @@ def test_xla_compiles_the_looped_regression_step_and_trains_as_without(tmp_path)
         cfg = _cfg(tmp_path / str(xla), metatrain_iterations=31, logit_init=30.0)
         result = trainer.run(cfg, options, task_source=tasks)
         assert result["start"] == 1 and options.xla_whole_loop is xla
+        if xla:
+            assert "; XLA: on (the training loop compiled whole" in npu_session.describe(options)
         weights[xla] = result["weights"]
     for name, value in weights[False].items():
         assert np.allclose(weights[True][name], value, rtol=1e-4, atol=1e-6), name
