@@ -12,10 +12,11 @@ import time
 
 import numpy as np
 
-from am3 import model as M
+from am3 import log_lines, model as M
 from am3.flags import config_record, model_options_mismatch
 from common import checkpoints, npu_session, precision
 from common.errors import UserError
+from common.log_lines import NOTHING_TO_TRAIN
 from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
@@ -184,8 +185,8 @@ def evaluate_splits(sess, graph, cfg, step, writer=None, stop=None):
             return None
         results.update({"accuracy_" + split: acc, "ci95_" + split: ci, "loss_" + split: xent,
                         "lambda_" + split: lam})
-    print("step %d, " % step + ", ".join("accuracy_%s: %.4f" % (s, results["accuracy_" + s])
-                                         for s in graph.names) + ".", flush=True)
+    print(log_lines.VALIDATION.format(step=step, accuracies=[(s, results["accuracy_" + s]) for s in graph.names]),
+          flush=True)
     if writer is not None:
         summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in sorted(results.items())])
         writer.add_summary(summary, step)
@@ -385,7 +386,8 @@ def _train_loop(cfg, sess, graph, net, aux, saver, global_step, global_step_aux,
           % (cfg.variant, start, total, sampler.tasks, sampler.ways, sampler.shots, sampler.queries,
              images_per_step), flush=True)
     if start >= total:   # a rerun on a finished checkpoint: the wrappers report no step time
-        print("nothing to train: the checkpoint in %s is at step %d of %d" % (train_dir, start, total), flush=True)
+        print(NOTHING_TO_TRAIN.format(why="the checkpoint in %s is at step %d of %d" % (train_dir, start, total)),
+              flush=True)
     step = start
     last_saved = start
     dump = precision.StepDump.from_options(cfg.npu)   # --reference_dump: every op output of one step
@@ -428,8 +430,8 @@ def _train_loop(cfg, sess, graph, net, aux, saver, global_step, global_step_aux,
                 _write_scalars(writer, step, {"loss": out["loss"], "misclassification": 1.0 - out["accuracy"],
                                               "learning_rate": out["lr"], "lambda": out["lambda"]})
                 writer.flush()
-                print("step %d, loss : %.4g, dt: %.3gs, accuracy: %.4f, lambda: %.4f"
-                      % (step, out["loss"], dt / per_run, out["accuracy"], out["lambda"]), flush=True)
+                print(log_lines.LOSS.format(step=step, loss=out["loss"], dt=dt / per_run, accuracy=out["accuracy"],
+                                            lam=out["lambda"]), flush=True)
             step += per_run
             main_step = step - aux_steps
             if step - last_saved >= cfg.save_checkpoint_steps or step >= total:
@@ -556,10 +558,10 @@ def test(cfg):
     results = {"split": split, "checkpoint": path, "step": step, "episodes": episodes,
                "ways": cfg.num_classes_test, "shots": cfg.num_shots_test, "queries": cfg.eval_batch_size,
                "accuracy": acc, "ci95": ci, "loss": xent, "lambda": lam, "seconds_per_episode": seconds / episodes}
-    print("accuracy_%s: %.4f +- %.4f (95%% confidence interval; %d-way %d-shot, %d episodes x %d queries, "
-          "checkpoint step %d, %.2f s/episode, mean lambda %.3f)%s"
-          % (split, acc, ci, cfg.num_classes_test, cfg.num_shots_test, episodes, cfg.eval_batch_size, step,
-             seconds / episodes, lam, UPSTREAM_EVAL_NOTE if cfg.upstream_eval else ""), flush=True)
+    print(log_lines.TEST.format(split=split, accuracy=acc, ci95=ci, ways=cfg.num_classes_test,
+                                shots=cfg.num_shots_test, episodes=episodes, queries=cfg.eval_batch_size, step=step,
+                                seconds=seconds / episodes, lam=lam,
+                                note=UPSTREAM_EVAL_NOTE if cfg.upstream_eval else ""), flush=True)
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "test_results.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)

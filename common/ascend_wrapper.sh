@@ -4,8 +4,8 @@
 #   source "<repo>/common/ascend_wrapper.sh"
 #   wrapper_flag data_path "source data of training"   # each --key=value flag the wrapper accepts
 #   wrapper_parse "$@"                                 # --help, flag parsing, output dir, log, timer
-#   extract_losses()   { ...prints one loss per line from the log file "$1"... }
-#   extract_accuracy() { ...prints the final accuracy from "$1" (optional; None if undefined)... }
+#   extract_losses()   { log_value <model> losses "$1"; }     # one loss per line from the log file "$1"
+#   extract_accuracy() { log_value <model> accuracy "$1"; }   # the final accuracy (optional; None if undefined)
 #   wrapper_cost_note <model> train_steps="$train_steps" ...   # on a CPU: a one-line estimate if the run is long
 #   wrapper_run "$PYTHON" train.py --data_dir="$data_path"   # the Ascend flags the user set are added, each one
 #                                                              # argument (values may hold spaces)
@@ -16,7 +16,8 @@
 #
 # Outputs: $OUTPUT_DIR = ${OUTPUT_ROOT:-<model>/test/output}/$ASCEND_DEVICE_ID with the full log
 # train_$ASCEND_DEVICE_ID.log, checkpoints under ckpt*/, ${CaseName}.log and train_${CaseName}_loss.txt.
-# The step time comes from the `step_time_summary:` line of common/step_timer.py (warm-up excluded).
+# The step time comes from the `step_time_summary:` line of common/step_timer.py (warm-up excluded); every value
+# read from the log is read by common/log_lines.py (log_value), where each line's format and parser sit together.
 
 WRAPPER_SCRIPT="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)/$(basename "${BASH_SOURCE[1]}")"
 MODEL_DIR="$(cd "$(dirname "$WRAPPER_SCRIPT")/.." && pwd)"
@@ -180,13 +181,18 @@ wrapper_stopped() {  # status log_offset: the command ended on a stop request; e
   if [ "$status" = 0 ]; then status=$((128 + ${WRAPPER_SIGNAL:-15})); fi
   # Only the script knows whether it saved: its line 'stopped by SIG... saved ...: rerun the same command to
   # resume'. Without one (a stop before training began, or a command that saves nothing) say no more than that.
-  if tail -c +$(($2 + 1)) "$LOG" | grep -a -q '^stopped by SIG[A-Z]* at .*: rerun the same command to resume$'; then
+  if tail -c +$(($2 + 1)) "$LOG" | log_value common stopped - >/dev/null; then
     echo "$name: stopped (exit status $status); rerun the same command to resume" >&2
   else
     echo "$name: stopped (exit status $status) with no checkpoint saved on the way out; a rerun starts from the" \
          "last checkpoint saved before, if any (see $LOG)" >&2
   fi
   exit "$status"
+}
+
+log_value() {  # model what log|-: what common/log_lines.py reads from a log (the lines' one definition), one
+  # value per line; status 1 when the log has none
+  "$PYTHON" -m common.log_lines "$@"
 }
 
 wrapper_cost_note() {  # model key=value...: on a CPU, one line estimating a long run's time (common/run_cost.py)
@@ -240,16 +246,15 @@ wrapper_summary() {  # acc|perf: print the Ascend summary of this run's part of 
 }
 
 wrapper_summary_of() {  # kind run_log e2e
-  local kind="$1" run_log="$2" e2e="$3" mean_dt summary_line warmup
-  summary_line=$(grep -a 'step_time_summary:' "$run_log" | tail -n 1 || true)
-  mean_dt=$(printf '%s\n' "$summary_line" | sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p')
+  local kind="$1" run_log="$2" e2e="$3" mean_dt warmup
+  mean_dt=$(log_value common mean_dt "$run_log" || true)
   local nothing_trained=""
   if [ -z "$mean_dt" ] || [ "$mean_dt" = nan ]; then
     # A rerun on a finished checkpoint says "nothing to train: ..."; a run so short that every step was a
     # warm-up step says steps=0 warmup=N. Neither measured a step: report no performance rather than fail or
     # invent one. Any other run without a step time is an error.
-    nothing_trained=$(grep -a '^nothing to train:' "$run_log" | tail -n 1 || true)
-    warmup=$(printf '%s\n' "$summary_line" | sed -n 's/.* steps=0 warmup=\([1-9][0-9]*\) .*/\1/p')
+    nothing_trained=$(log_value common nothing_to_train "$run_log" || true)
+    warmup=$(log_value common warmup_only "$run_log" || true)
     if [ -z "$nothing_trained" ] && [ -n "$warmup" ]; then
       nothing_trained="every step of this run ($warmup) was a warm-up step, left out of the timing"
     fi

@@ -21,7 +21,12 @@ import sys
 import time
 from collections import OrderedDict
 
+from am3 import log_lines as am3_lines
+from common import log_lines
 from common.errors import ArgumentParser, UserError, main_guard
+from mobilenetv3 import log_lines as mobilenet_lines
+from mtnet import log_lines as mtnet_lines
+from swa import log_lines as swa_lines
 
 REPORT_FILE = "report.html"
 DATA_FILE = "report.json"
@@ -29,76 +34,77 @@ FLAGS_FILE = "wrapper_flags.txt"     # written by common/ascend_wrapper.sh (wrap
 # Ascend ModelZoo accepts a port whose accuracy is within 1% of its GPU/CPU reference; no published Ascend threshold
 # for loss curves was found, so the same 1% bounds the mean relative loss difference (see --tolerance).
 DEFAULT_TOLERANCE = 0.01
-NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
 LOG_NAME = re.compile(r"^train_(\d+)\.log$")
 CASE_LOG = re.compile(r"_bs\d+_\d+p_(acc|perf)\.log$")
 
 
-# ---- the models' log lines -------------------------------------------------------------------------------------
+# ---- the models' log lines (their definitions: <model>/log_lines.py, common/log_lines.py) ----------------------
+class Curve(object):
+    """The points (x, y) of two fields of one log line, of the lines `keep` (fields -> bool) accepts."""
+
+    def __init__(self, line, x, y, keep=None):
+        self.line, self.x, self.y, self.keep = line, x, y, keep
+
+    def search(self, text):
+        """The line's fields when `text` is one of this curve's lines, else None."""
+        fields = self.line.parse(text)
+        return fields if fields is not None and (self.keep is None or self.keep(fields)) else None
+
+    def points(self, lines):
+        found = (self.search(text) for text in lines)
+        return [(fields[self.x], fields[self.y]) for fields in found if fields is not None]
+
+
 class ModelLog(object):
-    """How one model logs: its loss line (the wrapper's extract_losses reads the same), evaluation lines and the
+    """How one model logs: its loss curve (the wrapper's loss file holds the same losses), evaluation lines and the
     x axes they use. `evals` are functions line -> [(series, x, value, ci95 or None)]."""
 
     def __init__(self, name, loss, loss_x, evals=(), eval_x="step", eval_y="accuracy", extra_losses=(),
                  lr=None):
         self.name = name
-        self.loss = re.compile(loss)
+        self.loss = loss
         self.loss_x = loss_x
         self.evals = evals
         self.eval_x = eval_x
         self.eval_y = eval_y
-        self.extra_losses = [(label, re.compile(pattern)) for label, pattern in extra_losses]
-        self.lr = re.compile(lr) if lr else None
+        self.extra_losses = list(extra_losses)
+        self.lr = lr
 
 
-def _matches(pattern, series, x_group=1, value_group=2, ci_group=None):
-    """An eval extractor from one regex: (series, x, value, ci) of each match."""
-    regex = re.compile(pattern)
-
-    def extract(line):
-        found = regex.search(line)
-        if not found:
-            return []
-        ci = float(found.group(ci_group)) if ci_group else None
-        return [(series, int(found.group(x_group)), float(found.group(value_group)), ci)]
+def _evaluation(line, points):
+    """An eval extractor: `points(fields)` -> [(series, x, value, ci)] of each line of the kind `line`."""
+    def extract(text):
+        fields = line.parse(text)
+        return points(fields) if fields is not None else []
     return extract
 
 
-def _am3_validation(line):
-    """`step N, accuracy_val: a, accuracy_test: b.` (evaluation during training, one series per split)."""
-    found = re.match(r"step (\d+), (accuracy_\w+: .*)\.$", line)
-    if not found:
-        return []
-    pairs = re.findall(r"accuracy_(\w+): " + NUM, found.group(2))
-    return [(split, int(found.group(1)), float(value), None) for split, value in pairs]
+def _swa_run(run):
+    return lambda fields: fields["run"] == run
 
 
-def _swa_final(line):
-    """`final test accuracy: swa=a sgd=b ...`: the averaged model's and the baselines' test accuracies, placed
-    at the last epoch (recorded by the caller as the x of the last loss)."""
-    if not line.startswith("final test accuracy: "):
-        return []
-    return [("test " + name, None, float(value), None)
-            for name, value in re.findall(r"(\w+)=" + NUM, line[len("final test accuracy: "):])]
-
-
-_AM3_TEST = _matches(r"^accuracy_(\w+): " + NUM + r" \+- " + NUM + r" \(95% confidence interval;.*"
-                     r"checkpoint step (\d+)", "test", x_group=4, value_group=2, ci_group=3)
-_MTNET_TEST = _matches(r"^update(\d+): mean " + NUM + r" std \S+ ci95 " + NUM, "test", ci_group=3)
-_MOBILENET_VALIDATION = _matches(r"^epoch (\d+)/\d+: .* val_acc=" + NUM, "validation")
+# AM3: validation during training (one series per split), then the test mode's mean with its 95% CI.
+_AM3_VALIDATION = _evaluation(am3_lines.VALIDATION, lambda f: [(split, f["step"], value, None)
+                                                               for split, value in f["accuracies"].items()])
+_AM3_TEST = _evaluation(am3_lines.TEST, lambda f: [("test", f["step"], f["accuracy"], f["ci95"])])
+_MTNET_TEST = _evaluation(mtnet_lines.TEST, lambda f: [("test", f["update"], f["mean"], f["ci95"])])
+_MOBILENET_VALIDATION = _evaluation(mobilenet_lines.EPOCH, lambda f: [("validation", f["epoch"], f["val_acc"], None)])
+# SWA: the averaged model's and the baselines' test accuracies, placed at the last epoch (x None: the caller's
+# x of the last loss).
+_SWA_FINAL = _evaluation(swa_lines.FINAL, lambda f: [("test " + name, None, value, None) for name, value in f.items()])
 
 MODELS = (
-    ModelLog("AM3", loss=r"step (\d+), loss : " + NUM, loss_x="training step",
-             evals=(_am3_validation, _AM3_TEST), eval_x="training step", eval_y="accuracy (test: mean, 95% CI)"),
-    ModelLog("MT-net", loss=r"^Iteration (\d+): [^,]*, " + NUM, loss_x="meta-training iteration",
+    ModelLog("AM3", loss=Curve(am3_lines.LOSS, "step", "loss"), loss_x="training step",
+             evals=(_AM3_VALIDATION, _AM3_TEST), eval_x="training step", eval_y="accuracy (test: mean, 95% CI)"),
+    ModelLog("MT-net", loss=Curve(mtnet_lines.LOSS, "iteration", "postloss"), loss_x="meta-training iteration",
              evals=(_MTNET_TEST,), eval_x="inner updates at test time",
              eval_y="test MSE (regression) / accuracy"),
-    ModelLog("MobileNetV3", loss=r"^train step=(\d+) epoch=\d+ loss=" + NUM, loss_x="training step",
+    ModelLog("MobileNetV3", loss=Curve(mobilenet_lines.LOSS, "step", "loss"), loss_x="training step",
              evals=(_MOBILENET_VALIDATION,), eval_x="epoch", eval_y="validation accuracy"),
-    ModelLog("SWA", loss=r"^swa epoch (\d+)/\d+ loss: " + NUM, loss_x="epoch", evals=(_swa_final,),
-             eval_x="epoch", eval_y="test accuracy",
-             extra_losses=(("sgd baseline", r"^sgd epoch (\d+)/\d+ loss: " + NUM),),
-             lr=r"^swa epoch (\d+)/\d+ .* lr: " + NUM),
+    ModelLog("SWA", loss=Curve(swa_lines.EPOCH, "epoch", "loss", _swa_run("swa")), loss_x="epoch",
+             evals=(_SWA_FINAL,), eval_x="epoch", eval_y="test accuracy",
+             extra_losses=(("sgd baseline", Curve(swa_lines.EPOCH, "epoch", "loss", _swa_run("sgd"))),),
+             lr=Curve(swa_lines.EPOCH, "epoch", "lr", _swa_run("swa"))),
 )
 
 
@@ -196,15 +202,10 @@ def _detect_model(lines, log_path, reproduction=None):
                     "trained nothing, or another program's log)" % log_path)
 
 
-def _series(pattern, lines):
-    found = (pattern.search(line) for line in lines)
-    return [(int(m.group(1)), float(m.group(2))) for m in found if m]
-
-
 def _read_losses(run, lines):
-    run.losses["loss"] = _series(run.model.loss, lines)
-    for label, pattern in run.model.extra_losses:
-        points = _series(pattern, lines)
+    run.losses["loss"] = run.model.loss.points(lines)
+    for label, curve in run.model.extra_losses:
+        points = curve.points(lines)
         if points:
             run.losses["loss (%s)" % label] = points
 
@@ -218,10 +219,8 @@ def _read_evals(run, lines):
 
 
 def _read_step_times(run, lines):
-    window = re.compile(r"^step_time: step=(\d+) steps=\d+ mean_dt=" + NUM)
-    run.step_times = _series(window, lines)
-    summaries = [re.search(r"^step_time_summary: mean_dt=" + NUM, line) for line in lines]
-    summaries = [float(m.group(1)) for m in summaries if m]
+    run.step_times = log_lines.STEP_TIME.series(lines, "step", "mean_dt")
+    summaries = [fields["mean_dt"] for fields in log_lines.STEP_TIME_SUMMARY.all(lines)]
     if summaries and not math.isnan(summaries[-1]):
         run.mean_step_time = summaries[-1]
 
@@ -233,7 +232,7 @@ def _read_lr(run, lines):
             run.lr[subdir or tag] = points
             run.lr_x = "training step (event files)"
     if not run.lr and run.model.lr is not None:
-        points = _series(run.model.lr, lines)
+        points = run.model.lr.points(lines)
         if points:
             run.lr["learning rate"] = points
             run.lr_x = run.model.loss_x + " (log)"

@@ -1,11 +1,13 @@
 """Step time and throughput, reported the same way by every model.
 
-The wrappers in common/ascend_wrapper.sh read the final `step_time_summary:` line, so keep its format:
+The wrappers in common/ascend_wrapper.sh read the final `step_time_summary:` line (common/log_lines.py defines it):
     step_time: step=200 steps=100 mean_dt=0.012345 throughput=1234.56 images/s
     step_time_summary: mean_dt=0.012345 steps=950 warmup=50 throughput=1234.56 images/s
 mean_dt is seconds per training step with the warm-up steps (graph build, first-run allocation) left out.
 """
 import time
+
+from common.log_lines import STEP_TIME, STEP_TIME_SUMMARY
 
 
 class StepTimer(object):
@@ -44,9 +46,10 @@ class StepTimer(object):
         self._window_steps += steps
         self._window_seconds += seconds
         if self.log_every and self._window_steps >= self.log_every:
-            self.printer("step_time: step=%d steps=%d mean_dt=%.6f throughput=%.2f %s/s" % (
-                self.steps_seen, self._window_steps, self._window_seconds / self._window_steps,
-                self._rate(self._window_steps, self._window_seconds), self.unit))
+            self.printer(STEP_TIME.format(step=self.steps_seen, steps=self._window_steps,
+                                          mean_dt=self._window_seconds / self._window_steps,
+                                          throughput=self._rate(self._window_steps, self._window_seconds),
+                                          unit=self.unit))
             self._window_steps, self._window_seconds = 0, 0.0
 
     def _rate(self, steps, seconds):
@@ -62,12 +65,9 @@ class StepTimer(object):
 
     def summary(self):
         """Print and return the summary line; falls back to all steps if the run was shorter than warm-up."""
-        if not self.timed_steps:
-            line = "step_time_summary: mean_dt=nan steps=0 warmup=%d throughput=0.00 %s/s" % (
-                self.steps_seen, self.unit)
-        else:
-            line = "step_time_summary: mean_dt=%.6f steps=%d warmup=%d throughput=%.2f %s/s" % (
-                self.mean_step_time, self.timed_steps, self.steps_seen - self.timed_steps, self.throughput,
-                self.unit)
+        # no timed step: mean_dt=nan steps=0 warmup=<all steps> throughput=0.00
+        line = STEP_TIME_SUMMARY.format(mean_dt=self.mean_step_time, steps=self.timed_steps,
+                                        warmup=self.steps_seen - self.timed_steps, throughput=self.throughput,
+                                        unit=self.unit)
         self.printer(line)
         return line

@@ -14,6 +14,7 @@ import signal
 import threading
 
 from common.errors import UserError
+from common.log_lines import STOP_REQUESTED, STOPPED, STOPPED_UNSAVED
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,8 +52,7 @@ class StopRequest(object):
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        print("%s: stopping after this step and saving a checkpoint (again to stop at once, without saving)"
-              % signal.Signals(signum).name, flush=True)
+        print(STOP_REQUESTED.format(signal=signal.Signals(signum).name), flush=True)
 
     @property
     def requested(self):
@@ -60,11 +60,10 @@ class StopRequest(object):
 
     def stop(self, where, saved):
         """Raise Stopped: 'stopped by SIGINT at <where>; saved <saved>: rerun the same command to resume'."""
-        raise Stopped("stopped by %s at %s; saved %s: rerun the same command to resume"
-                      % (signal.Signals(self.signum).name, where, saved), self.signum)
+        raise Stopped(STOPPED.format(signal=signal.Signals(self.signum).name, where=where, saved=saved), self.signum)
 
     def stop_unsaved(self, where, why, then):
         """Raise Stopped for a phase with nothing to save (evaluation): 'stopped by SIGTERM at <where>; <why>:
         <then>'. Wrappers read only a line with 'saved' as a resumable save."""
-        raise Stopped("stopped by %s at %s; %s: %s" % (signal.Signals(self.signum).name, where, why, then),
+        raise Stopped(STOPPED_UNSAVED.format(signal=signal.Signals(self.signum).name, where=where, why=why, then=then),
                       self.signum)

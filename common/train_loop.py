@@ -20,6 +20,7 @@ A stop request is honoured after the call in flight, the last one too: the call 
 """
 from common import checkpoints
 from common.errors import UserError
+from common.log_lines import NOTHING_TO_TRAIN
 from common.stop import StopRequest
 
 
@@ -112,7 +113,7 @@ class TrainLoop(object):
         calls loop.after_call(values) after each call and returns early once loop.stop_requested (Keras's fit
         through common/keras_loop.py); the stop, the saves, the hooks and the summary stay the loop's."""
         if self.start >= self.total:
-            print("nothing to train: " + self.nothing_to_train, flush=True)
+            print(NOTHING_TO_TRAIN.format(why=self.nothing_to_train), flush=True)
         for hook in self.hooks:
             hook.before_train(self)
         with StopRequest(enabled=self.stop_enabled) as self._stop:

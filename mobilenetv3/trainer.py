@@ -20,13 +20,14 @@ import numpy as np
 
 from common import checkpoints, distributed, npu_session, precision
 from common.errors import UserError, require
+from common.log_lines import NOTHING_TO_TRAIN
 from common.npu_session import NpuOptions
 from common.progress import Progress
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
-from mobilenetv3 import data, recipe, weights
+from mobilenetv3 import data, log_lines, recipe, weights
 from mobilenetv3.model import BN_MOMENTUM, INPUT_RANGES, get_spec, is_top, mobilenet_v3, network_variables
 
 HISTORY_FIELDS = ("epoch", "steps", "loss", "acc", "val_loss", "val_acc")
@@ -176,6 +177,8 @@ class _Graph(object):
             config.recipe, config.learning_rate, config.batch * cluster.size), steps_per_epoch, self.global_step)
         optimizer = npu_session.wrap_optimizer(recipe.optimizer(config.recipe, rate), config.npu,
                                                distributed=cluster.distributed)
+        # Fetched with each step: the rate that step used (the paper's decays; Adam's constant is a float here).
+        self.learning_rate = tf.convert_to_tensor(rate, tf.float32, name="learning_rate")
         self.average = None    # recipe.WeightAverage once the first step has created the weights
 
         def step(images, labels, frozen=False):
@@ -305,7 +308,8 @@ def train(config):
             if g.average and not restored:
                 sess.run(g.average.reset_op)   # average from the starting weights, not from zero
             train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
-            steps = {False: (train_op, g.loss, g.acc), True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc)}
+            steps = {False: (train_op, g.loss, g.acc, g.learning_rate),
+                     True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc, g.learning_rate)}
             graph.finalize()
             if chief:
                 os.makedirs(ckpt_dir, exist_ok=True)
@@ -331,11 +335,12 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
     epoch = step // steps_per_epoch
     max_step = config.max_step or config.epochs * steps_per_epoch
     if config.patience and wait >= config.patience and step >= BN_SETTLE_STEPS:
-        print("nothing to train: early stopping already reached in %s (no better val_acc for %d epochs)"
-              % (hist_path, wait))
+        print(NOTHING_TO_TRAIN.format(why="early stopping already reached in %s (no better val_acc for %d epochs)"
+                                      % (hist_path, wait)))
         return history
     if step >= max_step or epoch >= config.epochs:
-        print("nothing to train: checkpoint at step %d, epochs %d, max_step %d" % (step, config.epochs, max_step))
+        print(NOTHING_TO_TRAIN.format(why="checkpoint at step %d, epochs %d, max_step %d"
+                                      % (step, config.epochs, max_step)))
         return history
     sess.run(g.train_iter.initializer)
     events = ScalarEvents(config.save_dir if chief else None)   # TensorBoard: loss, accuracy, learning rate
@@ -356,7 +361,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
                 stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
                     g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
             timer.start()
-            _, loss, acc = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
+            _, loss, acc, rate = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
             timer.stop(steps=per_run)
             # Counted here: a global_step fetched beside the train op may be read before its increment, and
             # workers that disagree on the step count stop pairing their all-reduces.
@@ -366,7 +371,7 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
             accs.append(acc)
             events.add(step, {"loss": loss, "accuracy": acc})
             if step % config.log_every == 0 or step == epoch_end:
-                print("train step=%d epoch=%d loss=%.6f acc=%.4f" % (step, epoch, loss, acc), flush=True)
+                print(log_lines.LOSS.format(step=step, epoch=epoch, loss=loss, acc=acc), flush=True)
             if config.save_interval and step - last_saved >= config.save_interval:
                 checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
                 last_saved = step
@@ -380,11 +385,11 @@ def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, bes
         row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(losses), acc="%.6f" % np.mean(accs),
                    val_loss="%.6f" % val_loss, val_acc="%.6f" % val_acc)
         history.append(row)
-        events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": config.learning_rate})
+        events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": rate})   # the last step's
         events.flush()
-        print("epoch %d/%d: loss=%s acc=%s val_loss=%s val_acc=%s (%d images) %.1fs%s" % (
-            epoch, config.epochs, row["loss"], row["acc"], row["val_loss"], row["val_acc"], n_val,
-            time.time() - start, " best" if improved else ""), flush=True)
+        print(log_lines.EPOCH.format(epoch=epoch, epochs=config.epochs, loss=row["loss"], acc=row["acc"],
+                                     val_loss=row["val_loss"], val_acc=row["val_acc"], images=n_val,
+                                     seconds=time.time() - start, best=improved), flush=True)
         if improved:
             checkpoints.save(g.best_saver, sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
                              latest_filename="checkpoint")

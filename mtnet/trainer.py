@@ -13,7 +13,7 @@ from common.progress import Progress
 from common.step_timer import StepTimer
 from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat, resource_variables, xla_compiled
 from common.tf_compat import tf
-from mtnet import tasks as T
+from mtnet import log_lines, tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
 
 tf1 = tf.compat.v1
@@ -544,14 +544,11 @@ class _LossLines(Hook):
             self.accs.append(values[2:4])
         itr, last = loop.step - loop.per_run, loop.last
         if crosses(itr, loop.per_run, self.print_interval) or last == loop.total - 1:
-            if last < self.built.pretrain_end:
-                label = "Pretrain Iteration %d" % last
-            else:
-                label = "Iteration %d" % (last - self.cfg.pretrain_iterations)   # upstream numbers meta-training
-            line = "%s: %s, %s" % (label, np.mean(self.pre), np.mean(self.post))
-            if self.accs:
-                line += " (accuracy %s, %s)" % tuple(np.mean(self.accs, 0))
-            print(line, flush=True)
+            # upstream numbers meta-training iterations alone
+            kind, number = ((log_lines.PRETRAIN_LOSS, last) if last < self.built.pretrain_end else
+                            (log_lines.LOSS, last - self.cfg.pretrain_iterations))
+            print(kind.format(iteration=number, preloss=np.mean(self.pre), postloss=np.mean(self.post),
+                              accuracies=np.mean(self.accs, 0) if self.accs else None), flush=True)
             self._flush()
 
     def _flush(self):
@@ -625,7 +622,7 @@ def _test(cfg, options, exp_dir, checkpoint):
     print("Mean validation accuracy/loss, stddev, and confidence intervals")
     print((means, stds, ci95))
     for j in range(len(means)):
-        print("update%d: mean %.6f std %.6f ci95 %.6f" % (j, means[j], stds[j], ci95[j]))
+        print(log_lines.TEST.format(update=j, mean=means[j], std=stds[j], ci95=ci95[j]))
     if regression:
         report_diverged(results)
     name = "test_ubs%d_stepsize%s_testiter%d" % (cfg.update_batch_size, cfg.update_lr, cfg.test_iter)

@@ -18,7 +18,7 @@ from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.tf_compat import tf
 from common.train_loop import Hook, TrainLoop
-from swa import data
+from swa import data, log_lines
 from swa.checkpoint import Checkpoint, restore_checkpoint
 from swa.core import first_average_epoch
 from swa.model import build_model
@@ -128,8 +128,8 @@ class _EpochReport(Hook):
         self._t0 = now
         logs = loop.values
         loss = npu_session.check_loss(logs.get("loss", float("nan")), loop.step, "%s loss" % self.name, NAN_ADVICE)
-        print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
-              % (self.name, loop.step, loop.total, loss, logs.get("acc", float("nan")), self.lr_of()), flush=True)
+        print(log_lines.EPOCH.format(run=self.name, epoch=loop.step, epochs=loop.total, loss=loss,
+                                     acc=logs.get("acc", float("nan")), lr=self.lr_of()), flush=True)
 
 
 class _Events(Hook):
@@ -325,11 +325,8 @@ def train_and_evaluate(config):
                                                                         config.batch_size)
         swa_model.set_weights(final)
 
-    print("final test accuracy: swa=%.4f%s%s" % (
-        results["test_accuracy_swa"],
-        " sgd=%.4f" % results["test_accuracy_sgd"] if "test_accuracy_sgd" in results else "",
-        " swa_run_last_iterate=%.4f" % results["test_accuracy_swa_last_iterate"]
-        if "test_accuracy_swa_last_iterate" in results else ""), flush=True)
+    print(log_lines.FINAL.format(swa=results["test_accuracy_swa"], sgd=results.get("test_accuracy_sgd"),
+                                 swa_run_last_iterate=results.get("test_accuracy_swa_last_iterate")), flush=True)
     if population:
         print("accuracy on %d fresh points of the same blobs: swa=%.5f%s%s bayes=%.5f" % (
             config.population_samples, results["population_accuracy_swa"],

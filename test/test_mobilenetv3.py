@@ -710,6 +710,29 @@ def test_paper_recipe_schedule_and_weight_decay():
     assert got == pytest.approx(1e-5 * sum(float(np.sum(k.astype(np.float64) ** 2)) for k in kernels) / 2, rel=1e-5)
 
 
+def _event_scalars(directory, tag):
+    """[(step, value)] of `tag` in the event files directly in `directory`."""
+    points = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("events.out.tfevents."):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+                points += [(event.step, value.simple_value) for value in event.summary.value if value.tag == tag]
+    return sorted(points)
+
+
+def test_the_logged_learning_rate_is_the_one_the_step_used(tmp_path, image_data):
+    """The event files' learning_rate was config.learning_rate: absent by default (None), and a constant under
+    the paper recipe while its rate decays. It is the rate the last step of each epoch used."""
+    paper = tiny_config(tmp_path / "paper", image_data, recipe="paper", epochs=4, learning_rate=0.05, patience=0)
+    trainer.train(paper)                  # 33 images, batch 8: 4 steps per epoch, x 0.99 after 12 steps
+    rates = _event_scalars(paper.save_dir, "learning_rate")
+    assert [step for step, _ in rates] == [4, 8, 12, 16]
+    np.testing.assert_allclose([rate for _, rate in rates], [0.05, 0.05, 0.05, 0.05 * 0.99], rtol=1e-6)
+    adam = tiny_config(tmp_path / "adam", image_data, epochs=1)   # no --learning_rate: Adam's default 0.001
+    trainer.train(adam)
+    assert _event_scalars(adam.save_dir, "learning_rate") == [(4, pytest.approx(0.001))]
+
+
 def test_paper_recipe_evaluates_and_exports_the_weight_average(tmp_path, image_data, capsys):
     config = tiny_config(tmp_path, image_data, recipe="paper", epochs=1, learning_rate=0.05, dropout=0.0)
     trainer.train(config)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from common.log_lines import STOPPED, STOPPED_UNSAVED
 from conftest import REPO, run, run_python, script_env
 from test_am3 import TINY, data_dir, make_data  # noqa: F401  (fixture)
 from test_mobilenetv3 import image_data  # noqa: F401  (fixture)
@@ -34,10 +35,14 @@ def stop_when(ready, args, signum, timeout=300):
     return proc.returncode, "".join(seen) + rest
 
 
-def stopped_line(out, signum):
+def stopped_line(out, signum, kind=STOPPED):
+    """The one 'stopped by ...' line of `out`, of the kind (common/log_lines.STOPPED: saved) given: its fields
+    and the line."""
     lines = [line for line in out.splitlines() if line.startswith("stopped by %s at " % signum.name)]
     assert len(lines) == 1 and "Traceback" not in out, out[-3000:]
-    return lines[0]
+    fields = kind.parse(lines[0])
+    assert fields and fields["signal"] == signum.name, lines[0]
+    return fields, lines[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -46,7 +51,9 @@ def test_am3_saves_and_resumes_where_it_stopped(tmp_path, data_dir, signum):  # 
             "--eval_interval_steps=0", "--eval_interval_fine_steps=0"] + TINY
     status, out = stop_when(r"^step 2, loss", args + ["--train_steps=100000"], signum)
     assert status == 128 + signum
-    step = int(re.search(r"at step (\d+); saved (\S+)-(\d+):", stopped_line(out, signum)).group(3))
+    stopped, _ = stopped_line(out, signum)
+    assert re.match(r"step \d+$", stopped["where"]), stopped
+    step = int(stopped["saved"].rsplit("-", 1)[1])
     resumed = run_python(args + ["--train_steps=%d" % (step + 1)]).stdout
     assert "resumed from %s" % (tmp_path / "log" / "train" / ("model.ckpt-%d" % step)) in resumed
 
@@ -56,9 +63,9 @@ def test_mtnet_saves_and_resumes_where_it_stopped(tmp_path):
             "--num_threads=1"]
     status, out = stop_when(r"^Iteration 20:", args + ["--metatrain_iterations=10000000"], signal.SIGTERM)
     assert status == 143
-    line = stopped_line(out, signal.SIGTERM)
-    itr = int(re.search(r"at iteration (\d+); saved \S+model(\d+):", line).group(1))
-    assert line.endswith("model%d: rerun the same command to resume" % (itr - 1))
+    stopped, _ = stopped_line(out, signal.SIGTERM)
+    itr = int(re.match(r"iteration (\d+)$", stopped["where"]).group(1))
+    assert stopped["saved"].endswith("model%d" % (itr - 1)), stopped
     resumed = run_python(args + ["--metatrain_iterations=%d" % (itr + 5)]).stdout
     assert re.search(r"Restoring model weights from \S+/model%d\n" % (itr - 1), resumed)
 
@@ -68,8 +75,9 @@ def test_mobilenetv3_saves_and_resumes_where_it_stopped(tmp_path, image_data):  
             "--patience=0", "--log_every=1", "--modeldir=%s" % tmp_path]
     status, out = stop_when(r"^train step=3 ", args + ["--epochs=1000"], signal.SIGINT)
     assert status == 130
-    step = int(re.search(r"at step (\d+) \(epoch \d+\); saved \S+model.ckpt-(\d+):",
-                         stopped_line(out, signal.SIGINT)).group(2))
+    stopped, _ = stopped_line(out, signal.SIGINT)
+    assert re.match(r"step \d+ \(epoch \d+\)$", stopped["where"]), stopped
+    step = int(re.search(r"model.ckpt-(\d+)$", stopped["saved"]).group(1))
     resumed = run_python(args + ["--max_step=%d" % (step + 1)]).stdout
     assert "resumed from %s" % (tmp_path / "checkpoints" / ("model.ckpt-%d" % step)) in resumed
 
@@ -79,8 +87,9 @@ def test_swa_saves_the_epoch_and_resumes_after_it(tmp_path):
             "--swa_start=3", "--swa_freq=2", "--swa_lr=0.01", "--swa_lr2=0.03", "--model_dir=%s" % tmp_path]
     status, out = stop_when(r"^sgd epoch 2/", args + ["--train_epochs=99999"], signal.SIGINT)
     assert status == 130
-    epoch = int(re.search(r"at the end of sgd epoch (\d+); saved checkpoint \S+/sgd/ckpt-(\d+):",
-                          stopped_line(out, signal.SIGINT)).group(1))
+    stopped, _ = stopped_line(out, signal.SIGINT)
+    epoch = int(re.match(r"the end of sgd epoch (\d+)$", stopped["where"]).group(1))
+    assert stopped["saved"].endswith("/sgd/ckpt-%d" % epoch), stopped
     assert os.path.isdir(str(tmp_path / "sgd" / ("ckpt-%d" % epoch)))
 
 
@@ -150,8 +159,8 @@ def test_am3_stops_during_validation_between_episodes_and_resumes(tmp_path, data
     assert status == 143, out[-3000:]
     assert re.search(r"^validation at step 2 cut short by the stop request after \d+ of 20000000 episodes",
                      out, re.M), out[-3000:]
-    line = stopped_line(out, signal.SIGTERM)
-    assert re.search(r"at step 2; saved \S+model.ckpt-2: rerun", line), line
+    stopped, line = stopped_line(out, signal.SIGTERM)
+    assert stopped["where"] == "step 2" and stopped["saved"].endswith("model.ckpt-2"), line
     resumed = run_python(args[:-1] + ["--train_steps=3", "--num_cases_val=10"]).stdout
     assert "resumed from %s" % (tmp_path / "log" / "train" / "model.ckpt-2") in resumed
 
@@ -163,9 +172,10 @@ def test_am3_test_mode_stops_between_episodes_with_one_line(tmp_path, data_dir):
     status, out = stop_when(r"^test mode: ", args + ["--mode=test", "--num_cases_test=100000000"],
                             signal.SIGTERM, timeout=120)
     assert status == 143, out[-3000:]
-    line = stopped_line(out, signal.SIGTERM)
-    assert re.search(r"at test episode \d+ of 20000000; test mode saves nothing \(checkpoint \S+model.ckpt-2 "
-                     r"unchanged\): rerun the same command to test again$", line), line
+    stopped, line = stopped_line(out, signal.SIGTERM, STOPPED_UNSAVED)
+    assert re.match(r"test episode \d+ of 20000000$", stopped["where"]), line
+    assert re.match(r"test mode saves nothing \(checkpoint \S+model.ckpt-2 unchanged\)$", stopped["why"]), line
+    assert stopped["then"] == "rerun the same command to test again" and STOPPED.parse(line) is None, line
 
 
 def test_a_second_signal_stops_at_once():

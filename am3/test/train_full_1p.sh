@@ -18,8 +18,8 @@ wrapper_flag num_filters "filters of the first backbone block" int
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_full_1p.sh: --data_path is required" >&2; exit 2; fi
 
-extract_losses()   { grep -a -o 'step [0-9]*, loss : [0-9.eE+-]*' "$1" | awk '{print $5}'; }
-extract_accuracy() { grep -a -o 'accuracy_target_tst: [0-9.]*' "$1" | tail -n 1 | awk '{print $2}'; }
+extract_losses()   { log_value am3 losses "$1"; }     # am3/log_lines.py
+extract_accuracy() { log_value am3 accuracy "$1"; }
 
 seed_flags=(--num_tasks_per_batch=5 --num_classes_train=5 --num_shots_train=1 --num_shots_test=1
             --train_batch_size=24 --mlp_dropout=0.7 --mlp_weight_decay=0.001 --att_input=word

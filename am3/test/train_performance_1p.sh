@@ -15,7 +15,7 @@ wrapper_flag num_filters "filters of the first backbone block" int
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is required" >&2; exit 2; fi
 
-extract_losses() { grep -a -o 'step [0-9]*, loss : [0-9.eE+-]*' "$1" | awk '{print $5}'; }
+extract_losses() { log_value am3 losses "$1"; }     # am3/log_lines.py
 
 # A benchmark measures from step 0: resuming an earlier run's checkpoint would time fewer steps, or none.
 rm -rf "$OUTPUT_DIR/ckpt_perf"
@@ -28,8 +28,7 @@ wrapper_run "$PYTHON" AM3_TADAM.py --data_path="$data_path" --train_steps="$trai
   --log_interval_steps=1 --save_checkpoint_steps=1000000 --log_dir="$OUTPUT_DIR/ckpt_perf"
 wrapper_summary perf
 # From this run's part of the log only; no step timed (mean_dt nan or absent): None, not numbers derived from it.
-mean_dt=$(tail -c +$((LOG_START + 1)) "$LOG" | grep -a 'step_time_summary:' | tail -n 1 |
-          sed -n 's/.*mean_dt=\([0-9.eE+-]*\).*/\1/p' || true)
+mean_dt=$(tail -c +$((LOG_START + 1)) "$LOG" | log_value common mean_dt - || true)
 awk -v t="$mean_dt" -v k="$TasksPerStep" -v b="$BatchSize" 'BEGIN{
   if (t !~ /^[0-9.eE+-]+$/ || t + 0 <= 0) { print "step time sec : None\nepisodes/sec : None\nimages/sec : None"; exit }
   printf "step time sec : %.4f\nepisodes/sec : %.3f\nimages/sec : %.2f\n", t, k / t, b / t}' | tee -a "$LOG"

@@ -38,8 +38,8 @@ wrapper_flag recipe "adam or paper (RMSProp schedule, L2, weight average)"
 wrapper_flag input_range "0,1 or -1,1 (none: what --weights expects)"
 wrapper_flag augmentation "upstream or inception (TF-slim's ImageNet crop and flip; none: the recipe's)"
 
-extract_losses()   { grep -a '^train step=' "$1" | sed -n 's/.* loss=\([0-9.eE+-]*\).*/\1/p'; }
-extract_accuracy() { grep -a '^epoch [0-9]*/' "$1" | tail -n 1 | sed -n 's/.* val_acc=\([0-9.eE+-]*\).*/\1/p'; }
+extract_losses()   { log_value mobilenetv3 losses "$1"; }     # mobilenetv3/log_lines.py
+extract_accuracy() { log_value mobilenetv3 accuracy "$1"; }
 
 train_flags_args() {
   BatchSize="$batch"

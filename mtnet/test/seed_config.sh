@@ -30,8 +30,8 @@ wrapper_flag use_M "learn the masks M (MT-net)"
 wrapper_flag share_M "one mask bit per unit"
 wrapper_flag seed "graph random seed (data parallel: rank r adds 1000 * r for its tasks and masks)" int
 
-extract_losses()   { grep -a -o '^Iteration [0-9]*: [^,]*, [0-9.e+-]*' "$1" | awk '{print $NF}'; }
-extract_accuracy() { grep -a -o '^update10: mean [0-9.e+-]*' "$1" | awk '{print $NF}'; }   # test MSE, 10 steps
+extract_losses()   { log_value mtnet losses "$1"; }     # mtnet/log_lines.py
+extract_accuracy() { log_value mtnet accuracy "$1"; }   # test MSE, 10 steps
 ACCURACY_NOTE="(MT-net: this is the mean test MSE after 10 inner steps over the test tasks; lower is better)"
 
 seed_config_args() {  # $1 = logdir, $2 = resume (True/False)

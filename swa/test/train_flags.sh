@@ -21,8 +21,8 @@ wrapper_flag swa_freq "epochs per SWA cycle" int
 wrapper_flag swa_lr "SWA learning rate (bottom of the cycle)" number
 wrapper_flag swa_lr2 "top of the cyclic learning rate" number
 
-extract_losses()   { grep -a -o '^swa epoch [0-9]*/[0-9]* loss: [0-9.eE+-]*' "$1" | awk '{print $NF}'; }
-extract_accuracy() { grep -a -o 'final test accuracy: swa=[0-9.]*' "$1" | tail -n 1 | sed 's/.*swa=//'; }
+extract_losses()   { log_value swa losses "$1"; }     # swa/log_lines.py
+extract_accuracy() { log_value swa accuracy "$1"; }
 
 train_flags_args() {
   BatchSize="$batch_size"
