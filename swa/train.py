@@ -23,6 +23,7 @@ from common.tf_compat import tf
 from swa import data
 from swa.core import first_average_epoch
 from swa.model import build_model
+from swa.options import OPTIONS
 from swa.tfkeras import SWA
 
 # This script has no loss scaling (--loss_scale is rejected): its divergence advice names the rates it has.
@@ -30,29 +31,16 @@ NAN_ADVICE = "lower --swa_lr/--swa_lr2 or --learning_rate"
 
 
 class TrainConfig(object):
-    """Plain settings of one seed-script run (defaults: the Ascend seed page)."""
+    """Plain settings of one seed-script run: the options of swa/options.py (their defaults unless given) and the
+    NPU options."""
 
-    def __init__(self, train_epochs=100, batch_size=16384, num_samples=131072, test_fraction=0.2,
-                 learning_rate=0.1, swa_start=75, lr_schedule="cyclic", swa_lr=0.001, swa_lr2=0.003, swa_freq=3,
-                 baseline=True, model_dir="", seed=2, data_seed=2, population_samples=0, npu_options=None,
-                 eager=False):
-        self.train_epochs = train_epochs        # epochs of each run (with BN, SWA's last one is the BN pass)
-        self.batch_size = batch_size            # samples per step
-        self.num_samples = num_samples          # blobs generated, before the test split
-        self.test_fraction = test_fraction      # share of the samples held out for the test accuracy
-        self.learning_rate = learning_rate      # SGD rate (the initial rate of SWA's schedule)
-        self.swa_start = swa_start              # SWA start_epoch, counted from 1
-        self.lr_schedule = lr_schedule          # SWA schedule: manual, constant or cyclic
-        self.swa_lr = swa_lr                    # SWA rate (bottom of the cycle)
-        self.swa_lr2 = swa_lr2                  # top of the cyclic rate
-        self.swa_freq = swa_freq                # epochs per cycle / between averages
-        self.baseline = baseline                # also train plain SGD from the same initial weights
-        self.model_dir = model_dir              # checkpoints (resume from the latest); '' = none
-        self.seed = seed                        # initialisation and shuffling seed
-        self.data_seed = data_seed              # blobs seed (2: the seed page's data set)
-        self.population_samples = population_samples    # fresh points of the blobs: large-sample accuracy; 0 = off
-        self.npu_options = npu_options or npu_session.NpuOptions()
-        self.eager = eager                      # TF 2.x eager fit (the entry script set TF_COMPAT_EAGER=1)
+    def __init__(self, npu=None, **values):
+        unknown = set(values) - {opt.name for opt in OPTIONS}
+        if unknown:
+            raise TypeError("unknown TrainConfig field(s): %s" % ", ".join(sorted(unknown)))
+        for opt in OPTIONS:
+            setattr(self, opt.name, values.get(opt.name, opt.default))
+        self.npu = npu or npu_session.NpuOptions()
         self.shuffle = True                     # Keras shuffles the samples each epoch (off: --deterministic)
 
     def validate(self):
@@ -72,7 +60,7 @@ class TrainConfig(object):
                 "--num_samples=%d); lower --batch_size or raise --num_samples"
                 % (self.batch_size, n_train, 100.0 * (1.0 - self.test_fraction), self.num_samples))
         self._validate_swa()
-        options = self.npu_options
+        options = self.npu
         require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
                                             "precision --precision_mode gives, without loss scaling)")
         require(options.iterations_per_loop == 1, "--iterations_per_loop must be 1: Keras runs one step per call")
@@ -351,7 +339,7 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
     if swa is not None:
         callbacks.append(swa)
         # --reference_dump: every op output of one step of the SWA run (the baseline's first steps are the same)
-        dump = precision.StepDump.from_options(config.npu_options)
+        dump = precision.StepDump.from_options(config.npu)
         if dump.enabled:
             callbacks.append(dump.keras_callback(tf.keras.backend))
     if events is not None:
@@ -407,7 +395,7 @@ def _same_batch_order(config):
 def train_and_evaluate(config):
     """Train the SWA run (and the SGD baseline), print and return the test accuracies and epoch times."""
     config.validate()
-    precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu_options)
+    precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu)
     (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
     train, test = data.split(x, y, config.test_fraction)
     batches = -(-len(train[0]) // config.batch_size)
@@ -432,7 +420,7 @@ def train_and_evaluate(config):
     if config.eager:
         random.seed(config.seed)        # eager Keras draws its unseeded initializers' seeds from `random`
     else:
-        npu_session.keras_session(config.npu_options)
+        npu_session.keras_session(config.npu)
 
     def compiled(initial=None):
         model = build_model()
