@@ -51,12 +51,13 @@ def add_arguments(parser, options, **defaults):
     _check_names(options, defaults)
     for opt in options:
         default = defaults.get(opt.name, opt.default)
+        text = opt.help.replace("%", "%%")      # argparse formats help with %: a declared "95%" stays 95%
         if opt.kind == "bool":
             parser.add_argument("--" + opt.name, type=str2bool, nargs="?", const=True, default=default,
-                                metavar="BOOL", help=opt.help)
+                                metavar="BOOL", help=text)
         else:
             parser.add_argument("--" + opt.name, type=_TYPES[opt.kind], default=default, choices=opt.choices,
-                                help=opt.help)
+                                help=text)
     return parser
 
 

@@ -91,7 +91,7 @@ def _logits_for(link, task_encoder, alpha, training):
     query = tf.constant(rng.rand(2, 4, 16, 16, 3).astype(np.float32) * 255)
     words = tf.constant(rng.randn(2, 3, 12).astype(np.float32))
     embeddings = None if task_encoder == "class_mean" else words
-    return M.episode_logits(cfg, support, query, embeddings, ways=3, shots=1, training=training)["logits"]
+    return M.episode_logits(cfg.model, support, query, embeddings, ways=3, shots=1, training=training)["logits"]
 
 
 @pytest.mark.parametrize("link", ["prototypical", "cbn"])
@@ -260,7 +260,7 @@ def _query_mixing_graph(att_input, link="prototypical"):
     support = tf.compat.v1.placeholder(tf.float32, [2, 3, 16, 16, 3])
     query = tf.compat.v1.placeholder(tf.float32, [2, 4, 16, 16, 3])
     words = tf.compat.v1.placeholder(tf.float32, [2, 3, 12])
-    out = M.episode_logits(cfg, support, query, words, ways=3, shots=1, training=False)
+    out = M.episode_logits(cfg.model, support, query, words, ways=3, shots=1, training=False)
     return (support, query, words), out
 
 
@@ -317,7 +317,7 @@ def test_cbn_premultiplier_projection_is_per_task_and_learns():
         tf.compat.v1.set_random_seed(0)
         support = tf.constant(rng.rand(2, 3, 16, 16, 3).astype(np.float32) * 255)
         query = tf.constant(rng.rand(2, 4, 16, 16, 3).astype(np.float32) * 255)
-        logits = M.episode_logits(cfg, support, query, None, ways=3, shots=1, training=True)["logits"]
+        logits = M.episode_logits(cfg.model, support, query, None, ways=3, shots=1, training=True)["logits"]
         kernels = [v for v in tf.compat.v1.trainable_variables() if "cbn_params" in v.name and "_weight" in v.name
                    and v.name.endswith("kernel:0")]
         # one (gamma, beta) pair per conditioned unit: 2 blocks x 1 unit
