@@ -7,33 +7,11 @@ import numpy as np
 import pytest
 
 from common.tf_compat import tf
-from conftest import REPO, run, run_python
+from conftest import AM3_TINY as TINY, REPO, make_am3_data as make_data, run, run_python
 from am3 import flags as am3_flags, model as M, train as am3_train
 from common.errors import UserError
 
 VARIANTS = sorted(am3_flags.VARIANTS)
-TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=1", "--num_max_pools=2", "--cbn_num_layers=2",
-        "--num_tasks_per_batch=2", "--num_classes_train=3", "--num_shots_train=1", "--train_batch_size=4",
-        "--num_classes_test=3", "--num_shots_test=1", "--eval_batch_size=5", "--num_cases_val=10",
-        "--num_cases_test=20", "--log_interval_steps=1", "--seed=1", "--eval_interval_steps=2",
-        "--eval_interval_fine_steps=2", "--save_checkpoint_steps=2", "--num_steps_decay_pwc=1"]
-
-
-def make_data(root, size=16, per_class=10, classes=(8, 6, 6), dim=12, seed=0):
-    rng = np.random.RandomState(seed)
-    os.makedirs(root, exist_ok=True)
-    for split, count in zip(("train", "val", "test"), classes):
-        labels = rng.permutation(np.repeat(np.arange(count), per_class))
-        images = rng.randint(0, 256, (len(labels), size, size, 3)).astype(np.uint8)
-        np.savez(os.path.join(root, "few-shot-%s.npz" % split), features=images, targets=labels)
-        np.savez(os.path.join(root, "few-shot-wordemb-%s.npz" % split),
-                 features=rng.randn(count, dim).astype(np.float32))
-    return root
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_data(str(tmp_path_factory.mktemp("am3data")))
 
 
 def config(variant, data_dir, log_dir, *extra):

@@ -56,7 +56,7 @@ def check_table(out, stdout, table, rows):
 # ---- AM3 -----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def am3_data(tmp_path_factory):
-    from test_am3 import make_data
+    from conftest import make_am3_data as make_data
     return make_data(str(tmp_path_factory.mktemp("am3repro")), per_class=10, classes=(8, 6, 6))
 
 
