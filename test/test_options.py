@@ -121,6 +121,18 @@ def test_wrapper_defaults_are_the_declared_ones(model, wrapper, names):
             "%s: %s=%s, declared %s=%r" % (wrapper, variable, shell[variable], option, declared[option].default)
 
 
+@pytest.mark.parametrize("model, wrapper, not_declared", [
+    ("am3", "am3/test/train_full_1p.sh", set()), ("am3", "am3/test/train_performance_1p.sh", set()),
+    ("mtnet", "mtnet/test/seed_config.sh", {"train_steps"}),     # the wrappers' name of metatrain_iterations
+    ("mtnet", "mtnet/test/reproduce.sh", {"variants"}),           # the rows of the paper table to run
+    ("swa", "swa/test/train_flags.sh", {"data_path"}),            # the script's unused ModelZoo flag
+    ("mobilenetv3", "mobilenetv3/test/train_flags.sh", {"data_path", "image_size", "modeldir"})])  # train_cls.py's
+def test_wrapper_flags_are_declared_options(model, wrapper, not_declared):
+    with open(os.path.join(REPO, wrapper)) as f:
+        flags = set(re.findall(r"^wrapper_flag (\w+)", f.read(), re.M))
+    assert not_declared <= flags and flags - not_declared <= set(_options(model))
+
+
 def test_config_defaults_are_the_declarations():
     from mobilenetv3.trainer import TrainConfig as MobileNetConfig
     from mtnet.trainer import default_config
