@@ -10,15 +10,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 
-from am3 import flags as am3_flags, model as M  # noqa: E402
+from am3 import flags as am3_flags  # noqa: E402
 from common.ascend_flags import add_ascend_arguments, npu_options_from  # noqa: E402
 from common.errors import ArgumentParser, main_guard  # noqa: E402
-from common.tf_compat import tf  # noqa: E402
-from common.train_bench import images_per_second  # noqa: E402
 
 
 def training_throughput(batch=16, size=84, num_filters=64, classes=64, steps=20, options=None):
     """Images/s of the backbone's training step on random images and labels."""
+    from am3 import model as M   # TensorFlow loads here, after the flags
+    from common.tf_compat import tf
+    from common.train_bench import images_per_second
     cfg = am3_flags.parse_config("AM3_TADAM", ["--num_filters=%d" % num_filters])
 
     def loss():
@@ -40,6 +41,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     speed = training_throughput(args.batch, args.image_size, args.num_filters, steps=args.runs,
                                 options=npu_options_from(args))
+    from common.tf_compat import tf
     print("benchmark: train ResNet-12 batch=%d size=%d filters=%d tf=%s images_per_sec=%.2f"
           % (args.batch, args.image_size, args.num_filters, tf.__version__, speed))
 

@@ -57,13 +57,19 @@ flag_error() {
   exit 2
 }
 
-# Ascend flags every wrapper passes through to its script (empty: the script's own default).
-ASCEND_FLAGS=(precision_mode loss_scale iterations_per_loop over_dump data_dump_flag data_dump_step profiling)
-# Porting precision (common/precision.py): a reference dump of one step, and the adapter's precision controls.
-PRECISION_FLAGS=(deterministic reference_dump reference_dump_step precision_mode_v2 modify_mixlist op_select_implmode
-                 customize_dtypes fusion_switch_file)
-PRECISION_PATH_FLAGS=(reference_dump modify_mixlist customize_dtypes fusion_switch_file)
-ASCEND_FLAGS+=("${PRECISION_FLAGS[@]}")
+# Ascend flags every wrapper passes through to its script (empty: the script's own default): ASCEND_FLAGS, their
+# ASCEND_HELP and ASCEND_DEFAULTS, ASCEND_INT_FLAGS and PRECISION_PATH_FLAGS, from their one declaration
+# (common/npu_options.py), read once by a python that need not have TensorFlow.
+_flags_python="${PYTHON:-}"
+if [ -z "$_flags_python" ]; then
+  if [ -x "$REPO_DIR/.venv/bin/python" ]; then _flags_python="$REPO_DIR/.venv/bin/python"; else _flags_python=python3; fi
+fi
+if ! _declarations="$("$_flags_python" -m common.ascend_flags --shell)"; then
+  echo "$(basename "$WRAPPER_SCRIPT"): cannot read the Ascend flags with $_flags_python -m common.ascend_flags" >&2
+  exit 1
+fi
+eval "$_declarations"
+unset _flags_python _declarations
 for _flag in "${ASCEND_FLAGS[@]}"; do
   printf -v "$_flag" '%s' "${!_flag:-}"
 done
@@ -77,21 +83,10 @@ wrapper_usage() {
     name="${WRAPPER_FLAGS[$i]}"
     printf '    --%-22s %s (default: %s)\n' "$name" "${WRAPPER_HELP[$i]}" "${!name:-none}"
   done
-  echo "    --precision_mode         precision mode (allow_fp32_to_fp16/force_fp16/must_keep_origin_dtype/allow_mix_precision)"
-  echo "    --loss_scale             off, dynamic or a fixed scale such as 1024"
-  echo "    --iterations_per_loop    steps per NPU loop"
-  echo "    --over_dump              if or not over detection, default is False"
-  echo "    --data_dump_flag         data dump flag, default is False"
-  echo "    --data_dump_step         data dump step, default is 10"
-  echo "    --profiling              if or not profiling for performance debug, default is False"
-  echo "    --deterministic          derandomised run (fixed seed, no shuffle/dropout/augmentation), default is False"
-  echo "    --reference_dump         directory for every op output of one step (python -m common.precision compare)"
-  echo "    --reference_dump_step    the step --reference_dump writes, from 0, default is 0"
-  echo "    --precision_mode_v2      fp16/origin/cube_fp16in_fp32out/mixed_float16/mixed_bfloat16 (Ascend)"
-  echo "    --modify_mixlist         JSON of ops moved into/out of fp16 (Ascend, mixed precision modes)"
-  echo "    --op_select_implmode     high_precision/high_performance(_for_all) (Ascend)"
-  echo "    --customize_dtypes       file of per-op compute dtypes (Ascend)"
-  echo "    --fusion_switch_file     JSON switching fusions off (Ascend)"
+  for i in "${!ASCEND_FLAGS[@]}"; do
+    name="${ASCEND_FLAGS[$i]}"
+    printf '    --%-22s %s (default: %s)\n' "$name" "${ASCEND_HELP[$i]}" "${!name:-${ASCEND_DEFAULTS[$i]}}"
+  done
   echo "    -h/--help                show help message"
   echo "Environment: ASCEND_DEVICE_ID (default 0), OUTPUT_ROOT (default <model>/test/output), PYTHON."
 }
@@ -113,8 +108,8 @@ wrapper_parse() {
     printf -v "$key" '%s' "$value"
   done
   for i in "${!WRAPPER_FLAGS[@]}"; do check_flag_kind "${WRAPPER_FLAGS[$i]}" "${WRAPPER_KIND[$i]}"; done
-  check_flag_kind iterations_per_loop int
-  check_flag_kind data_dump_step int
+  for i in "${ASCEND_INT_FLAGS[@]}"; do check_flag_kind "$i" int; done
+  check_flag_kind data_dump_step int   # the script takes 0|5|10; a wrapper one step
   precision_flag_paths
   wrapper_python "$(basename "$WRAPPER_SCRIPT")"   # PYTHON; on a fresh clone it builds .venv first, saying so
   if [ -n "${data_path:-}" ]; then data_path="$(abs_path "$data_path")"; fi
@@ -137,7 +132,6 @@ wrapper_parse() {
 
 precision_flag_paths() {  # the scripts run from the model directory: the precision flags' paths made absolute
   local flag
-  check_flag_kind reference_dump_step int
   for flag in "${PRECISION_PATH_FLAGS[@]}"; do
     if [ -n "${!flag}" ]; then printf -v "$flag" '%s' "$(abs_path "${!flag}")"; fi
   done

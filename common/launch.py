@@ -18,9 +18,8 @@ import subprocess
 import sys
 import time
 
-from common import npu_session
-from common.distributed import read_rank_table
 from common.errors import ArgumentParser, UserError, main_guard
+from common.npu_options import DEFAULT_JOB_ID
 
 GRACE_SECONDS = 10
 
@@ -55,12 +54,13 @@ def worker_environments(nproc, route, base_port=None, rank_table=None, env=None)
     env = dict(os.environ if env is None else env)
     envs = []
     if route == "npu":
+        from common.distributed import read_rank_table   # loads TensorFlow: not for --help or a flag error
         devices = read_rank_table(rank_table or env.get("RANK_TABLE_FILE", ""))
         if len(devices) != nproc:
             raise UserError("--nproc %d but rank table %s lists %d devices" % (
                 nproc, rank_table or env.get("RANK_TABLE_FILE"), len(devices)))
         # One JOB_ID for all ranks: the adapter's all-reduce reads the job's rank size through it.
-        job_id = env.get("JOB_ID") or npu_session.DEFAULT_JOB_ID
+        job_id = env.get("JOB_ID") or DEFAULT_JOB_ID
         for rank, device in enumerate(devices):
             envs.append(dict(env, ASCEND_DEVICE_ID=str(device), RANK_ID=str(rank), RANK_SIZE=str(nproc),
                              RANK_TABLE_FILE=os.path.abspath(rank_table or env["RANK_TABLE_FILE"]),
@@ -220,6 +220,7 @@ def main(argv=None):
         parser.error("the training command after -- is empty")
     route = args.route
     if route == "auto":
+        from common import npu_session   # loads TensorFlow: not for --help or a flag error
         route = "npu" if npu_session.on_npu() else "collective"
     status = launch(command, args.nproc, args.output_root, route, args.base_port or None,
                     args.rank_table or None, args.timeout or None)

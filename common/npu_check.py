@@ -109,16 +109,16 @@ def report(entries, supported=None):
 @main_guard
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
+    if "--" not in argv and not set(argv) & {"-h", "--help"}:
         raise UserError("npu_check: give the train command after --, e.g. python -m common.npu_check -- "
                         "python am3/AM3_TADAM.py --data_path=... (see --help)")
-    split = argv.index("--")
+    split = argv.index("--") if "--" in argv else len(argv)
     p = ArgumentParser(prog="npu_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--ops_json", help="CANN's npu_supported_ops.json (default: from $ASCEND_OPP_PATH)")
     p.add_argument("--repeats", type=int, default=3,
                    help="stop after this many runs of one signature (0: let the command finish)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds the command may run")
-    args = p.parse_args(argv[:split])
+    args = p.parse_args(argv[:split])   # --help exits 0 here
     command = argv[split + 1:]
     if not command:
         raise UserError("npu_check: no command after --")

@@ -73,8 +73,8 @@ def define_flags(flags, options, **defaults):
         if opt.choices:
             flags.DEFINE_enum(opt.name, default, list(opt.choices), opt.help, module_name=module)
         else:
-            definer = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
-                       "bool": flags.DEFINE_boolean}[opt.kind]
+            definer = getattr(flags, {"str": "DEFINE_string", "int": "DEFINE_integer", "float": "DEFINE_float",
+                                      "bool": "DEFINE_boolean"}[opt.kind])
             definer(opt.name, default, opt.help, module_name=module)
 
 

@@ -71,12 +71,12 @@ class StepDump(object):
     def from_options(cls, options, chief=True):
         """The dump the run's NpuOptions ask for; off when --reference_dump is empty, on the NPU route, where
         the adapter writes it (npu_session sets dump_step), and on the ranks but the chief of a data-parallel run."""
-        from common import npu_session
+        from common import fallback, npu_session
         directory = getattr(options, "reference_dump", "") or ""
         if not directory or not chief or npu_session.on_npu():
             return cls("", 0)
-        precision = npu_session.fallback_precision(options)[0]
-        route = "GPU" if npu_session._gpus() else "CPU"
+        precision = fallback.fallback_precision(options)[0]
+        route = "GPU" if fallback.gpus() else "CPU"
         dump = cls(directory, getattr(options, "reference_dump_step", 0), route=route, precision=precision)
         print("reference dump: every op output of step %d will go to %s (when the run reaches it)"
               % (dump.step, dump.directory), flush=True)

@@ -139,7 +139,7 @@ def build_parser(model, rule):
 def split_ascend_flags(argv):
     """(our flags, the Ascend flags the wrapper passes through to every training and test command)."""
     from common.ascend_flags import ASCEND_FLAGS
-    names = {name for name, _, _, _ in ASCEND_FLAGS}
+    names = {opt.name for opt in ASCEND_FLAGS}
     ascend = [a for a in argv if a.startswith("--") and a[2:].split("=", 1)[0] in names]
     return [a for a in argv if a not in ascend], ascend
 
@@ -190,6 +190,10 @@ def ci95(values):
 @main_guard
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: python -m common.reproduce MODEL [flags]   (MODEL: %s; MODEL --help lists its flags)\n\n%s"
+              % (", ".join(MODELS), __doc__.strip()))
+        return 0
     if not argv or argv[0] not in MODELS:
         raise UserError("first argument: the model, one of %s" % ", ".join(MODELS))
     try:

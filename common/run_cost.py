@@ -47,6 +47,12 @@ def _number(text):
 
 
 def main(argv):
+    if not argv:
+        print("error: give MODEL key=value ... (see --help)", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
+        print("usage: python -m common.run_cost MODEL key=value ...\n\n" + __doc__.strip())
+        return 0
     model, pairs = argv[0], [arg.split("=", 1) for arg in argv[1:]]
     rule = importlib.import_module(model + ".cpu_cost")
     phases = rule.estimate(**{key: _number(value) for key, value in pairs})
@@ -55,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -72,6 +72,14 @@ def onednn_build():
         return False
 
 
+def has_xla():
+    """True where this TensorFlow has XLA's JIT (its XlaLaunch op is registered)."""
+    from tensorflow.python.framework import op_def_registry
+    if hasattr(op_def_registry, "get"):
+        return op_def_registry.get("XlaLaunch") is not None
+    return "XlaLaunch" in op_def_registry.get_registered_ops()
+
+
 def run_on_replicas(strategy, fn, args=()):
     """strategy.run (TF 2.x) or its TF 1.15 name, experimental_run_v2."""
     run = getattr(strategy, "run", None) or strategy.experimental_run_v2

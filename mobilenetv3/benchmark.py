@@ -9,23 +9,21 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-from common import npu_session
 from common.ascend_flags import add_ascend_arguments, npu_options_from
 from common.errors import ArgumentParser, main_guard
-from common.npu_session import NpuOptions
-from common.tf_compat import tf
-from common.train_bench import images_per_second
-from mobilenetv3.madds import count_madds
-from mobilenetv3.model import get_spec, mobilenet_v3
+from common.npu_options import NpuOptions
 
 
 def measure(model, variant="paper", size=224, num_classes=1000, alpha=1.0, runs=50, warmup=5):
     """dict(params, madds, latency_ms median over `runs` batch-1 forward passes after `warmup` ones)."""
+    import numpy as np
+    from common import npu_session
+    from common.tf_compat import tf
+    from mobilenetv3.madds import count_madds
+    from mobilenetv3.model import get_spec, mobilenet_v3
     graph = tf.Graph()
     with graph.as_default():
         images = tf.compat.v1.placeholder(tf.float32, [1, size, size, 3])
@@ -47,6 +45,10 @@ def measure(model, variant="paper", size=224, num_classes=1000, alpha=1.0, runs=
 def training_throughput(model, variant="paper", size=224, batch=32, num_classes=1000, alpha=1.0, steps=20,
                         options=None):
     """Images/s of training steps on random images and labels."""
+    from common.tf_compat import tf
+    from common.train_bench import images_per_second
+    from mobilenetv3.model import get_spec, mobilenet_v3
+
     def loss():
         images = tf.random.uniform([batch, size, size, 3])
         labels = tf.random.uniform([batch], 0, num_classes, tf.int32)
@@ -68,10 +70,14 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32, help="--train: images per step")
     add_ascend_arguments(p)
     args = p.parse_args(argv)
+    options = npu_options_from(args)
+    # TensorFlow loads here, after the flags: --help and a flag error answer without it.
+    from common.tf_compat import tf
+    from mobilenetv3.model import get_spec
     get_spec(args.model, args.variant)
     if args.train:
         speed = training_throughput(args.model, args.variant, args.image_size, args.batch, args.num_classes,
-                                    args.alpha, args.runs, npu_options_from(args))
+                                    args.alpha, args.runs, options)
         print("benchmark: train model=%s variant=%s size=%d batch=%d tf=%s images_per_sec=%.2f"
               % (args.model, args.variant, args.image_size, args.batch, tf.__version__, speed))
         return

@@ -10,7 +10,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.ascend_flags import add_ascend_arguments, npu_options_from
 from common.errors import ArgumentParser, main_guard
-from mobilenetv3.inference import evaluate
 
 
 @main_guard
@@ -22,7 +21,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32, help="batch size")
     add_ascend_arguments(p)
     args = p.parse_args(argv)
-    result = evaluate(args.modeldir, args.data_dir, args.batch, args.checkpoint, npu_options_from(args))
+    options = npu_options_from(args)
+    from mobilenetv3.inference import evaluate   # TensorFlow loads here, after the flags
+    result = evaluate(args.modeldir, args.data_dir, args.batch, args.checkpoint, options)
     print("eval: checkpoint=%s images=%d top1=%.4f top%d=%.4f" % (
         result["checkpoint"], result["images"], result["top1"], result["k"], result["top5"]))
 

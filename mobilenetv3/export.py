@@ -10,7 +10,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.errors import ArgumentParser, main_guard
-from mobilenetv3.inference import export
 
 
 @main_guard
@@ -20,6 +19,7 @@ def main(argv=None):
     p.add_argument("--export_dir", required=True, help="output directory (its saved_model/ must not exist)")
     p.add_argument("--checkpoint", help="checkpoint prefix or directory (default: best, else latest)")
     args = p.parse_args(argv)
+    from mobilenetv3.inference import export   # TensorFlow loads here, after the flags
     result = export(args.modeldir, args.export_dir, args.checkpoint)
     print("export: checkpoint=%s frozen_graph=%s saved_model=%s" % (
         result["checkpoint"], result["frozen_graph"], result["saved_model"]))

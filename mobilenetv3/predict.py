@@ -9,7 +9,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.errors import ArgumentParser, main_guard
-from mobilenetv3.inference import Predictor
 
 
 @main_guard
@@ -20,6 +19,7 @@ def main(argv=None):
     p.add_argument("--checkpoint", help="checkpoint prefix or directory (default: best, else latest)")
     p.add_argument("--top_k", type=int, default=5, help="classes to show per image")
     args = p.parse_args(argv)
+    from mobilenetv3.inference import Predictor   # TensorFlow loads here, after the flags
     predictor = Predictor(args.modeldir, args.checkpoint)
     for path, top in predictor.predict_files(args.images, args.top_k):
         print("%s: %s" % (path, ", ".join("%s %.4f" % pair for pair in top)))

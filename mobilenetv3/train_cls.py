@@ -11,13 +11,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import distributed
 from common.ascend_flags import add_ascend_arguments, npu_options_from
 from common.errors import ArgumentParser, UserError, main_guard
 from common.options import add_arguments
 from common.precision import derandomise
 from mobilenetv3.options import BY_NAME, OPTIONS, pick
-from mobilenetv3.trainer import TrainConfig, find_eval_dir, train
 
 # config.json keys (upstream's names plus ours) = TrainConfig's options
 CONFIG_KEYS = tuple(opt.name for opt in OPTIONS)
@@ -46,6 +44,10 @@ def parse_args(argv=None):
 
 
 def build_config(args):
+    options = npu_options_from(args)
+    # TensorFlow loads here, after the flags: --help and a flag error answer without it.
+    from common import distributed
+    from mobilenetv3.trainer import TrainConfig, find_eval_dir
     values = {}
     if args.config:
         if not os.path.isfile(args.config):
@@ -79,7 +81,7 @@ def build_config(args):
     for key in ("alpha", "learning_rate", "weight_decay"):
         if key in values:
             values[key] = float(values[key])
-    config = TrainConfig(npu=npu_options_from(args), cluster=distributed.cluster_from_env(), **values)
+    config = TrainConfig(npu=options, cluster=distributed.cluster_from_env(), **values)
     derandomise(config, (("dropout", 0.0, "dropout before the classifier"), ("augment", False, "random affine/flip "
                          "augmentation"), ("shuffle", False, "shuffling")), config.npu)
     return config
@@ -87,7 +89,9 @@ def build_config(args):
 
 @main_guard
 def main(argv=None):
-    train(build_config(parse_args(argv)))
+    config = build_config(parse_args(argv))
+    from mobilenetv3.trainer import train
+    train(config)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Meta-training and meta-testing loops for MAML / T-net / MT-net (graph build, session, checkpoints, results)."""
+import contextlib
 import csv
 import os
 import pickle
@@ -10,7 +11,7 @@ from common import checkpoints, distributed, npu_session, precision
 from common.errors import require
 from common.progress import Progress
 from common.step_timer import StepTimer
-from common.stop import StopRequest
+from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat, resource_variables, xla_compiled
 from common.tf_compat import tf
 from mtnet import tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
@@ -200,13 +201,14 @@ def build_images(cfg, learner, dataset, num_steps, seed_compat=True):
         # built before them), hence the masks and the test numbers, of earlier versions.
         tf1.placeholder_with_default(False, [], name="use_val")
     # Initializable iterators (run g.iterator_inits once): the Ascend adapter aborts with one-shot iterators
-    # when iterations_per_loop > 1.
-    iterator = tf1.data.make_initializable_iterator(dataset)
+    # when iterations_per_loop > 1. An in-graph training loop passes its iterator, made outside the loop.
+    made = not hasattr(dataset, "get_next")
+    iterator = tf1.data.make_initializable_iterator(dataset) if made else dataset
     images, labels = iterator.get_next()
     support = cfg.num_classes * cfg.update_batch_size
     g = _reduce(learner.build(images[:, :support], labels[:, :support], images[:, support:], labels[:, support:],
                               num_steps), classification=True)
-    g.iterator_inits = [iterator.initializer]
+    g.iterator_inits = [iterator.initializer] if made else []
     return g
 
 
@@ -309,7 +311,8 @@ def _init_session(sess, saver, checkpoint, fall_back=True):
     if checkpoint is not None:
         print("Restoring model weights from " + checkpoint, flush=True)
         checkpoint = checkpoints.restore(saver, sess, checkpoint, fall_back)
-        start = (checkpoint_iteration(checkpoint) or -1) + 1
+        done = checkpoint_iteration(checkpoint)     # model0 holds iteration 0: resume at 1
+        start = 0 if done is None else done + 1
     return start
 
 
@@ -324,187 +327,259 @@ def _open_session(cfg, options, saver, checkpoint):
 
 
 def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
-    regression = cfg.datasource in T.REGRESSION
-    # upstream also builds (for its summaries) post-update losses up to 5 steps; without summaries skip them
-    eval_steps = max(5 if regression and cfg.log else 1, cfg.num_updates)
+    options.in_graph_loop = _in_graph_loop(cfg, cluster)    # said on the device line
+    options.xla_whole_loop = options.in_graph_loop and getattr(options, "xla", False) \
+        and cfg.datasource in T.REGRESSION
     dp = distributed.DataParallel(cluster, _session_config(cfg, options, cluster.distributed))
-    with dp.scope():
-        if regression:
-            learner = MetaLearner(model_spec(cfg, 1, 1))
-        else:
-            query = 15 if cfg.datasource == "miniimagenet" else cfg.update_batch_size   # per class, as upstream
-            train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + query)
-            val_tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
-            learner = MetaLearner(model_spec(cfg, train_tasks.dim_input, cfg.num_classes))
-            train_data = train_tasks.dataset(cfg.meta_batch_size, cfg.seed + RANK_SEED_STRIDE * cluster.rank)
-            val_data = val_tasks.dataset(cfg.meta_batch_size, 6)
-        graphs = []
-        pretrain_end = pretrain_until(cfg)
-        pretraining = pretrain_end > 0
-        total = cfg.pretrain_iterations + cfg.metatrain_iterations
-        require(not pretraining or npu_session.steps_per_run(options) == 1,
-                "pretraining (pretrain_iterations, baseline=oracle) switches ops between iterations: use "
-                "iterations_per_loop=1")
-
-        def step():
-            """One meta-update on this rank's tasks; returns its metrics, each tied to the update and not."""
-            if regression:
-                g = build_regression(cfg, learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS,
-                                     eval_steps, task_source)
-            else:
-                g = build_images(cfg, learner, train_data, eval_steps)
-            graphs.append(g)
-            loss = g.postlosses[cfg.num_updates - 1]
-            global_step = tf1.train.get_or_create_global_step()
-            optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr), options,
-                                                   distributed=cluster.distributed)
-            scaled = loss * dp.gradient_scale if dp.gradient_scale != 1.0 else loss
-            grads_and_vars = optimizer.compute_gradients(scaled)
-            if cfg.datasource == "miniimagenet":
-                grads_and_vars = [(tf.clip_by_value(gr, -10, 10), v) for gr, v in grads_and_vars if gr is not None]
-            train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
-            metrics = [g.preloss] + g.postlosses
-            if learner.classification:
-                metrics += [g.preacc] + g.postaccs
-            metrics = tf.stack(metrics)     # one vector: one all-reduce for all of them
-            with tf.control_dependencies([train_op]):
-                trained = tf.identity(metrics)
-            if not pretraining:
-                return (trained, metrics) + validation()
-            # upstream's pretrain_op: its own Adam on the pre-update loss (no inner step in the gradient)
-            pre_optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr, name="PretrainAdam"),
-                                                       options, distributed=cluster.distributed)
-            pre_loss = g.preloss * dp.gradient_scale if dp.gradient_scale != 1.0 else g.preloss
-            pretrain_op = pre_optimizer.minimize(pre_loss, global_step=global_step)
-            with tf.control_dependencies([pretrain_op]):
-                pretrained = tf.identity(metrics)
-            return (trained, metrics, pretrained) + validation()
-
-        def validation():
-            """Image tasks: the metrics on the validation tasks, from a graph and GetNext of their own."""
-            if regression:
-                return ()
-            v = build_images(cfg, learner, val_data, eval_steps, seed_compat=False)
-            graphs.append(v)
-            return (tf.stack([v.preloss] + v.postlosses + [v.preacc] + v.postaccs),)
-
-        # Fetching `trained` runs the update (on the multi-worker route its gradient all-reduce too);
-        # `metrics` evaluate the same quantities without training (summaries), the last output those of the
-        # validation tasks (image tasks). All are rank means.
-        outputs = dp.run_step(step)
-        trained, metrics = outputs[:2]
-        train_op = trained.op
-        trained, metrics = tf.unstack(trained), tf.unstack(metrics)
-        pretrained = tf.unstack(outputs[2]) if pretraining else None
-        validated = tf.unstack(outputs[-1]) if not regression else None
-    n_loss = 1 + eval_steps
-
-    def view(values):
-        """preloss, postlosses (and accuracies) from one metrics vector."""
-        out = Graph()
-        out.preloss, out.postlosses = values[0], list(values[1:n_loss])
-        if learner.classification:
-            out.preacc, out.postaccs = values[n_loss], list(values[n_loss + 1:])
-        return out
-
-    g = view(trained)                 # fetching these trains
-    val = view(validated) if learner.classification else None      # these do not train
-    loss = g.postlosses[cfg.num_updates - 1]
-    # untied values: fetched beside either update (meta-training or pretraining), they add no training step
-    summary_fetches = [metrics, learner.mask_keep_probability(), learner.weights] if cfg.log else None
+    built = _build_training(cfg, options, cluster, dp, task_source)
     saver = tf1.train.Saver(tf1.global_variables(), max_to_keep=3, save_relative_paths=True)
     # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
     broadcast = npu_session.broadcast_variables_op(tf1.global_variables("model")) \
         if cluster.route == "npu" else None
-
     sess = dp.session(tf1.get_default_graph())
     start = _init_session(sess, saver, checkpoint)
-    sess.run([init for built in graphs for init in built.iterator_inits])
+    sess.run(built.iterator_inits)
     if broadcast is not None:
         sess.run(broadcast)
-    train_op = npu_session.set_iterations_per_loop(sess, train_op, options)
-    per_run = npu_session.steps_per_run(options)
+    built.train_op = npu_session.set_iterations_per_loop(sess, built.train_op, options)
     # Rank 0 keeps checkpoints and summaries. On the multi-worker route every rank must run each save (see
     # distributed.save_dir), the others into scratch directories; on Ascend the other ranks do not save.
-    save_here = distributed.save_dir(cluster, exp_dir)
     saves = cluster.is_chief or cluster.route == "collective"
-    if saves:
-        checkpoints.require_writable(save_here)
-    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief and start < total \
+    save = Checkpoint(saver, sess, distributed.save_dir(cluster, exp_dir), name="model%d", every=cfg.save_interval,
+                      enabled=saves)
+    writer = tf1.summary.FileWriter(exp_dir, sess.graph) if cfg.log and cluster.is_chief and start < built.total \
         else None
-    print_interval = cfg.print_interval or (1000 if regression else 100)
-    timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, total // 10)),
+    print_interval = cfg.print_interval or (1000 if built.regression else 100)
+    timer = StepTimer(cfg.meta_batch_size, warmup_steps=min(50, max(1, built.total // 10)),
                       unit="tasks", log_every=print_interval * 5)
-    acc_fetch = [g.preacc, g.postaccs[cfg.num_updates - 1]] if learner.classification else []
-    fetches = [train_op, g.preloss, loss] + acc_fetch
-    if pretraining:   # the same quantities, tied to the pretraining update instead
-        pick = [0, cfg.num_updates] + ([n_loss, n_loss + cfg.num_updates] if learner.classification else [])
-        pretrain_fetches = [outputs[2].op] + [pretrained[i] for i in pick]
-    if start >= total:
-        what = "metatrain_iterations" if not pretraining else "pretrain_iterations + metatrain_iterations"
-        reached = "checkpoint model%d already reached" % (start - 1) if start else "no iterations:"
-        print("nothing to train: %s %s=%d (raise it to train on)" % (reached, what, total), flush=True)
-    else:
+    log = _LossLines(cfg, built, print_interval)
+    loop = TrainLoop(_runner(cfg, options, sess, built, writer, cluster.is_chief), start, built.total,
+                     per_run=built.per_run, unit="iteration", checkpoint=save, timer=timer,
+                     hooks=[log, _Validation(sess, built.val, cfg.num_updates, print_interval)],
+                     stop_enabled=not cluster.distributed, nothing_to_train=_nothing_to_train(built, start))
+    if start < built.total:
         print("Done initializing, starting training.", flush=True)
-    prelosses, postlosses, window_pre, window_post, accs = [], [], [], [], []
-    itr = start
-    dump = precision.StepDump.from_options(options, cluster.is_chief)   # --reference_dump: one step's op outputs
-    with StopRequest(enabled=not cluster.distributed) as stop:   # Ctrl-C/SIGTERM: save, then stop
-        while itr < total:
-            if stop.requested:
-                stop.stop("iteration %d" % itr, _save_stopped(saver, sess, save_here, itr) if saves else "nothing")
-            # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
-            want_summary = summary_fetches is not None and itr % SUMMARY_INTERVAL == 0
-            step_fetches = pretrain_fetches if itr < pretrain_end else fetches
-            timer.start()
-            result = dump.run(sess, step_fetches + ([summary_fetches] if want_summary else []), itr,
-                              loss=step_fetches[2], per_run=per_run)
-            timer.stop(steps=per_run)
-            npu_session.check_loss(result[2], itr, "postloss")
-            if want_summary and writer is not None:
-                values, probs, weights = result[-1]
-                write_summaries(writer, itr, learner, view(values), probs, weights, "metatrain_", eval_steps)
-            prelosses.append(result[1])
-            postlosses.append(result[2])
-            if acc_fetch:
-                accs.append(result[3:5])
-            last = itr + per_run - 1
-            if last // print_interval != (itr - 1) // print_interval and itr != 0 or last == total - 1:
-                if last < pretrain_end:
-                    label = "Pretrain Iteration %d" % last
-                else:
-                    label = "Iteration %d" % (last - cfg.pretrain_iterations)   # upstream numbers meta-training alone
-                line = "%s: %s, %s" % (label, np.mean(prelosses), np.mean(postlosses))
-                if accs:
-                    line += " (accuracy %s, %s)" % tuple(np.mean(accs, 0))
-                print(line, flush=True)
-                window_pre.extend(prelosses)
-                window_post.extend(postlosses)
-                prelosses, postlosses, accs = [], [], []
-            if val is not None and itr % (5 * print_interval) == 0 and itr != 0:
-                vals = sess.run([val.preacc, val.postaccs[cfg.num_updates - 1]])
-                print("Validation results: %s, %s" % tuple(vals), flush=True)
-            if saves and last % cfg.save_interval == 0 and last != 0:
-                checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % last))
-            itr += per_run
-    window_pre.extend(prelosses)
-    window_post.extend(postlosses)
-    if saves and itr > start:
-        checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % (itr - 1)))
+    loop.train()
     if writer is not None:
         writer.close()
-    results = {"exp_dir": exp_dir, "start": start, "end": itr}
-    if window_post:
-        tail = max(1, FINAL_WINDOW // per_run)
-        results["preloss"] = float(np.mean(window_pre[-tail:]))
-        results["postloss"] = float(np.mean(window_post[-tail:]))
-        print("final: preloss %.6f postloss %.6f (mean of the last %d iterations)"
-              % (results["preloss"], results["postloss"], min(tail, len(window_post)) * per_run), flush=True)
-    if itr > start:
-        timer.summary()     # no step time when nothing was trained (the wrappers then report none)
-    results["weights"] = sess.run(learner.weights)
+    results = dict(log.final, exp_dir=exp_dir, start=start, end=loop.step, weights=sess.run(built.learner.weights))
     sess.close()
     return results
+
+
+def _nothing_to_train(built, start):
+    what = "metatrain_iterations" if not built.pretrain_end else "pretrain_iterations + metatrain_iterations"
+    reached = "checkpoint model%d already reached" % (start - 1) if start else "no iterations:"
+    return "%s %s=%d (raise it to train on)" % (reached, what, built.total)
+
+
+def _build_training(cfg, options, cluster, dp, task_source):
+    """The meta-training graph: `per_run` meta-updates per session call (in-graph loop off Ascend)."""
+    b = Graph()
+    b.regression = cfg.datasource in T.REGRESSION
+    # upstream also builds (for its summaries) post-update losses up to 5 steps; without summaries skip them
+    b.eval_steps = max(5 if b.regression and cfg.log else 1, cfg.num_updates)
+    b.pretrain_end = pretrain_until(cfg)
+    b.total = cfg.pretrain_iterations + cfg.metatrain_iterations
+    # Off Ascend the step always runs inside an in-graph loop (N=1 too: one graph, the same seeded draws at
+    # every step for every N); on Ascend the adapter loops the plain step on the device.
+    in_graph = _in_graph_loop(cfg, cluster)
+    b.per_run = options.iterations_per_loop if in_graph else npu_session.steps_per_run(options)
+    # --xla: regression tasks are drawn in the graph, so the whole loop compiles as one XLA computation; image
+    # tasks come from a GetNext, which XLA cannot hold: they get XLA's auto-clustering (session config) only
+    b.compiled = options.xla_whole_loop
+    require(not b.pretrain_end or options.iterations_per_loop == 1,
+            "pretraining (pretrain_iterations, baseline=oracle) switches ops between iterations: use "
+            "iterations_per_loop=1")
+    require(options.iterations_per_loop == 1 or not cluster.distributed or cluster.route == "npu",
+            "iterations_per_loop > 1 runs one process's in-graph loop: the multi-worker CPU/GPU route takes 1")
+    with dp.scope():
+        with resource_variables() if b.compiled else contextlib.suppress():
+            b.learner, train_data, val_data = _learner_and_data(cfg, cluster)
+        graphs = []
+        if in_graph and train_data is not None:   # made outside the loop whose every iteration reads it
+            train_data = tf1.data.make_initializable_iterator(train_data)
+            graphs.append(Graph())
+            graphs[-1].iterator_inits = [train_data.initializer]
+        step = _step_builder(cfg, options, cluster, dp, b, graphs, train_data, task_source)
+        if in_graph:
+            n_metrics = 1 + b.eval_steps + ((1 + b.eval_steps) if b.learner.classification else 0)
+
+            def loop():
+                return repeat(b.per_run, lambda: [dp.run_step(step)[0]], [tf.zeros([n_metrics])])
+            if b.compiled:
+                with resource_variables():
+                    trained, = xla_compiled(loop)
+            else:
+                trained, = loop()
+            outputs = (trained, trained)
+        else:
+            outputs = dp.run_step(step)
+        if not b.regression:   # validation tasks: a graph and GetNext of their own, outside the loop
+            v = build_images(cfg, b.learner, val_data, b.eval_steps, seed_compat=False)
+            graphs.append(v)
+            validated = tf.stack([v.preloss] + v.postlosses + [v.preacc] + v.postaccs)
+    b.iterator_inits = [init for built in graphs for init in built.iterator_inits]
+    b.train_op = outputs[0].op
+    b.view = _viewer(b.learner.classification, 1 + b.eval_steps)
+    b.g = b.view(tf.unstack(outputs[0]))              # fetching these trains
+    b.val = b.view(tf.unstack(validated)) if not b.regression else None     # these do not train
+    # untied values: fetched beside either update (meta-training or pretraining), they add no training step
+    b.summary_fetches = [outputs[1], b.learner.mask_keep_probability(), b.learner.weights] if cfg.log else None
+    b.fetches = [b.train_op, b.g.preloss, b.g.postlosses[cfg.num_updates - 1]] + _accuracies(cfg, b.g)
+    if b.pretrain_end:   # the same quantities, tied to the pretraining update instead
+        pretrained = b.view(tf.unstack(outputs[2]))
+        b.pretrain_fetches = [outputs[2].op, pretrained.preloss, pretrained.postlosses[cfg.num_updates - 1]] \
+            + _accuracies(cfg, pretrained)
+    return b
+
+
+def _in_graph_loop(cfg, cluster):
+    return not npu_session.on_npu() and not pretrain_until(cfg) and not cluster.distributed
+
+
+def _accuracies(cfg, g):
+    return [g.preacc, g.postaccs[cfg.num_updates - 1]] if hasattr(g, "preacc") else []
+
+
+def _viewer(classification, n_loss):
+    def view(values):
+        """preloss, postlosses (and accuracies) from one metrics vector."""
+        out = Graph()
+        out.preloss, out.postlosses = values[0], list(values[1:n_loss])
+        if classification:
+            out.preacc, out.postaccs = values[n_loss], list(values[n_loss + 1:])
+        return out
+    return view
+
+
+def _learner_and_data(cfg, cluster):
+    if cfg.datasource in T.REGRESSION:
+        return MetaLearner(model_spec(cfg, 1, 1)), None, None
+    query = 15 if cfg.datasource == "miniimagenet" else cfg.update_batch_size   # per class, as upstream
+    train_tasks = _image_tasks(cfg, "train", cfg.update_batch_size + query)
+    val_tasks = _image_tasks(cfg, "eval", 2 * cfg.update_batch_size)
+    learner = MetaLearner(model_spec(cfg, train_tasks.dim_input, cfg.num_classes))
+    train_data = train_tasks.dataset(cfg.meta_batch_size, cfg.seed + RANK_SEED_STRIDE * cluster.rank)
+    return learner, train_data, val_tasks.dataset(cfg.meta_batch_size, 6)
+
+
+def _step_builder(cfg, options, cluster, dp, b, graphs, train_data, task_source):
+    def step():
+        """One meta-update on this rank's tasks; returns its metrics, each tied to the update and not."""
+        if b.regression:
+            g = build_regression(cfg, b.learner, cfg.meta_batch_size, cfg.update_batch_size + QUERY_POINTS,
+                                 b.eval_steps, task_source)
+        else:
+            g = build_images(cfg, b.learner, train_data, b.eval_steps)
+        graphs.append(g)
+        global_step = tf1.train.get_or_create_global_step()
+        train_op = _minimize(cfg, options, cluster, dp, g.postlosses[cfg.num_updates - 1], global_step,
+                             clip=cfg.datasource == "miniimagenet")
+        metrics = [g.preloss] + g.postlosses
+        if b.learner.classification:
+            metrics += [g.preacc] + g.postaccs
+        metrics = tf.stack(metrics)     # one vector: one all-reduce for all of them
+        with tf.control_dependencies([train_op]):
+            trained = tf.identity(metrics)
+        if not b.pretrain_end:
+            return trained, metrics
+        # upstream's pretrain_op: its own Adam on the pre-update loss (no inner step in the gradient)
+        pretrain_op = _minimize(cfg, options, cluster, dp, g.preloss, global_step, name="PretrainAdam")
+        with tf.control_dependencies([pretrain_op]):
+            pretrained = tf.identity(metrics)
+        return trained, metrics, pretrained
+    return step
+
+
+def _minimize(cfg, options, cluster, dp, loss, global_step, name="Adam", clip=False):
+    optimizer = npu_session.wrap_optimizer(tf1.train.AdamOptimizer(cfg.meta_lr, name=name), options,
+                                           distributed=cluster.distributed)
+    scaled = loss * dp.gradient_scale if dp.gradient_scale != 1.0 else loss
+    grads_and_vars = optimizer.compute_gradients(scaled)
+    if clip:
+        grads_and_vars = [(tf.clip_by_value(gr, -10, 10), v) for gr, v in grads_and_vars if gr is not None]
+    return optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+
+
+def _runner(cfg, options, sess, b, writer, chief):
+    """run(itr): the session call starting at iteration itr; summaries ride along at their interval."""
+    dump = precision.StepDump.from_options(options, chief)   # --reference_dump: one step's op outputs
+
+    def run(itr):
+        step_fetches = b.pretrain_fetches if itr < b.pretrain_end else b.fetches
+        # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
+        want_summary = b.summary_fetches is not None and crosses(itr, b.per_run, SUMMARY_INTERVAL, count_zero=True)
+        result = dump.run(sess, step_fetches + ([b.summary_fetches] if want_summary else []), itr,
+                          loss=step_fetches[2], per_run=b.per_run)
+        npu_session.check_loss(result[2], itr + b.per_run - 1, "postloss")
+        if want_summary and writer is not None:
+            values, probs, weights = result[-1]
+            write_summaries(writer, itr + b.per_run - 1, b.learner, b.view(values), probs, weights, "metatrain_",
+                            b.eval_steps)
+        return result[1:len(step_fetches)]
+    return run
+
+
+class _LossLines(Hook):
+    """Upstream's 'Iteration N: preloss, postloss' lines (means since the last line) and the final window."""
+
+    def __init__(self, cfg, built, print_interval):
+        self.cfg, self.built, self.print_interval = cfg, built, print_interval
+        self.pre, self.post, self.accs, self.window_pre, self.window_post = [], [], [], [], []
+
+    def after_run(self, loop):
+        values = loop.values
+        self.pre.append(values[0])
+        self.post.append(values[1])
+        if len(values) > 2:
+            self.accs.append(values[2:4])
+        itr, last = loop.step - loop.per_run, loop.last
+        if crosses(itr, loop.per_run, self.print_interval) or last == loop.total - 1:
+            if last < self.built.pretrain_end:
+                label = "Pretrain Iteration %d" % last
+            else:
+                label = "Iteration %d" % (last - self.cfg.pretrain_iterations)   # upstream numbers meta-training
+            line = "%s: %s, %s" % (label, np.mean(self.pre), np.mean(self.post))
+            if self.accs:
+                line += " (accuracy %s, %s)" % tuple(np.mean(self.accs, 0))
+            print(line, flush=True)
+            self._flush()
+
+    def _flush(self):
+        self.window_pre.extend(self.pre)
+        self.window_post.extend(self.post)
+        self.pre, self.post, self.accs = [], [], []
+
+    def after_train(self, loop):
+        """The 'final:' line, before the step-time summary: mean of the last FINAL_WINDOW iterations' losses."""
+        self._flush()
+        self.final = {}
+        if self.window_post:
+            tail = max(1, FINAL_WINDOW // loop.per_run)
+            self.final = {"preloss": float(np.mean(self.window_pre[-tail:])),
+                          "postloss": float(np.mean(self.window_post[-tail:]))}
+            print("final: preloss %.6f postloss %.6f (mean of the last %s)"
+                  % (self.final["preloss"], self.final["postloss"], _counted(min(tail, len(self.window_post)),
+                                                                             loop.per_run)), flush=True)
+
+
+def _counted(calls, per_run):
+    if per_run == 1:
+        return "%d iterations" % calls
+    return "%d session calls' losses, each that of the last of its %d iterations" % (calls, per_run)
+
+
+class _Validation(Hook):
+    """Image tasks: 'Validation results: pre, post' every 5 * print_interval iterations."""
+
+    def __init__(self, sess, val, num_updates, print_interval):
+        self.sess, self.val, self.num_updates, self.every = sess, val, num_updates, 5 * print_interval
+
+    def after_run(self, loop):
+        if self.val is not None and crosses(loop.step - loop.per_run, loop.per_run, self.every):
+            vals = self.sess.run([self.val.preacc, self.val.postaccs[self.num_updates - 1]])
+            print("Validation results: %s, %s" % tuple(vals), flush=True)
 
 
 def _test(cfg, options, exp_dir, checkpoint):

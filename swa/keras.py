@@ -9,7 +9,7 @@ import importlib
 
 import keras as _keras
 
-from swa.core import SWAError, make_flavour
+from swa.core import Flavour, SWACallback, SWAError
 
 KERAS3 = int(_keras.__version__.split(".")[0]) >= 3
 
@@ -23,11 +23,19 @@ def session_keras(keras):
         return keras
 
 
-if KERAS3:
-    KERAS = _keras
-    SWA, recompute_bn_statistics = make_flavour(KERAS, None, KERAS.callbacks.Callback, "keras", keras3=True)
-else:
-    KERAS = session_keras(_keras)
-    SWA, recompute_bn_statistics = make_flavour(KERAS, KERAS.backend, KERAS.callbacks.Callback, "keras")
+KERAS = _keras if KERAS3 else session_keras(_keras)
+FLAVOUR = Flavour(KERAS, None if KERAS3 else KERAS.backend, "keras", keras3=KERAS3)
+
+
+class SWA(SWACallback, KERAS.callbacks.Callback):
+    __doc__ = SWACallback.__doc__
+    _flavour = FLAVOUR
+
+
+def recompute_bn_statistics(model, x, batch_size=32, steps=None):
+    return FLAVOUR.recompute_bn_statistics(model, x, batch_size=batch_size, steps=steps)
+
+
+recompute_bn_statistics.__doc__ = Flavour.recompute_bn_statistics.__doc__
 
 __all__ = ["SWA", "SWAError", "recompute_bn_statistics"]

@@ -10,15 +10,13 @@
   layer's `call` is wrapped for the pass to record its input; its count, mean and sum of squared deviations are
   computed in numpy float64 on every backend (also JAX without x64, whose own float64 is float32), then combined
   exactly by swa.core.ExactMoments.
+What this shares with swa/eager.py (the schedule's bookkeeping, the layers' wrapping) is in swa/eager_common.py.
 """
 import numpy as np
 
-from swa.core import ExactMoments, SWAError, _batches, batch_norm_layers
-
-
-def read(variable):
-    """A scalar Keras variable's value as a float."""
-    return float(np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable))
+from swa import eager_common
+from swa.core import batch_norm_layers
+from swa.eager_common import read  # noqa: F401  (the engine's read, called by swa.core)
 
 
 def _sync(model):
@@ -31,73 +29,40 @@ def assign(stats, model=None):
     """Write ExactMoments' statistics into the layers' moving mean and variance."""
     if model is not None:
         _sync(model)
-    for layer, mean, var in stats.statistics():
-        for target, value in ((layer.moving_mean, mean), (layer.moving_variance, var)):
-            target.assign(np.reshape(value, tuple(target.shape)).astype(target.dtype))
+    eager_common.assign(stats)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Per-step learning rates.
 
-def _schedule_class(keras):
-    ops = keras.ops
-
-    class EpochRates(keras.optimizers.schedules.LearningRateSchedule):
-        """rates[step - first], clipped to the epoch: the rate of each batch of the current epoch."""
-
-        def __init__(self, rates, first, size):
-            super(EpochRates, self).__init__()
-            self.rates, self.first, self.size = rates, first, size
-
-        def __call__(self, step):
-            index = ops.cast(step, "int32") - ops.cast(self.first, "int32")
-            return ops.take(self.rates, ops.clip(index, 0, self.size - 1))
-
-        def get_config(self):
-            return {}
-
-    return EpochRates
+def _epoch_rate(rates, first, size, step):
+    """rates[step - first], clipped to the epoch."""
+    from keras import ops
+    index = ops.cast(step, "int32") - ops.cast(first, "int32")
+    return ops.take(rates, ops.clip(index, 0, size - 1))
 
 
-class StepRates(object):
-    """For one fit, the optimizer's rate is a schedule over the epoch's per-batch rates (see the module doc)."""
-
-    def __init__(self, keras, model, variable, keras3=True):
-        self.keras, self.model, self.variable = keras, model, variable
-        self.optimizer = model.optimizer
-        self.rates = None
+class StepRates(eager_common.StepRates):
+    """Keras variables, put among the optimizer's variables for the fit (a jitted JAX step gets them as state)."""
 
     def _install(self, size):
         self._untrack()
         self.rates = self.keras.Variable(np.zeros([size], "float32"), trainable=False, name="swa_epoch_rates")
         self.first = self.keras.Variable(0, dtype="int32", trainable=False, name="swa_epoch_first_step")
         self.optimizer._variables.extend([self.rates, self.first])      # a jitted JAX step gets them as state
-        self.optimizer._learning_rate = _schedule_class(self.keras)(self.rates, self.first, size)
-        self.model.make_train_function(force=True)    # a traced step keeps the rate it was traced with
+        base = self.keras.optimizers.schedules.LearningRateSchedule
+        self.optimizer._learning_rate = eager_common.schedule_class(base, _epoch_rate)(self.rates, self.first, size)
 
     def _untrack(self):
         if self.rates is not None:
             self.optimizer._variables[:] = [v for v in self.optimizer._variables
                                             if v is not self.rates and v is not self.first]
 
-    def set_epoch(self, rates):
-        """The rates of the coming epoch's batches, in order (the last one also for any further batch)."""
-        if self.rates is None or int(self.rates.shape[0]) != len(rates):
-            self._install(len(rates))
-        self.rates.assign(np.asarray(rates, np.float32))
-        self.first.assign(int(read(self.optimizer.iterations)))
-        self.variable.assign(rates[-1])     # not read by the steps: shows the epoch's last rate
-
-    def restore(self, rate):
-        """Give the optimizer back its rate variable, holding `rate` (the last rate used), and its variables."""
-        if self.rates is None:
-            return
+    def _give_back(self):
+        """The optimizer's own rate variable and variables again."""
         _sync(self.model)
         self._untrack()
         self.optimizer._learning_rate = self.variable
-        self.variable.assign(rate)
-        self.model.train_function = None                    # the next fit traces a step with the variable again
-        self.rates = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -115,36 +80,25 @@ def _moments(layer, x):
     return count, mean, ((xf - xf.mean(axis=reduce_axes, keepdims=True)) ** 2).sum(axis=reduce_axes)
 
 
-class BatchNormPass(object):
-    """Forward passes in training mode that record every BN layer's input moments, combined by ExactMoments."""
+class BatchNormPass(eager_common.BatchNormPass):
+    """The pass unjitted, in numpy float64; on JAX on fit's state, on PyTorch without gradients."""
 
     def __init__(self, keras, model, layers):
-        self.keras, self.model = keras, model
-        self.layers = list(layers)
-        self.stats = ExactMoments(self.layers)
-        self.moments = None
+        super(BatchNormPass, self).__init__(keras, model, layers)
         self.backend = keras.backend.backend()
-        self._original_train_function = None
+
+    _moments = staticmethod(_moments)     # numpy, on the layer's concrete input
 
     def add(self, data, state=None):
         """One batch's forward pass in training mode, recording the BN layers' input moments; with targets, the loss
         and metrics the training step would report. JAX: stateless, on fit's state, of which only the metrics'
         variables change. Returns (logs, state)."""
         x, y, sample_weight = self.keras.utils.unpack_x_y_sample_weight(data)
-        self.moments = {}
-        try:
-            if state is not None:
-                logs, state = self._jax_forward(state, x, y, sample_weight)
-            else:
-                logs = self._forward(x, y, sample_weight)
-            moments = self.moments
-        finally:
-            self.moments = None
-        missing = [layer.name for i, layer in enumerate(self.layers) if i not in moments]
-        if missing:
-            raise SWAError("batch normalization layer(s) %s were not called by the model's forward pass"
-                           % ", ".join(missing))
-        self.stats.add([v for i in range(len(self.layers)) for v in moments[i]])
+        if state is not None:
+            (logs, state), moments = self._record(lambda: self._jax_forward(state, x, y, sample_weight))
+        else:
+            logs, moments = self._record(lambda: self._forward(x, y, sample_weight))
+        self.stats.add([v for layer_moments in moments for v in layer_moments])
         return logs, state
 
     def _forward(self, x, y, sample_weight):
@@ -176,36 +130,9 @@ class BatchNormPass(object):
         logs, metrics = self.model._update_metrics_variables(metrics, loss, x, y, y_pred, sample_weight)
         return logs, (trainable, non_trainable, optimizer_variables, metrics)
 
-    # -- recording -------------------------------------------------------------------------------------
-    def wrap_layers(self):
-        for i, layer in enumerate(self.layers):
-            layer.call = self._recording(i, layer.call)
-
-    def unwrap_layers(self):
-        for layer in self.layers:
-            if "call" in vars(layer):
-                del layer.call
-
-    def _recording(self, index, call):
-        layer, bn_pass = self.layers[index], self
-
-        def recording_call(inputs, *args, **kwargs):
-            if bn_pass.moments is not None:
-                bn_pass.moments[index] = _moments(layer, inputs)
-            return call(inputs, *args, **kwargs)
-
-        return recording_call
-
     # -- fit's training function for the BN epoch ------------------------------------------------------
-    def start(self):
-        self.wrap_layers()
-        self._original_train_function = self.model.train_function
-        self.model.train_function = self._jax_step if self.backend == "jax" else self._torch_step
-
-    def finish(self):
-        self.unwrap_layers()
-        self.model.train_function = self._original_train_function
-        return self.stats
+    def _train_function(self):
+        return self._jax_step if self.backend == "jax" else self._torch_step
 
     def _jax_step(self, state, iterator):
         """JAX fit's `train_function(state, iterator)`: steps_per_execution batches; the weights, BN statistics
@@ -238,12 +165,6 @@ def recompute_bn_statistics(keras, model, x, keras3=True, batch_size=32, steps=N
     layers = batch_norm_layers(model)
     if not layers:
         return 0
-    bn_pass = BatchNormPass(keras, model, layers)
-    bn_pass.wrap_layers()
-    try:
-        for batch in _batches(x, batch_size, steps):
-            bn_pass.add((batch[0] if len(batch) == 1 else list(batch),))     # (x,): inputs, no targets
-    finally:
-        bn_pass.unwrap_layers()
-    assign(bn_pass.stats)
-    return bn_pass.stats.samples
+    stats = BatchNormPass(keras, model, layers).recompute(x, batch_size, steps)
+    assign(stats)
+    return stats.samples

@@ -11,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 # The library's modules; the seed script, its training loop and the measuring tools import the project's common/.
-LIBRARY = ("__init__", "_tf", "core", "eager", "graph", "keras", "portable", "tfkeras")
+LIBRARY = ("__init__", "_tf", "core", "eager", "eager_common", "graph", "keras", "portable", "tfkeras")
 
 
 class LibraryOnly(build_py):

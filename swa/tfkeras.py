@@ -5,10 +5,21 @@ tf.keras is Keras 3 (TF 2.16 on, unless TF_USE_LEGACY_KERAS=1 selects tf_keras),
 Importing it changes nothing in TensorFlow's state.
 """
 from swa._tf import tf
-from swa.core import SWAError, make_flavour
+from swa.core import Flavour, SWACallback, SWAError
 
 KERAS3 = hasattr(tf.keras, "ops")
-SWA, recompute_bn_statistics = make_flavour(tf.keras, None if KERAS3 else tf.keras.backend,
-                                            tf.keras.callbacks.Callback, "tfkeras", keras3=KERAS3)
+FLAVOUR = Flavour(tf.keras, None if KERAS3 else tf.keras.backend, "tfkeras", keras3=KERAS3)
+
+
+class SWA(SWACallback, tf.keras.callbacks.Callback):
+    __doc__ = SWACallback.__doc__
+    _flavour = FLAVOUR
+
+
+def recompute_bn_statistics(model, x, batch_size=32, steps=None):
+    return FLAVOUR.recompute_bn_statistics(model, x, batch_size=batch_size, steps=steps)
+
+
+recompute_bn_statistics.__doc__ = Flavour.recompute_bn_statistics.__doc__
 
 __all__ = ["SWA", "SWAError", "recompute_bn_statistics"]

@@ -8,19 +8,18 @@ import json
 import math
 import os
 import random
-import shutil
 import time
-import zipfile
 
 import numpy as np
 
 from common import checkpoints, npu_session, precision, tf_compat
-from common.errors import UserError, require
+from common.errors import require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
 from swa import data
+from swa.checkpoint import Checkpoint, checkpoint_path, restore_checkpoint
 from swa.core import first_average_epoch
 from swa.model import build_model
 from swa.options import OPTIONS
@@ -73,6 +72,7 @@ class TrainConfig(object):
                     "--eager fits in TensorFlow's float32: --precision_mode applies to graph mode only")
             # the reference dump reads a session's debugger watches: there is no session in eager fit
             require(not options.reference_dump, "--reference_dump dumps a graph-mode step: drop --eager")
+            require(not options.xla, "--xla clusters a session's graph: eager fit has none; drop --eager")
 
     def _validate_swa(self):
         """The SWA callback checks these when its fit starts, after the SGD baseline has trained: check them now."""
@@ -193,27 +193,8 @@ class _StepEnd(tf.keras.callbacks.Callback):
             self.timer.record(dt)
 
 
-class _Checkpoint(tf.keras.callbacks.Callback):
-    """Keeps the last SGD iterate; with a directory, also writes model weights, SWA state and that iterate
-    after every epoch, atomically (a crash leaves the previous checkpoint intact)."""
-
-    def __init__(self, directory, swa=None, keep=2):
-        super(_Checkpoint, self).__init__()
-        self.directory = directory
-        self.swa = swa
-        self.keep = keep
-        self.last_iterate = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        weights = self.model.get_weights()
-        if self.swa is None or epoch != getattr(self.swa, "bn_epoch", None):
-            self.last_iterate = weights
-        if self.directory:
-            save_checkpoint(self.directory, epoch + 1, weights, self.last_iterate, self.swa, self.keep)
-
-
 class _StopAtEpochEnd(tf.keras.callbacks.Callback):
-    """Ends fit after the epoch in which a stop was requested (after _Checkpoint saved it)."""
+    """Ends fit after the epoch in which a stop was requested (after Checkpoint saved it)."""
 
     def __init__(self, stop):
         super(_StopAtEpochEnd, self).__init__()
@@ -224,90 +205,6 @@ class _StopAtEpochEnd(tf.keras.callbacks.Callback):
         self.epochs_done = epoch + 1
         if self.stop.requested:
             self.model.stop_training = True
-
-
-def save_checkpoint(directory, epoch, weights, last_iterate, swa, keep):
-    os.makedirs(directory, exist_ok=True)
-    name = "ckpt-%d" % epoch
-    tmp = os.path.join(directory, name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        os.makedirs(tmp)
-        np.savez(os.path.join(tmp, "model.npz"), *weights)
-        np.savez(os.path.join(tmp, "last_iterate.npz"), *(last_iterate or weights))
-        if swa is not None:
-            swa.save_state(os.path.join(tmp, "swa.npz"))
-    except OSError as err:   # full disk, read-only directory: one line, no half-written folder left
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError("cannot save checkpoint %s: %s (the previous checkpoints are kept; free space or fix "
-                        "permissions, then rerun to resume)" % (os.path.join(directory, name), err))
-    final = os.path.join(directory, name)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    pointer = os.path.join(directory, "checkpoint.json")
-    with open(pointer + ".tmp", "w") as f:
-        json.dump({"epoch": epoch, "path": name}, f)
-    os.replace(pointer + ".tmp", pointer)
-    for old in os.listdir(directory):
-        if old.startswith("ckpt-") and not old.endswith(".tmp") and old != name:
-            try:
-                if int(old[5:]) <= epoch - keep:
-                    shutil.rmtree(os.path.join(directory, old), ignore_errors=True)
-            except ValueError:
-                pass
-
-
-def _load_list(path):
-    if not zipfile.is_zipfile(path):   # first: np.load on a truncated file also prints NpzFile.__del__ noise
-        raise ValueError("%s is missing or not a complete .npz archive" % path)
-    with np.load(path) as f:
-        return [f["arr_%d" % i] for i in range(len(f.files))]
-
-
-def _checkpoint_epochs(directory):
-    """Epochs of the complete checkpoints (ckpt-N folders) in `directory`, newest first. The folders decide, not
-    checkpoint.json: a lost pointer file is not a silent restart."""
-    if not directory or not os.path.isdir(directory):
-        return []
-    found = [name[len("ckpt-"):] for name in os.listdir(directory) if name.startswith("ckpt-")]
-    return sorted((int(n) for n in found if n.isdigit()), reverse=True)
-
-
-def _read_checkpoint(path, swa):
-    """(model weights, last iterate) of one checkpoint folder; None when its files are damaged or missing."""
-    try:
-        weights = _load_list(os.path.join(path, "model.npz"))
-        last_iterate = _load_list(os.path.join(path, "last_iterate.npz"))
-        if swa is not None:
-            swa.load_state(os.path.join(path, "swa.npz"))
-        return weights, last_iterate
-    except (IOError, OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
-        print("warning: checkpoint %s is damaged (%s)" % (path, str(err).splitlines()[0] if str(err) else
-                                                          type(err).__name__), flush=True)
-        return None
-
-
-def restore_checkpoint(directory, model, swa):
-    """Load the newest intact checkpoint in `directory` into model/swa; returns (epochs done, last SGD iterate).
-    A damaged newest checkpoint gives way to the previous one; another model's is an error."""
-    epochs = _checkpoint_epochs(directory)
-    for epoch in epochs:
-        path = os.path.join(directory, "ckpt-%d" % epoch)
-        loaded = _read_checkpoint(path, swa)
-        if loaded is None:
-            continue
-        try:
-            model.set_weights(loaded[0])
-        except ValueError as err:
-            raise UserError("cannot resume from checkpoint %s (from a different model): %s" % (path, err))
-        if epoch != epochs[0]:
-            print("warning: resuming from the previous checkpoint %s instead" % path, flush=True)
-        print("resumed from %s after epoch %d" % (path, epoch), flush=True)
-        return epoch, loaded[1]
-    if epochs:
-        raise UserError("cannot resume from %s: all %d checkpoints are damaged; delete them or use another "
-                        "--model_dir" % (directory, len(epochs)))
-    return 0, None
 
 
 def _accuracy(model, x, y, batch_size):
@@ -347,7 +244,7 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
     # Also in runs without checkpoints, so both runs do the same per-epoch work.
     if model_dir:
         checkpoints.require_writable(model_dir)   # now, not at the end of the first epoch
-    checkpoint = _Checkpoint(model_dir, swa)
+    checkpoint = Checkpoint(model_dir, swa)
     initial_epoch, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
     callbacks.append(checkpoint)
     callbacks.append(step_start)
@@ -358,7 +255,7 @@ def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None)
                       initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0,
                       shuffle=config.shuffle)
             if stop.requested:
-                saved = "checkpoint %s" % os.path.join(model_dir, "ckpt-%d" % stopper.epochs_done) if model_dir \
+                saved = "checkpoint %s" % checkpoint_path(model_dir, stopper.epochs_done) if model_dir \
                     else "nothing (no --model_dir)"
                 stop.stop("the end of %s epoch %d" % (name, stopper.epochs_done), saved)
     else:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from common import npu_session, tf_compat
+from common import npu_session
 from common.npu_session import NpuOptions
 from common.tf_compat import tf
 from conftest import REPO, rank_table, run
@@ -93,21 +93,6 @@ def test_session_config_runs_a_training_step(name, distributed, tmp_path, clean_
                 sess.run(looped)
             assert sess.run(step) >= 2
             assert math.isfinite(sess.run(loss))
-
-
-@pytest.mark.skipif(not tf_compat.has_estimator(), reason="tf.estimator is gone from TF 2.16 on")
-@pytest.mark.parametrize("name", sorted(OPTION_SETS))
-def test_run_config_builds_an_npu_estimator(name, tmp_path, clean_env):
-    options = NpuOptions(dump_path=str(tmp_path / "dump"), **OPTION_SETS[name])
-    config = npu_session.run_config(options, str(tmp_path / "model"), distributed=name == "defaults")
-    assert type(config).__name__ == "NPURunConfig"
-
-    def model_fn(features, labels, mode):
-        step = tf.compat.v1.train.get_or_create_global_step()
-        return tf.estimator.EstimatorSpec(mode, loss=tf.constant(0.0), train_op=tf.compat.v1.assign_add(step, 1))
-
-    estimator = npu_session.estimator_class()(model_fn=model_fn, config=config)
-    assert type(estimator).__name__ == "NPUEstimator"
 
 
 def test_the_project_refuses_what_the_adapter_cannot_do():

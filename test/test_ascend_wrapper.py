@@ -106,6 +106,20 @@ def test_unknown_flag_and_help(fake_model, tmp_path):
     assert not os.path.exists(str(tmp_path / "out"))
 
 
+def test_the_wrappers_ascend_flags_and_help_are_the_python_declaration(fake_model, tmp_path):
+    """Names, help and defaults come from common/npu_options.py: a new flag (--xla) reaches every wrapper."""
+    from common.npu_options import ASCEND_FLAGS, NOT_IN_WRAPPERS
+    script = str(fake_model / "test" / "train_full_1p.sh")
+    out = run(["bash", script, "--help"], OUTPUT_ROOT=tmp_path / "out").stdout
+    for opt in ASCEND_FLAGS:
+        line = "    --%-22s %s (default: %s)" % (opt.name, opt.help, opt.default if opt.default != "" else "none")
+        assert (line in out.splitlines()) == (opt.name not in NOT_IN_WRAPPERS), opt.name
+    proc = run(["bash", script, "--xla", "--iterations_per_loop=2"], OUTPUT_ROOT=tmp_path / "out")
+    assert "('xla', 'True')" in proc.stdout and "('iterations_per_loop', '2')" in proc.stdout
+    bad = run(["bash", script, "--reference_dump_step=x"], check=False, OUTPUT_ROOT=tmp_path / "out")
+    assert bad.returncode == 2 and "--reference_dump_step must be a whole number, got 'x'" in bad.stdout
+
+
 def test_finished_checkpoint_reports_no_performance(fake_model, tmp_path):
     script = str(fake_model / "test" / "train_full_1p.sh")
     proc = run(["bash", script, "--finished=1"], OUTPUT_ROOT=tmp_path / "out")

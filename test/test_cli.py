@@ -58,3 +58,68 @@ def test_an_abbreviated_flag_is_unknown_not_another_flag(script):
     lines = bad.stdout.strip().splitlines()
     assert bad.returncode == 2 and lines[-1].startswith("error: "), bad.stdout
     assert re.search(r"--%s(?!\w)" % re.escape(cut), lines[-1]), (flag, lines[-1])
+
+
+# Every entry script: each file with `if __name__ == "__main__"` outside test/ (test_every_entry_script_is_listed).
+ENTRY_SCRIPTS = SCRIPTS + ["mobilenetv3/imagenet_eval.py", "datasets/prepare_mtnet_data.py", "-m common.npu_check",
+                           "-m common.precision", "-m common.reproduce", "-m common.run_cost",
+                           "-m common.ascend_flags"]
+
+# Runs a script (or -m module) with every import of TensorFlow, Keras and npu_bridge failing.
+NO_TENSORFLOW = r"""
+import os, runpy, sys
+class Block(object):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_core", "keras", "npu_bridge"):
+            raise ImportError("--help imported %s" % name)
+    find_module = find_spec
+sys.meta_path.insert(0, Block())
+args = sys.argv[1:]
+if args[0] == "-m":
+    sys.argv = args[1:]
+    runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+else:
+    sys.argv = args
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args[0])))
+    runpy.run_path(args[0], run_name="__main__")
+"""
+
+
+def test_every_entry_script_is_listed():
+    import os
+    from conftest import REPO
+    found = set()
+    for top in ("am3", "common", "datasets", "mobilenetv3", "mtnet", "swa"):
+        for name in sorted(os.listdir(os.path.join(REPO, top))):
+            path = os.path.join(REPO, top, name)
+            if name.endswith(".py") and 'if __name__ == "__main__"' in open(path).read():
+                found.add("-m common.%s" % name[:-3] if top == "common" else "%s/%s" % (top, name))
+    assert found == set(ENTRY_SCRIPTS)
+
+
+@pytest.mark.parametrize("script", ENTRY_SCRIPTS)
+def test_help_answers_without_loading_tensorflow(script):
+    proc = run_python(["-c", NO_TENSORFLOW] + script.split() + ["--help"], check=False)
+    assert proc.returncode == 0 and "usage" in proc.stdout.lower(), proc.stdout[-3000:]
+    assert "--help imported" not in proc.stdout
+
+
+def test_the_tensorflow_block_is_real():
+    """The check above can fail: a script that imports TensorFlow before its flags does under the block."""
+    proc = run_python(["-c", NO_TENSORFLOW, "-m", "common.tf_compat", "--help"], check=False)
+    assert proc.returncode != 0 and "--help imported tensorflow" in proc.stdout
+
+
+def test_mtnet_main_defines_no_flag_of_its_own():
+    """MT-net's defaults are written once, in mtnet/options.py (main.py wrote them beside the trainer's before)."""
+    from conftest import REPO
+    with open(REPO + "/mtnet/main.py") as f:
+        assert "DEFINE_" not in f.read()
+
+
+def test_xla_on_the_npu_route_is_one_error_line(tmp_path):
+    proc = run_python(["mtnet/main.py", "--xla", "--logdir=%s" % tmp_path, "--metatrain_iterations=2"],
+                      check=False, fake_npu=True)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: --xla: ") and "GE" in lines[-1], proc.stdout[-2000:]
+    assert "Traceback" not in proc.stdout and not [line for line in lines if line.startswith("device: ")]

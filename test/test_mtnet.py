@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import checkpoints
+from common import checkpoints, npu_session
 from common.errors import UserError
 from common.npu_session import NpuOptions
 from common.tf_compat import tf
@@ -573,3 +573,72 @@ def test_a_run_of_warm_up_steps_only_still_gets_its_summary_and_report(tmp_path)
     assert "no step time measured: every step of this run (1) was a warm-up step" in proc.stdout
     assert "Final Performance tasks/sec : None" in proc.stdout
     assert "Final Train Accuracy : " in proc.stdout and (out / "0" / "report.html").exists()
+
+
+# ---- --iterations_per_loop off Ascend: an in-graph loop with the NPU's semantics (issue 27) --------------------
+def _printed(out):
+    """{iteration: (preloss, postloss)} of the 'Iteration N:' lines."""
+    return {int(line.split()[1].rstrip(":")): tuple(float(v.rstrip(",")) for v in line.split()[2:4])
+            for line in out.splitlines() if line.startswith("Iteration ")}
+
+
+@pytest.mark.parametrize("datasource", ["sinusoid", "omniglot"])
+def test_a_looped_run_trains_the_same_as_one_step_per_call(tmp_path, capsys, datasource):
+    """N=1 and N=50: the same losses at the logged steps (each call's last iteration) and the same weights."""
+    extra = {}
+    if datasource == "omniglot":
+        extra = dict(datasource="omniglot", data_path=str(_omniglot(tmp_path / "omniglot")),
+                     num_classes=2, update_batch_size=1, omniglot_train_chars=6, omniglot_test_chars=3,
+                     num_filters=4, meta_batch_size=2, norm="None")
+    results, printed = {}, {}
+    for n in (1, 50):
+        cfg = _cfg(tmp_path / str(n), metatrain_iterations=100, print_interval=1, save_interval=1000, **extra)
+        results[n] = trainer.run(cfg.replace(npu=NpuOptions(iterations_per_loop=n)))
+        printed[n] = _printed(capsys.readouterr().out)
+    assert sorted(printed[50]) == [49, 99] and sorted(printed[1]) == list(range(1, 100))   # upstream skips 0
+    for itr in (49, 99):
+        assert printed[50][itr] == pytest.approx(printed[1][itr], rel=1e-6), itr
+    for name, value in results[1]["weights"].items():
+        assert np.allclose(results[50]["weights"][name], value, rtol=1e-5, atol=1e-7), name
+
+
+def test_a_looped_run_says_so_saves_and_resumes_at_multiples_of_the_loop(tmp_path):
+    options = NpuOptions(iterations_per_loop=20)
+    cfg = _cfg(tmp_path, metatrain_iterations=100, save_interval=30, npu=options)
+    first = trainer.run(cfg)
+    assert "; looping: 20 training steps per session call (in-graph loop)" in npu_session.describe(options)
+    kept = [os.path.basename(p) for p in checkpoints.checkpoint_paths(first["exp_dir"])]
+    # the calls holding iterations 30, 60, 90 end at 39, 79, 99 (the last also the end of the run)
+    assert kept == ["model39", "model79", "model99"]
+    with pytest.raises(UserError, match="iterations_per_loop=20 must divide the iterations left to train "
+                                        r"\(30, from iteration 100 to 130\)"):
+        trainer.run(cfg.replace(metatrain_iterations=130, npu=NpuOptions(iterations_per_loop=20)))
+    second = trainer.run(cfg.replace(metatrain_iterations=140, npu=NpuOptions(iterations_per_loop=20)))
+    assert second["start"] == 100 and second["end"] == 140
+
+
+def test_looping_is_refused_where_the_ops_change_between_iterations(tmp_path):
+    with pytest.raises(UserError, match="use iterations_per_loop=1"):
+        trainer.run(_cfg(tmp_path, metatrain_iterations=20, pretrain_iterations=20,
+                         npu=NpuOptions(iterations_per_loop=10)))
+
+
+def test_xla_compiles_the_looped_regression_step_and_trains_as_without(tmp_path):
+    """Fixed tasks and masks pinned open (XLA draws its own random numbers): the same weights to rtol 1e-4."""
+    from mtnet_fixed_tasks import fixed_tasks
+    tasks = lambda b, n: fixed_tasks(0, b, b, n)      # noqa: E731
+    # one common start: with XLA's resource variables the initializers draw other seeded values
+    trainer.run(_cfg(tmp_path / "start", metatrain_iterations=1, logit_init=30.0), task_source=tasks)
+    weights = {}
+    for xla in (False, True):
+        shutil.copytree(str(tmp_path / "start"), str(tmp_path / str(xla)))
+        options = NpuOptions(iterations_per_loop=10)
+        options.xla = xla
+        cfg = _cfg(tmp_path / str(xla), metatrain_iterations=31, logit_init=30.0, npu=options)
+        result = trainer.run(cfg, task_source=tasks)
+        assert result["start"] == 1 and options.xla_whole_loop is xla
+        if xla:
+            assert "; XLA: on (the training loop compiled whole" in npu_session.describe(options)
+        weights[xla] = result["weights"]
+    for name, value in weights[False].items():
+        assert np.allclose(weights[True][name], value, rtol=1e-4, atol=1e-6), name

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import npu_session, tf_compat
+from common import fallback, npu_session, tf_compat
 from common.ascend_flags import add_ascend_arguments, define_ascend_flags, npu_options_from
 from common.errors import UserError
 from common.loss_scale import LossScaleOptimizer
@@ -97,42 +97,6 @@ def test_session_config_on_npu_without_dump_or_profiling(fake_npu):
         assert absent not in params
 
 
-NEEDS_ESTIMATOR = pytest.mark.skipif(not tf_compat.has_estimator(), reason="tf.estimator is gone from TF 2.16 on")
-
-
-@NEEDS_ESTIMATOR
-def test_run_config_on_npu_passes_npu_keywords(fake_npu, tmp_path, monkeypatch):
-    monkeypatch.delenv("JOB_ID", raising=False)
-    npu_session.reset_probe()
-    config = npu_session.run_config(options_from_argv(ascend_flags(tmp_path)), "/tmp/model",
-                                    save_checkpoints_steps=5000, keep_checkpoint_max=5, distributed=True)
-    assert type(config).__name__ == "NPURunConfig"
-    (call,) = [c for c in fake_npu if c["name"] == "NPURunConfig"]
-    kw = call["kwargs"]
-    assert kw["precision_mode"] == "allow_mix_precision"
-    assert kw["iterations_per_loop"] == 10
-    assert kw["save_checkpoints_steps"] == 5000 and kw["keep_checkpoint_max"] == 5
-    assert kw["model_dir"] == "/tmp/model" and kw["hcom_parallel"] is True
-    assert kw["dump_config"] == "DumpConfig" and kw["profiling_config"] == "ProfilingConfig"
-    (dump,) = [c["kwargs"] for c in fake_npu if c["name"] == "DumpConfig"]
-    assert dump == dict(enable_dump=True, dump_path=str(tmp_path / "dumps"), dump_step="0|5", dump_mode="all",
-                        enable_dump_debug=False, dump_debug_mode="all")
-    assert (tmp_path / "dumps").is_dir() and (tmp_path / "prof").is_dir()
-    # NPUEstimator needs JOB_ID even on one device: the route supplies the ModelZoo default when it is unset.
-    estimator = npu_session.estimator_class()(model_fn=lambda features, labels, mode: None, config=config)
-    assert type(estimator).__name__ == "NPUEstimator" and os.environ["JOB_ID"] == "10087"
-
-
-@NEEDS_ESTIMATOR
-@pytest.mark.parametrize("route", ["npu", "fallback"])
-def test_run_config_saves_every_600_seconds_without_a_step_count_on_both_routes(route, request):
-    request.getfixturevalue("fake_npu" if route == "npu" else "no_npu")
-    config = npu_session.run_config(NpuOptions(), "/tmp/model")
-    assert (config.save_checkpoints_steps, config.save_checkpoints_secs) == (None, 600)
-    config = npu_session.run_config(NpuOptions(), "/tmp/model", save_checkpoints_steps=50)
-    assert (config.save_checkpoints_steps, config.save_checkpoints_secs) == (50, None)
-
-
 def test_optimizer_wrapping_on_npu(fake_npu, monkeypatch):
     # A worker started by the launcher or a rank-table job without JOB_ID: the all-reduce must still build.
     monkeypatch.delenv("JOB_ID", raising=False)
@@ -207,16 +171,11 @@ def test_fallback_env_overrides_installed_npu_bridge(fake_npu, monkeypatch):
     assert not npu_session.on_npu()
 
 
-@NEEDS_ESTIMATOR
 def test_fallback_builds_plain_configs(no_npu, tmp_path):
     options = options_from_argv(ascend_flags(tmp_path))
     config = npu_session.session_config(options)
     assert not config.graph_options.rewrite_options.custom_optimizers
     assert config.intra_op_parallelism_threads >= 1
-    run_config = npu_session.run_config(options, "/tmp/model", save_checkpoints_steps=7, keep_checkpoint_max=3)
-    assert type(run_config) is tf.estimator.RunConfig
-    assert run_config.save_checkpoints_steps == 7 and run_config.keep_checkpoint_max == 3
-    assert npu_session.estimator_class() is tf.estimator.Estimator
     assert npu_session.steps_per_run(options) == 1
     line = npu_session.describe(options)
     assert "fallback" in line and "compute precision: " in line and "fixed 1024" in line
@@ -340,10 +299,10 @@ def test_a_broken_npu_bridge_is_an_error_not_a_fallback(no_npu, monkeypatch, tmp
 @pytest.fixture
 def cpu_machine(no_npu, monkeypatch):
     """The fallback on a CPU whose flags and TensorFlow build the test sets."""
-    monkeypatch.setattr(npu_session, "_gpus", lambda: False)
+    monkeypatch.setattr(fallback, "gpus", lambda: False)
 
     def machine(flags=(), onednn=True):
-        monkeypatch.setattr(npu_session, "cpu_flags", lambda: set(flags))
+        monkeypatch.setattr(fallback, "cpu_flags", lambda: set(flags))
         monkeypatch.setattr(tf_compat, "onednn_build", lambda: onednn)
     return machine
 
@@ -353,7 +312,7 @@ def _rewrites(options):
 
 
 def test_mixed_precision_is_fp16_on_a_gpu(no_npu, monkeypatch):
-    monkeypatch.setattr(npu_session, "_gpus", lambda: True)
+    monkeypatch.setattr(fallback, "gpus", lambda: True)
     options = NpuOptions(precision_mode="allow_mix_precision")
     rewrite = _rewrites(options)
     assert rewrite.auto_mixed_precision == rewrite.ON
@@ -409,12 +368,82 @@ def test_the_precision_the_log_names_is_the_one_that_runs(no_npu):
             metadata = tf.compat.v1.RunMetadata()
             sess.run(y, options=tf.compat.v1.RunOptions(output_partition_graphs=True), run_metadata=metadata)
     executed = "".join(str(g) for g in metadata.partition_graphs)
-    said = npu_session.fallback_precision(options)[0]
+    said = fallback.fallback_precision(options)[0]
     assert ("DT_BFLOAT16" in executed) == (said == "bf16"), said
     assert ("DT_HALF" in executed) == (said == "fp16"), said
 
 
-@pytest.mark.skipif(tf_compat.has_estimator(), reason="this TensorFlow has tf.estimator")
-def test_estimator_helpers_say_clearly_that_this_tensorflow_has_no_estimator(no_npu):
-    with pytest.raises(UserError, match="tf.estimator is gone from TensorFlow 2.16"):
-        npu_session.run_config(NpuOptions(), "/tmp/model")
+# One training step in a fresh process (TensorFlow reads TF_XLA_FLAGS once per process): the `device:` line and
+# the XLA ops among those the session executed. --parse_first: TensorFlow runs a session before the flags.
+XLA_STEP = r"""
+import sys
+from common import npu_session
+from common.ascend_flags import add_ascend_arguments, npu_options_from
+from common.errors import ArgumentParser, main_guard
+from common.tf_compat import tf
+tf1 = tf.compat.v1
+
+@main_guard
+def main(argv):
+    if "--parse_first" in argv:
+        argv.remove("--parse_first")
+        tf.config.experimental.list_physical_devices("GPU")
+        with tf1.Session(graph=tf.Graph()) as sess:
+            sess.run(tf.constant(1.0))
+    options = npu_options_from(add_ascend_arguments(ArgumentParser()).parse_args(argv))
+    with tf.Graph().as_default() as graph:
+        x = tf.random.normal([16, 16], seed=1)
+        w = tf1.get_variable("w", [16, 16])
+        step = tf1.train.AdamOptimizer(0.01).minimize(tf.reduce_mean(tf.square(tf.tanh(tf.matmul(x, w)) - 0.5)))
+        with tf1.Session(graph=graph, config=npu_session.session_config(options)) as sess:
+            sess.run(tf1.global_variables_initializer())
+            metadata = tf1.RunMetadata()
+            sess.run(step, options=tf1.RunOptions(output_partition_graphs=True), run_metadata=metadata)
+    print("executed XLA ops:", sorted({n.op for g in metadata.partition_graphs for n in g.node if "Xla" in n.op}))
+
+main(sys.argv[1:])
+"""
+
+
+def _xla_step(*flags, **env):
+    from conftest import run_python
+    env.setdefault("TF_XLA_FLAGS", "")
+    proc = run_python(["-c", XLA_STEP] + list(flags), check=False, **env)
+    device = [line for line in proc.stdout.splitlines() if line.startswith("device: ")]
+    executed = [line for line in proc.stdout.splitlines() if line.startswith("executed XLA ops: ")]
+    return proc, device, executed
+
+
+def test_xla_clusters_and_runs_the_training_step_only_with_the_flag():
+    proc, device, executed = _xla_step("--xla")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert device[0].endswith("; loss scale: off; XLA: on")
+    assert "_XlaRun" in executed[0] and "_XlaCompile" in executed[0], executed
+    proc, device, executed = _xla_step()
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert device[0].endswith("; loss scale: off; XLA: off") and executed == ["executed XLA ops: []"]
+
+
+def test_xla_asked_after_tensorflow_read_its_flags_is_one_error_line_not_a_false_on():
+    proc, device, executed = _xla_step("--xla", "--parse_first")
+    assert proc.returncode == 2 and not device and not executed, proc.stdout[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("error: --xla: XLA clustered nothing in a test graph")
+    # Set before the process starts, the same request works.
+    proc, device, executed = _xla_step("--xla", "--parse_first", TF_XLA_FLAGS="--tf_xla_cpu_global_jit")
+    assert proc.returncode == 0 and "_XlaRun" in executed[0], proc.stdout[-3000:]
+
+
+def test_xla_is_refused_on_ascend(fake_npu):
+    with pytest.raises(UserError, match=r"^--xla: .*on Ascend the graph engine \(GE\) compiles the graph"):
+        npu_session.session_config(NpuOptions(xla=True))
+    npu_session.reset_probe()
+    assert npu_params(npu_session.session_config(NpuOptions()))["iterations_per_loop"].i == 1
+
+
+def test_xla_unavailable_in_a_build_is_one_error_line(no_npu, monkeypatch):
+    monkeypatch.setenv("TF_XLA_FLAGS", "")   # the check asks for CPU clustering there; undone after the test
+    monkeypatch.setattr(tf_compat, "has_xla", lambda: False)
+    monkeypatch.setattr(fallback, "_xla_checked", None)
+    with pytest.raises(UserError, match="^--xla: this TensorFlow .* is built without XLA's JIT"):
+        npu_session.describe(NpuOptions(xla=True))
+    monkeypatch.setattr(fallback, "_xla_checked", None)

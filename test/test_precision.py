@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import npu_session, precision, precision_compare, tf_compat
+from common import fallback, npu_session, precision, precision_compare
 from common.errors import UserError
 from common.tf_compat import tf
 from conftest import REPO, run, run_python
@@ -459,17 +459,6 @@ def test_the_fake_adapter_refuses_what_the_real_one_refuses(fake_npu):
         _run_one_op(config)
 
 
-def test_the_estimator_route_passes_the_controls_to_npurunconfig(fake_npu, tmp_path):
-    if not tf_compat.has_estimator():
-        pytest.skip("no tf.estimator")
-    run_config = npu_session.run_config(_options(_controls(tmp_path) + ["--reference_dump=%s" % (tmp_path / "d"),
-                                                                        "--reference_dump_step=2"]), str(tmp_path))
-    kwargs = run_config.npu_kwargs
-    assert kwargs["precision_mode_v2"] == "mixed_float16" and "precision_mode" not in kwargs
-    assert kwargs["op_select_implmode"] == "high_precision"
-    assert kwargs["dump_config"].kwargs["dump_mode"] == "output" and kwargs["dump_config"].kwargs["dump_step"] == "2"
-
-
 @pytest.mark.parametrize("argv,message", [
     (["--precision_mode_v2=bf32"], "unknown precision_mode_v2 'bf32'"),
     (["--op_select_implmode=fast"], "unknown op_select_implmode 'fast'"),
@@ -490,7 +479,7 @@ def test_off_ascend_the_controls_are_refused_except_origin(no_npu, tmp_path):
     config = npu_session.session_config(_options(["--precision_mode_v2=origin",
                                                   "--precision_mode=allow_mix_precision"]))
     assert not config.graph_options.rewrite_options.custom_optimizers
-    assert npu_session.fallback_precision(_options(["--precision_mode_v2=origin"]))[0] == "fp32"
+    assert fallback.fallback_precision(_options(["--precision_mode_v2=origin"]))[0] == "fp32"
 
 
 def test_a_script_off_ascend_refuses_a_control_in_one_line():

@@ -260,7 +260,7 @@ def keras_reference(tmp_path_factory):
 
 
 def test_evaluation_preprocessing_gives_keras_logits_on_the_same_jpegs(keras_reference):
-    from mobilenetv3.imagenet_eval import predict_logits
+    from mobilenetv3.imagenet_accuracy import predict_logits
     _, weights, files, reference = keras_reference
     ours = predict_logits(weights, "small", files)
     # The part of the logits that depends on the image (their spread over the images) is the yardstick.

@@ -432,7 +432,8 @@ def test_the_library_installs_alone(tmp_path):
          str(source)], timeout=300)
     wheel, = os.listdir(str(tmp_path / "w"))
     modules = {n for n in zipfile.ZipFile(str(tmp_path / "w" / wheel)).namelist() if not n.startswith("swa_")}
-    library = {"swa/%s.py" % m for m in ("__init__", "_tf", "core", "eager", "graph", "keras", "portable", "tfkeras")}
+    names = ("__init__", "_tf", "core", "eager", "eager_common", "graph", "keras", "portable", "tfkeras")
+    library = {"swa/%s.py" % m for m in names}
     assert modules == library
     for path in sorted(library):
         text = open(os.path.join(REPO, path)).read()
