@@ -13,6 +13,10 @@ the last step's, and hooks, saves and stop requests see multiples of `per_run`, 
 
 A model's hooks get `after_run(loop)` after each call, with `loop.step` the steps done (the next step's index),
 `loop.last` the index of the last step run and `loop.values` the call's fetched values.
+
+An outer loop can run the calls instead (`loop.train(drive)`: Keras's fit, whose call is an epoch, through
+common/keras_loop.py); it reports each call with `loop.after_call(values)` and ends once `loop.stop_requested`.
+A stop request is honoured after the call in flight, the last one too: the call is saved, then the run stops.
 """
 from common import checkpoints
 from common.errors import UserError
@@ -67,10 +71,13 @@ def crosses(first, per_run, interval, count_zero=False):
 
 
 class TrainLoop(object):
-    """run(step) -> the fetched values of the session call that starts at global step `step`."""
+    """run(step) -> the fetched values of the session call that starts at global step `step`.
+
+    `where % steps_done` names the place in the stop line (default "<unit> N"; SWA's "the end of sgd epoch N").
+    summary=False leaves the step-time summary to the script (SWA prints it after its final results)."""
 
     def __init__(self, run, start, total, per_run=1, unit="step", checkpoint=None, timer=None, hooks=(),
-                 stop_enabled=True, nothing_to_train=None):
+                 stop_enabled=True, nothing_to_train=None, where=None, summary=True):
         if per_run < 1:
             raise UserError("iterations_per_loop must be >= 1, got %d" % per_run)
         if per_run > 1 and start < total and (total - start) % per_run:
@@ -78,10 +85,13 @@ class TrainLoop(object):
                             "each session call runs that many" % (per_run, unit, total - start, unit, start, total))
         self.run, self.start, self.total, self.per_run, self.unit = run, start, total, per_run, unit
         self.checkpoint, self.timer, self.hooks = checkpoint, timer, list(hooks)
-        self.stop_enabled = stop_enabled
+        self.stop_enabled, self.summary = stop_enabled, summary
         self.nothing_to_train = nothing_to_train or "%ss %d of %d already done" % (unit, start, total)
+        self.where = where or unit + " %d"
         self.step = start
         self.values = None
+        self._stop = None
+        self._last_save = None      # what the latest call saved (None: it saved nothing)
 
     @property
     def last(self):
@@ -92,42 +102,61 @@ class TrainLoop(object):
     def trained(self):
         return self.step > self.start
 
-    def train(self):
+    @property
+    def stop_requested(self):
+        """A Ctrl-C/SIGTERM arrived: an outer loop ends after the call in flight (Keras: model.stop_training)."""
+        return self._stop is not None and self._stop.requested
+
+    def train(self, drive=None):
+        """Run the session calls from start to total. With `drive`, an outer loop runs them instead: drive(loop)
+        calls loop.after_call(values) after each call and returns early once loop.stop_requested (Keras's fit
+        through common/keras_loop.py); the stop, the saves, the hooks and the summary stay the loop's."""
         if self.start >= self.total:
             print("nothing to train: " + self.nothing_to_train, flush=True)
         for hook in self.hooks:
             hook.before_train(self)
-        with StopRequest(enabled=self.stop_enabled) as stop:
-            while self.step < self.total:
-                if stop.requested:
-                    stop.stop("%s %d" % (self.unit, self.step), self._save())
-                self._run_once()
-        if self.trained and self.checkpoint is not None and not self._saved_last:
+        with StopRequest(enabled=self.stop_enabled) as self._stop:
+            if drive is not None:
+                if self.step < self.total:
+                    drive(self)
+            else:
+                while self.step < self.total:
+                    self._check_stop()
+                    self._run_once()
+            self._check_stop()      # a request during the last call: it is saved, and still a stop
+        if self.trained and self.checkpoint is not None and self._last_save is None:
             self.checkpoint.save(self.step)
         for hook in self.hooks:
             hook.after_train(self)
-        if self.trained and self.timer is not None:
+        if self.trained and self.timer is not None and self.summary:
             self.timer.summary()     # no step time when nothing was trained (the wrappers then report none)
         return self
 
-    _saved_last = False
+    def after_call(self, values, steps=None):
+        """After a call that ran `steps` steps (per_run unless given): the hooks, then the save policy."""
+        self.values = values
+        self.step += self.per_run if steps is None else steps
+        for hook in self.hooks:
+            hook.after_run(self)
+        self._last_save = None
+        if self.checkpoint is not None and self.checkpoint.due(self):
+            self._last_save = self.checkpoint.save(self.step)
 
     def _run_once(self):
         if self.timer is not None:
             self.timer.start()
-        self.values = self.run(self.step)
+        values = self.run(self.step)
         if self.timer is not None:
             self.timer.stop(steps=self.per_run)
-        self.step += self.per_run
-        for hook in self.hooks:
-            hook.after_run(self)
-        self._saved_last = False
-        if self.checkpoint is not None and self.checkpoint.due(self):
-            self.checkpoint.save(self.step)
-            self._saved_last = True
+        self.after_call(values)
 
-    def _save(self):
-        return self.checkpoint.save(self.step) if self.checkpoint is not None else "nothing"
+    def _check_stop(self):
+        """On a stop request: save (unless the latest call just did) and raise Stopped with where it stopped."""
+        if self.stop_requested:
+            saved = self._last_save
+            if saved is None:
+                saved = self.checkpoint.save(self.step) if self.checkpoint is not None else "nothing"
+            self._stop.stop(self.where % self.step, saved)
 
 
 def repeat(iterations, step_fn, initial):

@@ -10,8 +10,8 @@ import zipfile
 
 import numpy as np
 
+from common import checkpoints
 from common.errors import UserError
-from common.tf_compat import tf
 
 
 def checkpoint_path(directory, epoch):
@@ -19,23 +19,32 @@ def checkpoint_path(directory, epoch):
     return os.path.join(directory, "ckpt-%d" % epoch)
 
 
-class Checkpoint(tf.keras.callbacks.Callback):
-    """Keeps the last SGD iterate; with a directory, also writes model weights, SWA state and that iterate
-    after every epoch, atomically (a crash leaves the previous checkpoint intact)."""
+class Checkpoint(object):
+    """The common loop's save policy for the seed script (common/train_loop.py; its call is an epoch): after
+    every epoch keep the last SGD iterate and, with a directory, write model weights, SWA state and that
+    iterate, atomically (a crash leaves the previous checkpoint intact)."""
 
-    def __init__(self, directory, swa=None, keep=2):
-        super(Checkpoint, self).__init__()
+    def __init__(self, model, directory, swa=None, keep=2):
+        self.model = model
         self.directory = directory
         self.swa = swa
         self.keep = keep
         self.last_iterate = None
+        if directory:
+            checkpoints.require_writable(directory)   # now, not at the end of the first epoch
 
-    def on_epoch_end(self, epoch, logs=None):
+    def due(self, loop):
+        return True     # every epoch, also without a directory: both runs do the same per-epoch work
+
+    def save(self, epochs_done):
+        """Save after `epochs_done` epochs; returns what the stop line says was saved."""
         weights = self.model.get_weights()
-        if self.swa is None or epoch != getattr(self.swa, "bn_epoch", None):
+        if self.swa is None or epochs_done - 1 != getattr(self.swa, "bn_epoch", None):
             self.last_iterate = weights
-        if self.directory:
-            save_checkpoint(self.directory, epoch + 1, weights, self.last_iterate, self.swa, self.keep)
+        if not self.directory:
+            return "nothing (no --model_dir)"
+        save_checkpoint(self.directory, epochs_done, weights, self.last_iterate, self.swa, self.keep)
+        return "checkpoint %s" % checkpoint_path(self.directory, epochs_done)
 
 
 def save_checkpoint(directory, epoch, weights, last_iterate, swa, keep):

@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 
-from common import checkpoints, npu_session, precision, tf_compat
+from common import keras_loop, npu_session, precision, tf_compat
 from common.errors import require
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
-from common.stop import StopRequest
 from common.tf_compat import tf
+from common.train_loop import Hook, TrainLoop
 from swa import data
-from swa.checkpoint import Checkpoint, checkpoint_path, restore_checkpoint
+from swa.checkpoint import Checkpoint, restore_checkpoint
 from swa.core import first_average_epoch
 from swa.model import build_model
 from swa.options import OPTIONS
@@ -62,7 +62,10 @@ class TrainConfig(object):
         options = self.npu
         require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
                                             "precision --precision_mode gives, without loss scaling)")
-        require(options.iterations_per_loop == 1, "--iterations_per_loop must be 1: Keras runs one step per call")
+        # N steps per call is Keras's steps_per_execution: TF 2.x's eager fit has it, graph-mode compile does not
+        require(options.iterations_per_loop == 1 or self.eager,
+                "--iterations_per_loop must be 1 in graph mode: graph-mode tf.keras runs one step per call (with "
+                "TensorFlow 2.x, --eager=True runs N steps per call: Keras's steps_per_execution)")
         if self.eager:
             require(tf_compat.TF2, "--eager needs TensorFlow 2.x (this is %s)" % tf.__version__)
             require(tf_compat.EAGER, "--eager: TensorFlow was loaded in graph mode (set TF_COMPAT_EAGER=1 before "
@@ -95,53 +98,48 @@ class TrainConfig(object):
                 "--train_epochs" % (self.swa_start, self.swa_freq, first, trained, self.train_epochs))
 
 
-class _EpochReport(tf.keras.callbacks.Callback):
-    """One log line per epoch, NaN/Inf check, epoch wall times (begin to next begin: every callback's work)."""
+class _EpochReport(Hook):
+    """One log line per epoch, NaN/Inf check, epoch wall times (end to next end: every callback's work)."""
 
     def __init__(self, name, lr_of):
-        super(_EpochReport, self).__init__()
         self.name = name
         self.lr_of = lr_of
         self.epoch_times = []
         self._t0 = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def before_train(self, loop):
+        self._t0 = time.perf_counter()
+
+    def after_run(self, loop):
         now = time.perf_counter()
-        if self._t0 is not None:
-            self.epoch_times.append(now - self._t0)
+        self.epoch_times.append(now - self._t0)
         self._t0 = now
-
-    def on_train_end(self, logs=None):
-        if self._t0 is not None:
-            self.epoch_times.append(time.perf_counter() - self._t0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        loss = npu_session.check_loss(logs.get("loss", float("nan")), epoch + 1, "%s loss" % self.name, NAN_ADVICE)
+        logs = loop.values
+        loss = npu_session.check_loss(logs.get("loss", float("nan")), loop.step, "%s loss" % self.name, NAN_ADVICE)
         print("%s epoch %d/%d loss: %.6f acc: %.4f lr: %.6g"
-              % (self.name, epoch + 1, self.params["epochs"], loss, logs.get("acc", float("nan")), self.lr_of()),
-              flush=True)
+              % (self.name, loop.step, loop.total, loss, logs.get("acc", float("nan")), self.lr_of()), flush=True)
 
 
-class _Events(tf.keras.callbacks.Callback):
+class _Events(Hook):
     """TensorBoard scalars of one run in `directory` (none without one), at the step = batches trained: loss and
     accuracy per epoch, the learning rate of every batch (SWA's cyclic schedule changes it each batch), SWA's
     phase (0 SGD, 1 averaging, 2 batch-norm pass) and models averaged; final() adds the test accuracy."""
 
-    def __init__(self, directory, batches_per_epoch, swa=None):
-        super(_Events, self).__init__()
+    def __init__(self, directory, batches_per_epoch, model, swa=None):
         self.events = ScalarEvents(directory)
         self.batches = batches_per_epoch
+        self.model = model
         self.swa = swa
         self._rates_seen = 0
 
-    def on_train_begin(self, logs=None):
+    def before_train(self, loop):
         self._rates_seen = len(self.swa.lr_history) if self.swa is not None else 0   # a resumed run's history
 
-    def on_epoch_end(self, epoch, logs=None):
+    def after_run(self, loop):
+        """After the epoch's Keras callbacks: reads the rates SWA set and the models it averaged."""
         if not self.events.enabled:
             return
-        logs = logs or {}
+        epoch, logs = loop.last, loop.values
         self._write_rates(epoch * self.batches)
         scalars = {"loss": logs.get("loss"), "accuracy": logs.get("acc")}
         if self.swa is not None:
@@ -166,47 +164,6 @@ class _Events(tf.keras.callbacks.Callback):
         self.events.close()
 
 
-class _StepStart(tf.keras.callbacks.Callback):
-    """Last callback in the list: its batch-begin hook runs right before the training step."""
-
-    def __init__(self):
-        super(_StepStart, self).__init__()
-        self.t0 = None
-
-    def on_batch_begin(self, batch, logs=None):
-        self.t0 = time.perf_counter()
-
-
-class _StepEnd(tf.keras.callbacks.Callback):
-    """First callback in the list: its batch-end hook runs right after the step. A partial last batch is not
-    timed, so samples/s = batch_size / mean step time holds."""
-
-    def __init__(self, start, timer, batch_size):
-        super(_StepEnd, self).__init__()
-        self.start = start
-        self.timer = timer
-        self.batch_size = batch_size
-
-    def on_batch_end(self, batch, logs=None):
-        dt = time.perf_counter() - self.start.t0
-        if (logs or {}).get("size", self.batch_size) == self.batch_size:
-            self.timer.record(dt)
-
-
-class _StopAtEpochEnd(tf.keras.callbacks.Callback):
-    """Ends fit after the epoch in which a stop was requested (after Checkpoint saved it)."""
-
-    def __init__(self, stop):
-        super(_StopAtEpochEnd, self).__init__()
-        self.stop = stop
-        self.epochs_done = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs_done = epoch + 1
-        if self.stop.requested:
-            self.model.stop_training = True
-
-
 def _accuracy(model, x, y, batch_size):
     """Share of points whose most probable class is their label. The points are padded to whole batches and
     the padding's predictions dropped: on Ascend every call of a compiled graph must see the same input shape
@@ -227,40 +184,26 @@ def _whole_batches(train, batch_size):
     return train[0][:keep], train[1][:keep]
 
 
-def _fit(name, model, config, train, timer, swa=None, model_dir="", events=None):
-    """Compile and fit one run; returns (epoch times, weights of the last SGD iterate)."""
+def _fit(name, model, config, train, timer, events, swa=None, model_dir=""):
+    """Fit one run through the common loop (an epoch is its call); returns (epoch times, weights of the last
+    SGD iterate). The epoch line, SWA's epoch end, the events and the checkpoint run in that order as the loop's
+    hooks and save policy after each epoch; SWA's other Keras hooks run in fit."""
     lr_var = model.optimizer.lr
     report = _EpochReport(name, lambda: float(tf.keras.backend.get_value(lr_var)))
-    step_start = _StepStart()
-    callbacks = [_StepEnd(step_start, timer, config.batch_size), report]
+    hooks, callbacks = [report], []
     if swa is not None:
-        callbacks.append(swa)
+        hooks.append(keras_loop.EpochEnd(swa))
         # --reference_dump: every op output of one step of the SWA run (the baseline's first steps are the same)
         dump = precision.StepDump.from_options(config.npu)
         if dump.enabled:
             callbacks.append(dump.keras_callback(tf.keras.backend))
-    if events is not None:
-        callbacks.append(events)      # after SWA: reads the rates it set and the models it averaged
-    # Also in runs without checkpoints, so both runs do the same per-epoch work.
-    if model_dir:
-        checkpoints.require_writable(model_dir)   # now, not at the end of the first epoch
-    checkpoint = Checkpoint(model_dir, swa)
-    initial_epoch, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
-    callbacks.append(checkpoint)
-    callbacks.append(step_start)
-    if initial_epoch < config.train_epochs:
-        with StopRequest() as stop:   # Ctrl-C/SIGTERM: the epoch ends and is saved, then the run stops
-            stopper = _StopAtEpochEnd(stop)
-            model.fit(train[0], train[1], batch_size=config.batch_size, epochs=config.train_epochs,
-                      initial_epoch=initial_epoch, callbacks=callbacks + [stopper], verbose=0,
-                      shuffle=config.shuffle)
-            if stop.requested:
-                saved = "checkpoint %s" % checkpoint_path(model_dir, stopper.epochs_done) if model_dir \
-                    else "nothing (no --model_dir)"
-                stop.stop("the end of %s epoch %d" % (name, stopper.epochs_done), saved)
-    else:
-        print("nothing to train: %s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir),
-              flush=True)
+    checkpoint = Checkpoint(model, model_dir, swa)
+    start, checkpoint.last_iterate = restore_checkpoint(model_dir, model, swa) if model_dir else (0, None)
+    loop = TrainLoop(None, start, config.train_epochs, unit="epoch", checkpoint=checkpoint, timer=timer,
+                     hooks=hooks + [events], where="the end of %s epoch %%d" % name, summary=False,
+                     nothing_to_train="%s: all %d epochs already done in %s" % (name, config.train_epochs, model_dir))
+    keras_loop.fit(loop, model, train[0], train[1], callbacks, batch_size=config.batch_size, verbose=0,
+                   shuffle=config.shuffle)
     return report.epoch_times, checkpoint.last_iterate
 
 
@@ -321,8 +264,9 @@ def train_and_evaluate(config):
 
     def compiled(initial=None):
         model = build_model()
-        model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["acc"])
+        looped = config.npu_options.iterations_per_loop
+        model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["acc"], **({"steps_per_execution": looped} if looped > 1 else {}))
         if initial is not None:
             model.set_weights(initial)
         return model
@@ -335,7 +279,7 @@ def train_and_evaluate(config):
         sgd_model = compiled(initial)
         sgd_timer = StepTimer(config.batch_size, unit="samples", log_every=0)
         _same_batch_order(config)
-        sgd_events = _Events(sub("sgd"), batches)
+        sgd_events = _Events(sub("sgd"), batches, sgd_model)
         sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"), events=sgd_events)
         results["test_accuracy_sgd"] = _accuracy(sgd_model, test[0], test[1], config.batch_size)
         sgd_events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_sgd"]})
@@ -349,7 +293,7 @@ def train_and_evaluate(config):
     timer = StepTimer(config.batch_size, unit="samples", log_every=0)
     t0 = time.perf_counter()
     _same_batch_order(config)
-    swa_events = _Events(sub("swa"), batches, swa)
+    swa_events = _Events(sub("swa"), batches, swa_model, swa)
     swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"),
                                    events=swa_events)
     results["swa_callback_share"] = swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)

@@ -7,7 +7,8 @@ import pytest
 from conftest import run_python
 
 SCRIPTS = ["am3/AM3_TADAM.py", "am3/AM3_protonet++.py", "am3/tadam.py", "am3/protonet++.py", "am3/benchmark.py",
-           "am3/cross_modal_check.py", "mtnet/main.py", "mobilenetv3/train_cls.py", "mobilenetv3/eval_cls.py",
+           "am3/cross_modal_check.py", "mtnet/main.py", "mtnet/benchmark.py",
+           "mobilenetv3/train_cls.py", "mobilenetv3/eval_cls.py",
            "mobilenetv3/predict.py", "mobilenetv3/export.py", "mobilenetv3/benchmark.py",
            "swa/train-tf.keras-npu.py", "swa/compare_seeds.py", "swa/bench_overhead.py",
            "datasets/create_dataset_miniImagenet.py",

@@ -417,7 +417,7 @@ def _xla_step(*flags, **env):
 def test_xla_clusters_and_runs_the_training_step_only_with_the_flag():
     proc, device, executed = _xla_step("--xla")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert device[0].endswith("; loss scale: off; XLA: on")
+    assert device[0].endswith("; loss scale: off; XLA: on (auto-clustering)")
     assert "_XlaRun" in executed[0] and "_XlaCompile" in executed[0], executed
     proc, device, executed = _xla_step()
     assert proc.returncode == 0, proc.stdout[-3000:]

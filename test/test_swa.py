@@ -452,6 +452,9 @@ def test_seed_script_runs_end_to_end_and_resumes(tmp_path):
     assert "data: 2400 training and 600 test points, 5 batches of up to 512 per epoch" in out
     assert "swa epoch 6/6" in out and "sgd epoch 6/6" in out
     assert "batch normalization statistics recomputed over 2400 samples" in out
+    lines = out.splitlines()    # SWA's notices of an epoch follow that epoch's line (its epoch end is a loop hook)
+    assert lines.index("Epoch 00004: weights averaged (1 model)") > lines.index([ln for ln in lines
+                                                                                if ln.startswith("swa epoch 4/6")][0])
     line = [ln for ln in out.splitlines() if ln.startswith("final test accuracy:")][-1]
     accs = dict(kv.split("=") for kv in line.split(":", 1)[1].split())
     # SGD's BN moving averages (momentum 0.99) are far from converged after 30 steps; SWA's are exact.
@@ -505,12 +508,29 @@ def test_seed_script_fits_eagerly_on_tf2(tmp_path):
     assert [ln for ln in again.splitlines() if ln.startswith("final test accuracy:")][-1] == line
 
 
+@pytest.mark.skipif(not _tf2(), reason="--eager needs TensorFlow 2.x")
+def test_iterations_per_loop_is_steps_per_execution_in_eager_fit_and_trains_alike():
+    """--iterations_per_loop=2 with --eager: Keras runs 2 batches per call (5 per epoch: calls of 2, 2, 1); the
+    epoch lines and accuracies are those of one batch per call, and the step timer counts every batch."""
+    args = [SCRIPT] + SMALL + ["--baseline=False", "--eager=True"]
+    one, looped = (run_python(args + ["--iterations_per_loop=%d" % n], timeout=300).stdout for n in (1, 2))
+
+    def lines(out, prefixes):
+        return [ln for ln in out.splitlines() if ln.startswith(prefixes)]
+    assert len(lines(one, "swa epoch ")) == 6
+    assert lines(looped, ("swa epoch ", "final test accuracy")) == lines(one, ("swa epoch ", "final test accuracy"))
+    summary = lines(looped, "step_time_summary:")[0]
+    assert int(summary.split(" steps=")[1].split()[0]) + int(summary.split(" warmup=")[1].split()[0]) == 30
+
+
 @pytest.mark.parametrize("flag,message", [
     ("--eager=True --precision_mode=allow_mix_precision" if _tf2() else "--eager=True", "error: --eager "),
     ("--train_epochs=0", "error: --train_epochs must be a positive integer, got 0"),
     ("--swa_start=9", "error: SWA(start_epoch=9, swa_freq=2) averages first at the end of epoch 10"),
     ("--loss_scale=1024", "error: --loss_scale is not supported by this Keras script"),
     ("--batch_size=5000", "error: --batch_size=5000 is larger than the training set (2400 points"),
+    ("--iterations_per_loop=2", "error: --iterations_per_loop must be 1 in graph mode: graph-mode tf.keras runs one "
+                                "step per call"),
 ])
 def test_seed_script_bad_input_is_one_line(flag, message):
     proc = run_python([SCRIPT] + SMALL + ["--baseline=False"] + flag.split(), check=False, timeout=300)

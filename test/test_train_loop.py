@@ -127,3 +127,54 @@ def test_xla_compiled_runs_the_whole_loop_as_one_xla_launch():
                 assert value == (10.0 if name == "xla" else 20.0)      # 5 updates per call, the last one's value
     assert "XlaLaunch" in ops["xla"] and "While" not in ops["xla"] and "Enter" not in ops["xla"]
     assert "XlaLaunch" not in ops["plain"] and "Enter" in ops["plain"]
+
+
+def test_an_outer_loop_drives_the_calls_and_the_loop_keeps_its_policy(capsys):
+    """Keras's fit drives the loop (common/keras_loop.py): after_call per epoch, the loop's hooks and saves."""
+    record, saves = _Record(), _Saves(every=2)
+
+    def drive(loop):
+        for epoch in range(loop.start, loop.total):
+            loop.after_call({"loss": epoch})
+    TrainLoop(None, 1, 5, unit="epoch", checkpoint=saves, hooks=[record]).train(drive)
+    assert [c[0] for c in record.calls] == [2, 3, 4, 5] and record.calls[-1][2] == {"loss": 4}
+    assert record.events == ["before", "after"] and saves.saved == [3, 5]
+    TrainLoop(None, 5, 5, nothing_to_train="swa: all 5 epochs already done").train(lambda loop: 1 / 0)
+    assert capsys.readouterr().out == "nothing to train: swa: all 5 epochs already done\n"
+
+
+class _EveryCall(_Saves):
+    def due(self, loop):
+        return True
+
+
+@pytest.mark.parametrize("stop_at,total", [(2, 5), (4, 5)])
+def test_a_driven_stop_ends_after_the_call_in_flight_says_where_and_reuses_its_save(stop_at, total):
+    """SWA's shape: every epoch saved, a stop at the end of the epoch in flight (the last one too) names it
+    with the model's where-text and the save that epoch made, not a second one."""
+    saves = _EveryCall(every=1)
+
+    def drive(loop):
+        for epoch in range(loop.start, loop.total):
+            if epoch == stop_at - 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            loop.after_call(None)
+            if loop.stop_requested:
+                return
+
+    with pytest.raises(Stopped) as stopped:
+        TrainLoop(None, 0, total, unit="epoch", checkpoint=saves, where="the end of sgd epoch %d").train(drive)
+    assert str(stopped.value) == ("stopped by SIGTERM at the end of sgd epoch %d; saved ckpt-%d: rerun the same "
+                                  "command to resume" % (stop_at, stop_at))
+    assert stopped.value.exit_status == 143 and saves.saved == list(range(1, stop_at + 1))
+
+
+def test_a_stop_during_the_last_call_is_still_a_stop_after_saving_it():
+    saves = _Saves(every=0)
+
+    def run(step):
+        if step == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(Stopped, match="at step 10; saved ckpt-10"):
+        TrainLoop(run, 0, 10, checkpoint=saves).train()
+    assert saves.saved == [10]
