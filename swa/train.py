@@ -264,7 +264,7 @@ def train_and_evaluate(config):
 
     def compiled(initial=None):
         model = build_model()
-        looped = config.npu_options.iterations_per_loop
+        looped = config.npu.iterations_per_loop
         model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate), loss="sparse_categorical_crossentropy",
                       metrics=["acc"], **({"steps_per_execution": looped} if looped > 1 else {}))
         if initial is not None:
