@@ -25,7 +25,7 @@ def training_throughput(batch=16, size=84, num_filters=64, classes=64, steps=20,
     def loss():
         images = tf.random.uniform([batch, size, size, 3], maxval=255.0)
         labels = tf.random.uniform([batch], 0, classes, tf.int32)
-        logits = M.auxiliary_logits(cfg, images, classes, training=True)
+        logits = M.auxiliary_logits(cfg.model, images, classes, training=True)
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     return images_per_second(loss, batch, options or cfg.npu, steps=steps)
 

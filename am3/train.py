@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from am3 import log_lines, model as M
-from am3.flags import config_record, model_options_mismatch
+from am3.options import config_record, model_options_mismatch
 from common import checkpoints, npu_session, precision
 from common.errors import UserError
 from common.log_lines import NOTHING_TO_TRAIN
@@ -32,7 +32,7 @@ class Splits(object):
 
     def __init__(self, cfg):
         self.dir = fsd.resolve_data_dir(cfg.data_dir)
-        self.with_embeddings = M.uses_word_embeddings(cfg)
+        self.with_embeddings = M.uses_word_embeddings(cfg.model)
         self._cache = {}
 
     def __getitem__(self, split):
@@ -74,7 +74,7 @@ def _model_outputs(cfg, support, query, labels, classes, table, ways, shots, tra
     if augment:
         support, query = _augment(support), _augment(query)
     embeddings = tf.gather(table, classes) if table is not None else None
-    out = M.episode_logits(cfg, support, query, embeddings, ways, shots, training=training)
+    out = M.episode_logits(cfg.model, support, query, embeddings, ways, shots, training=training)
     logits = out["logits"]
     out["xent"] = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
@@ -87,7 +87,7 @@ def _train_graph(cfg, data, sampler):
     """Training input pipeline (initializable iterator, as iterations_per_loop on Ascend needs) + model."""
     iterator = v1.data.make_initializable_iterator(fsd.episode_dataset(sampler))
     support, query, labels, classes = iterator.get_next()
-    table = tf.constant(data.embeddings, name="word_embeddings") if M.uses_word_embeddings(cfg) else None
+    table = tf.constant(data.embeddings, name="word_embeddings") if M.uses_word_embeddings(cfg.model) else None
     out = _model_outputs(cfg, support, query, labels, classes, table, sampler.ways, sampler.shots,
                          training=True, augment=cfg.augment)
     out["iterator"] = iterator
@@ -121,7 +121,7 @@ class EvalGraph(object):
         self.iterators = {split: v1.data.make_initializable_iterator(ds) for split, ds in datasets.items()}
         self._started = set()
         table = None
-        if M.uses_word_embeddings(cfg):
+        if M.uses_word_embeddings(cfg.model):
             table = tf.constant(np.concatenate(tables, axis=0), name="eval_word_embeddings")
         self._outputs = {}
         for split in names:
@@ -211,7 +211,8 @@ class AuxEval(object):
         self.counts = {}
         for k in sorted(self.sets):
             images, labels, valid = self.iterators[k].get_next()
-            logits = M.auxiliary_logits(cfg, tf.cast(images, tf.float32), cfg.num_classes_pretrain, training=False)
+            logits = M.auxiliary_logits(cfg.model, tf.cast(images, tf.float32), cfg.num_classes_pretrain,
+                                        training=False)
             hit = tf.logical_and(valid, tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels))
             self.counts[k] = [tf.reduce_sum(tf.cast(hit, tf.int32)), tf.reduce_sum(tf.cast(valid, tf.int32))]
         self.data_name = data.name
@@ -333,7 +334,7 @@ def train(cfg):
             if cfg.augment:
                 images = _augment(images)
             before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
-            logits = M.auxiliary_logits(cfg, images, cfg.num_classes_pretrain, training=True)
+            logits = M.auxiliary_logits(cfg.model, images, cfg.num_classes_pretrain, training=True)
             aux_updates = _new_update_ops(before)
             aux_reg = [r for r in regularization if "feature_extractor_encoder" in r.name]
             aux_xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))

@@ -10,6 +10,7 @@ This module imports no TensorFlow: `--help` of every entry script answers withou
 """
 import argparse
 import collections
+import sys
 
 KINDS = ("str", "int", "float", "bool")
 
@@ -50,26 +51,37 @@ def add_arguments(parser, options, **defaults):
     _check_names(options, defaults)
     for opt in options:
         default = defaults.get(opt.name, opt.default)
+        text = opt.help.replace("%", "%%")      # argparse formats help with %: a declared "95%" stays 95%
         if opt.kind == "bool":
             parser.add_argument("--" + opt.name, type=str2bool, nargs="?", const=True, default=default,
-                                metavar="BOOL", help=opt.help)
+                                metavar="BOOL", help=text)
         else:
             parser.add_argument("--" + opt.name, type=_TYPES[opt.kind], default=default, choices=opt.choices,
-                                help=opt.help)
+                                help=text)
     return parser
 
 
 def define_flags(flags, options, **defaults):
-    """Define `options` on an absl (or tf.compat.v1.flags) module; keyword arguments override their defaults."""
+    """Define `options` on an absl (or tf.compat.v1.flags) module; keyword arguments override their defaults.
+
+    The flags belong to the calling module, as if it had defined them itself: absl lists a script's own flags
+    (main_module_help) by the module that defined them."""
     _check_names(options, defaults)
+    module = _calling_module()
     for opt in options:
         default = defaults.get(opt.name, opt.default)
         if opt.choices:
-            flags.DEFINE_enum(opt.name, default, list(opt.choices), opt.help)
+            flags.DEFINE_enum(opt.name, default, list(opt.choices), opt.help, module_name=module)
         else:
             definer = getattr(flags, {"str": "DEFINE_string", "int": "DEFINE_integer", "float": "DEFINE_float",
                                       "bool": "DEFINE_boolean"}[opt.kind])
-            definer(opt.name, default, opt.help)
+            definer(opt.name, default, opt.help, module_name=module)
+
+
+def _calling_module():
+    """The name absl gives the module calling define_flags (a script run as __main__ goes by sys.argv[0])."""
+    name = sys._getframe(2).f_globals.get("__name__")
+    return sys.argv[0] if name == "__main__" else name
 
 
 def values(source, options):

@@ -4,7 +4,7 @@ Fine-tuning (ImageNet weights from keras.applications, see weights.py) may train
 for the first epochs with the backbone's batch norm frozen; --recipe=paper trains as the paper (recipe.py).
 
 Behaviour follows upstream train_cls.py (Adam lr 0.001, categorical cross-entropy, validation after every epoch,
-early stopping with patience 5 on validation accuracy, best model kept, `hist.csv`), on a tf.Session so the same
+early stopping on validation accuracy (--patience), best model kept, `hist.csv`), on a tf.Session so the same
 loop runs on Ascend NPUs (common.npu_session) and on CPU/GPU.
 
 Files under `save_dir`: checkpoints/model.ckpt-<step> (periodic, for resuming), best/model.ckpt-<step> (best
@@ -28,6 +28,7 @@ from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
 from mobilenetv3 import data, log_lines, recipe, weights
+from mobilenetv3.options import OPTIONS
 from mobilenetv3.model import BN_MOMENTUM, INPUT_RANGES, get_spec, is_top, mobilenet_v3, network_variables
 
 HISTORY_FIELDS = ("epoch", "steps", "loss", "acc", "val_loss", "val_acc")
@@ -35,36 +36,13 @@ MODEL_FILE = "model.json"
 
 
 class TrainConfig(object):
-    """Everything train() needs; plain values, no flags."""
+    """Everything train() needs: the declared options (their defaults unless given), NPU options and cluster."""
 
     def __init__(self, **kwargs):
-        self.model = "small"            # large | small
-        self.variant = "paper"          # paper | upstream (xiaochus/MobileNetV3 layer shapes)
-        self.height = 224               # input size
-        self.width = 224
-        self.alpha = 1.0                # width multiplier
-        self.dropout = None             # rate before the classifier; None: 0.2 (paper) / 0 (upstream)
-        self.class_number = None        # checked against the class folders when given
-        self.learning_rate = None       # None: the recipe's (Adam 0.001; paper 0.1 per 4096 images)
-        self.recipe = "adam"            # adam (upstream's) | paper (RMSProp schedule, L2, weight average)
-        self.weight_decay = None        # L2 on convolution and dense kernels; None: the recipe's (0; paper 1e-5)
-        self.input_range = ""           # what the first layer sees, "0,1" or "-1,1"; "": what the weights expect
-        self.freeze_backbone_epochs = 0  # first epochs train only head and classifier, batch norm frozen
-        self.batch = 32                 # per device
-        self.epochs = 20
-        self.max_step = 0               # stop after this many steps in total (0: run all epochs)
-        self.patience = 5               # early stopping: epochs without a better validation accuracy
-        self.save_interval = 0          # checkpoint every N steps (0: at the end of every epoch)
+        for opt in OPTIONS:                 # mobilenetv3/options.py: the flags' declarations
+            setattr(self, opt.name, opt.default)
         self.keep_checkpoints = 5
-        self.train_dir = ""
-        self.eval_dir = ""
-        self.save_dir = "save"
-        self.weights = ""               # initial weights: a checkpoint (or dir) of ours, or an upstream Keras .h5
-        self.augment = True
         self.shuffle = True             # training images in a new random order each pass (off: --deterministic)
-        self.augmentation = ""          # upstream | inception (TF-slim's ImageNet); "": the recipe's (paper: inception)
-        self.seed = 0
-        self.log_every = 10             # steps between loss lines
         self.warmup_steps = 5           # steps left out of the throughput
         self.cluster = distributed.Cluster()   # data-parallel workers (common.distributed.cluster_from_env)
         self.npu = NpuOptions()

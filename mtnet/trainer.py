@@ -15,11 +15,11 @@ from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat, reso
 from common.tf_compat import tf
 from mtnet import log_lines, tasks as T
 from mtnet.model import NORMS, MetaLearner, ModelSpec
+from mtnet.options import OPTIONS
 
 tf1 = tf.compat.v1
 
 SUMMARY_INTERVAL = 100
-SAVE_INTERVAL = 1000
 FINAL_WINDOW = 5000          # iterations averaged for the final postloss line
 QUERY_POINTS = 10            # regression query points per task (upstream: "10 val samples", as Meta-SGD)
 NUM_PLOTS = 5                # regression test mode: fitted tasks drawn as PNG
@@ -37,17 +37,9 @@ class Config(object):
 
 
 def default_config(**overrides):
-    """The upstream defaults plus this port's additions; tests start from here."""
-    values = dict(
-        datasource="sinusoid", num_classes=5, metatrain_iterations=15000, meta_batch_size=25, meta_lr=0.001,
-        update_batch_size=5, update_lr=1e-3, num_updates=1, poly_order=1, use_T=False, use_M=False,
-        share_M=False, temp=1.0, logit_init=0.0, norm="batch_norm", dim_hidden=40, num_filters=64, conv=True,
-        max_pool=False, stop_grad=False, log=True, logdir="/tmp/data", resume=True, train=True, test_iter=-1,
-        test_set=False, train_update_batch_size=-1, train_update_lr=-1.0,
-        pretrain_iterations=0, baseline=None, num_train_classes=-1,
-        seed=1, data_path="", omniglot_train_chars=1100, omniglot_test_chars=100, print_interval=0,
-        save_interval=SAVE_INTERVAL, num_test_tasks=-1, test_num_updates=10,
-        num_threads=0, sine_freq="0.8,1.2")
+    """The declared defaults (mtnet/options.py) and no NPU options; tests start from here."""
+    values = {opt.name: opt.default for opt in OPTIONS}
+    values["npu"] = npu_session.NpuOptions()
     values.update(overrides)
     return Config(**values)
 
@@ -251,12 +243,12 @@ def write_summaries(writer, step, learner, g, probs, weights, prefix, num_steps)
 
 
 # ---- entry ------------------------------------------------------------------------------------------------------
-def run(cfg, options, cluster=None, task_source=None):
+def run(cfg, cluster=None, task_source=None):
     """Train (cfg.train) or test one configuration; returns a dict of results for callers and tests.
 
-    cluster (common.distributed.Cluster, default single process): data-parallel meta-training, meta_batch_size
-    tasks per rank. task_source(batch, num_points) -> tasks.RegressionTasks replaces the in-graph sampler
-    (tests use it to train on fixed tasks).
+    cfg.npu: the Ascend options (common.npu_session.NpuOptions). cluster (common.distributed.Cluster, default
+    single process): data-parallel meta-training, meta_batch_size tasks per rank. task_source(batch, num_points)
+    -> tasks.RegressionTasks replaces the in-graph sampler (tests use it to train on fixed tasks).
     """
     cluster = cluster or distributed.Cluster()
     validate(cfg)
@@ -286,8 +278,8 @@ def run(cfg, options, cluster=None, task_source=None):
         # values, and on Ascend they are broadcast from rank 0.
         tf1.set_random_seed(cfg.seed + RANK_SEED_STRIDE * cluster.rank)
         if cfg.train:
-            return _train(cfg, options, exp_dir, checkpoint, cluster, task_source)
-        return _test(cfg, options, exp_dir, checkpoint)
+            return _train(cfg, cfg.npu, exp_dir, checkpoint, cluster, task_source)
+        return _test(cfg, cfg.npu, exp_dir, checkpoint)
 
 
 def _image_tasks(cfg, which, samples_per_class):

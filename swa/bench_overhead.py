@@ -201,7 +201,7 @@ def benchmark(config, rounds, printer=print):
     train, _ = data.split(x, y, config.test_fraction)
     tf.compat.v1.reset_default_graph()
     tf.keras.backend.clear_session()
-    sess = npu_session.keras_session(config.npu_options)
+    sess = npu_session.keras_session(config.npu)
     first_swa_epoch = config.swa_start - 1
     results = []
     for r in range(rounds):
@@ -233,28 +233,23 @@ def benchmark(config, rounds, printer=print):
 def main(argv=None):
     from common.ascend_flags import add_ascend_arguments, npu_options_from
     from common.errors import ArgumentParser, main_guard
+    from common.options import add_arguments, values
+    from swa.options import pick
 
     @main_guard
     def run():
         parser = ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--rounds", type=int, default=3, help="interleaved trainings, one after the other")
-        parser.add_argument("--train_epochs", type=int, default=100, help="epochs per run")
-        parser.add_argument("--batch_size", type=int, default=16384, help="samples per step")
-        parser.add_argument("--num_samples", type=int, default=131072, help="blob points before the 80/20 split")
-        parser.add_argument("--swa_start", type=int, default=75, help="SWA start epoch, counted from 1")
-        parser.add_argument("--lr_schedule", default="cyclic", choices=("manual", "constant", "cyclic"),
-                            help="SWA learning-rate schedule")
-        parser.add_argument("--swa_freq", type=int, default=3, help="epochs per cycle (between averages)")
-        parser.add_argument("--seed", type=int, default=2, help="initialisation and shuffling seed")
+        add_arguments(parser, pick("train_epochs", "batch_size", "num_samples", "swa_start", "lr_schedule",
+                                   "swa_freq", "seed"))
         parser.add_argument("--lock", default="", help="hold this lock file (flock) while measuring")
         add_ascend_arguments(parser)
         args = parser.parse_args(argv)
         from common.errors import require
         from swa.train import TrainConfig
         require(args.rounds > 0, "--rounds must be positive, got %d" % args.rounds)
-        config = TrainConfig(train_epochs=args.train_epochs, batch_size=args.batch_size,
-                             num_samples=args.num_samples, swa_start=args.swa_start, lr_schedule=args.lr_schedule,
-                             swa_freq=args.swa_freq, seed=args.seed, npu_options=npu_options_from(args))
+        config = TrainConfig(npu=npu_options_from(args), **values(args, pick(
+            "train_epochs", "batch_size", "num_samples", "swa_start", "lr_schedule", "swa_freq", "seed")))
         lock = open(args.lock, "a") if args.lock else None
         try:
             if lock:

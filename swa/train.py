@@ -22,6 +22,7 @@ from swa import data, log_lines
 from swa.checkpoint import Checkpoint, restore_checkpoint
 from swa.core import first_average_epoch
 from swa.model import build_model
+from swa.options import OPTIONS
 from swa.tfkeras import SWA
 
 # This script has no loss scaling (--loss_scale is rejected): its divergence advice names the rates it has.
@@ -29,29 +30,16 @@ NAN_ADVICE = "lower --swa_lr/--swa_lr2 or --learning_rate"
 
 
 class TrainConfig(object):
-    """Plain settings of one seed-script run (defaults: the Ascend seed page)."""
+    """Plain settings of one seed-script run: the options of swa/options.py (their defaults unless given) and the
+    NPU options."""
 
-    def __init__(self, train_epochs=100, batch_size=16384, num_samples=131072, test_fraction=0.2,
-                 learning_rate=0.1, swa_start=75, lr_schedule="cyclic", swa_lr=0.001, swa_lr2=0.003, swa_freq=3,
-                 baseline=True, model_dir="", seed=2, data_seed=2, population_samples=0, npu_options=None,
-                 eager=False):
-        self.train_epochs = train_epochs        # epochs of each run (with BN, SWA's last one is the BN pass)
-        self.batch_size = batch_size            # samples per step
-        self.num_samples = num_samples          # blobs generated, before the test split
-        self.test_fraction = test_fraction      # share of the samples held out for the test accuracy
-        self.learning_rate = learning_rate      # SGD rate (the initial rate of SWA's schedule)
-        self.swa_start = swa_start              # SWA start_epoch, counted from 1
-        self.lr_schedule = lr_schedule          # SWA schedule: manual, constant or cyclic
-        self.swa_lr = swa_lr                    # SWA rate (bottom of the cycle)
-        self.swa_lr2 = swa_lr2                  # top of the cyclic rate
-        self.swa_freq = swa_freq                # epochs per cycle / between averages
-        self.baseline = baseline                # also train plain SGD from the same initial weights
-        self.model_dir = model_dir              # checkpoints (resume from the latest); '' = none
-        self.seed = seed                        # initialisation and shuffling seed
-        self.data_seed = data_seed              # blobs seed (2: the seed page's data set)
-        self.population_samples = population_samples    # fresh points of the blobs: large-sample accuracy; 0 = off
-        self.npu_options = npu_options or npu_session.NpuOptions()
-        self.eager = eager                      # TF 2.x eager fit (the entry script set TF_COMPAT_EAGER=1)
+    def __init__(self, npu=None, **values):
+        unknown = set(values) - {opt.name for opt in OPTIONS}
+        if unknown:
+            raise TypeError("unknown TrainConfig field(s): %s" % ", ".join(sorted(unknown)))
+        for opt in OPTIONS:
+            setattr(self, opt.name, values.get(opt.name, opt.default))
+        self.npu = npu or npu_session.NpuOptions()
         self.shuffle = True                     # Keras shuffles the samples each epoch (off: --deterministic)
 
     def validate(self):
@@ -71,7 +59,7 @@ class TrainConfig(object):
                 "--num_samples=%d); lower --batch_size or raise --num_samples"
                 % (self.batch_size, n_train, 100.0 * (1.0 - self.test_fraction), self.num_samples))
         self._validate_swa()
-        options = self.npu_options
+        options = self.npu
         require(options.loss_scale is None, "--loss_scale is not supported by this Keras script (it trains in the "
                                             "precision --precision_mode gives, without loss scaling)")
         # N steps per call is Keras's steps_per_execution: TF 2.x's eager fit has it, graph-mode compile does not
@@ -206,7 +194,7 @@ def _fit(name, model, config, train, timer, events, swa=None, model_dir=""):
     if swa is not None:
         hooks.append(keras_loop.EpochEnd(swa))
         # --reference_dump: every op output of one step of the SWA run (the baseline's first steps are the same)
-        dump = precision.StepDump.from_options(config.npu_options)
+        dump = precision.StepDump.from_options(config.npu)
         if dump.enabled:
             callbacks.append(dump.keras_callback(tf.keras.backend))
     checkpoint = Checkpoint(model, model_dir, swa)
@@ -247,7 +235,7 @@ def _same_batch_order(config):
 def train_and_evaluate(config):
     """Train the SWA run (and the SGD baseline), print and return the test accuracies and epoch times."""
     config.validate()
-    precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu_options)
+    precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu)
     (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
     train, test = data.split(x, y, config.test_fraction)
     batches = -(-len(train[0]) // config.batch_size)
@@ -272,11 +260,11 @@ def train_and_evaluate(config):
     if config.eager:
         random.seed(config.seed)        # eager Keras draws its unseeded initializers' seeds from `random`
     else:
-        npu_session.keras_session(config.npu_options)
+        npu_session.keras_session(config.npu)
 
     def compiled(initial=None):
         model = build_model()
-        looped = config.npu_options.iterations_per_loop
+        looped = config.npu.iterations_per_loop
         model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate), loss="sparse_categorical_crossentropy",
                       metrics=["acc"], **({"steps_per_execution": looped} if looped > 1 else {}))
         if initial is not None:

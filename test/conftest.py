@@ -1,4 +1,5 @@
-"""Shared fixtures: the fake npu_bridge, and running the project's scripts in a subprocess."""
+"""Shared fixtures: the fake npu_bridge, running the project's scripts in a subprocess, and the tiny data sets
+(AM3's few-shot npz, MobileNetV3's image folders) several test files use."""
 import json
 import os
 import subprocess
@@ -83,3 +84,61 @@ def rank_table(tmp_path, devices, name="rank_table.json"):
     path = tmp_path / name
     path.write_text(json.dumps(table))
     return str(path)
+
+
+# ---- tiny data sets several test files train on ----------------------------------------------------------------
+# AM3's tiny configuration: a 2-block backbone, 3-way 1-shot tasks, validation and a checkpoint every 2 steps.
+AM3_TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=1", "--num_max_pools=2", "--cbn_num_layers=2",
+            "--num_tasks_per_batch=2", "--num_classes_train=3", "--num_shots_train=1", "--train_batch_size=4",
+            "--num_classes_test=3", "--num_shots_test=1", "--eval_batch_size=5", "--num_cases_val=10",
+            "--num_cases_test=20", "--log_interval_steps=1", "--seed=1", "--eval_interval_steps=2",
+            "--eval_interval_fine_steps=2", "--save_checkpoint_steps=2", "--num_steps_decay_pwc=1"]
+
+
+def make_am3_data(root, size=16, per_class=10, classes=(8, 6, 6), dim=12, seed=0):
+    """AM3's mini-ImageNet layout in `root`: few-shot-{train,val,test}.npz of random images and word vectors."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    os.makedirs(root, exist_ok=True)
+    for split, count in zip(("train", "val", "test"), classes):
+        labels = rng.permutation(np.repeat(np.arange(count), per_class))
+        images = rng.randint(0, 256, (len(labels), size, size, 3)).astype(np.uint8)
+        np.savez(os.path.join(root, "few-shot-%s.npz" % split), features=images, targets=labels)
+        np.savez(os.path.join(root, "few-shot-wordemb-%s.npz" % split),
+                 features=rng.randn(count, dim).astype(np.float32))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A tiny AM3 data folder, once per test module."""
+    return make_am3_data(str(tmp_path_factory.mktemp("am3data")))
+
+
+COLOURS = {"cat": (210, 60, 40), "dog": (40, 70, 210), "bird": (60, 200, 60)}
+
+
+def make_image_folder(root, per_class, size=40, seed=0, classes=("cat", "dog")):
+    """`root/<class>/<i>.jpg|png`: noisy images whose dominant colour is the class."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.RandomState(seed)
+    for name in classes:
+        folder = os.path.join(str(root), name)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(0, 40, (size, size, 3)) + COLOURS[name], 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(os.path.join(folder, "%d.%s" % (i, "png" if i % 3 == 0 else "jpg")))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory):
+    """data/train (16 images a class, plus a text file and a truncated JPEG) and data/validation (4 a class)."""
+    root = tmp_path_factory.mktemp("mnv3_data")
+    make_image_folder(root / "train", 16)
+    make_image_folder(root / "validation", 4, seed=1)
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    whole = (root / "train" / "dog" / "1.jpg").read_bytes()
+    (root / "train" / "dog" / "truncated.jpg").write_bytes(whole[:len(whole) // 3])
+    return str(root)

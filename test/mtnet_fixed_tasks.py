@@ -12,7 +12,6 @@ import os
 import numpy as np
 
 from common import distributed
-from common.npu_session import NpuOptions
 from common.tf_compat import tf
 from mtnet import tasks as T
 from mtnet import trainer
@@ -48,7 +47,7 @@ def main():
         assert batch == per_rank
         return fixed_tasks(cluster.rank * per_rank, per_rank, args.tasks, num_points)
 
-    result = trainer.run(cfg, NpuOptions(), cluster, task_source=source)
+    result = trainer.run(cfg, cluster, task_source=source)
     np.savez(os.path.join(args.out, "weights_%d.npz" % cluster.rank), **result["weights"])
 
 

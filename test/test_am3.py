@@ -7,33 +7,11 @@ import numpy as np
 import pytest
 
 from common.tf_compat import tf
-from conftest import REPO, run, run_python
+from conftest import AM3_TINY as TINY, REPO, make_am3_data as make_data, run, run_python
 from am3 import flags as am3_flags, model as M, train as am3_train
 from common.errors import UserError
 
 VARIANTS = sorted(am3_flags.VARIANTS)
-TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=1", "--num_max_pools=2", "--cbn_num_layers=2",
-        "--num_tasks_per_batch=2", "--num_classes_train=3", "--num_shots_train=1", "--train_batch_size=4",
-        "--num_classes_test=3", "--num_shots_test=1", "--eval_batch_size=5", "--num_cases_val=10",
-        "--num_cases_test=20", "--log_interval_steps=1", "--seed=1", "--eval_interval_steps=2",
-        "--eval_interval_fine_steps=2", "--save_checkpoint_steps=2", "--num_steps_decay_pwc=1"]
-
-
-def make_data(root, size=16, per_class=10, classes=(8, 6, 6), dim=12, seed=0):
-    rng = np.random.RandomState(seed)
-    os.makedirs(root, exist_ok=True)
-    for split, count in zip(("train", "val", "test"), classes):
-        labels = rng.permutation(np.repeat(np.arange(count), per_class))
-        images = rng.randint(0, 256, (len(labels), size, size, 3)).astype(np.uint8)
-        np.savez(os.path.join(root, "few-shot-%s.npz" % split), features=images, targets=labels)
-        np.savez(os.path.join(root, "few-shot-wordemb-%s.npz" % split),
-                 features=rng.randn(count, dim).astype(np.float32))
-    return root
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_data(str(tmp_path_factory.mktemp("am3data")))
 
 
 def config(variant, data_dir, log_dir, *extra):
@@ -91,7 +69,7 @@ def _logits_for(link, task_encoder, alpha, training):
     query = tf.constant(rng.rand(2, 4, 16, 16, 3).astype(np.float32) * 255)
     words = tf.constant(rng.randn(2, 3, 12).astype(np.float32))
     embeddings = None if task_encoder == "class_mean" else words
-    return M.episode_logits(cfg, support, query, embeddings, ways=3, shots=1, training=training)["logits"]
+    return M.episode_logits(cfg.model, support, query, embeddings, ways=3, shots=1, training=training)["logits"]
 
 
 @pytest.mark.parametrize("link", ["prototypical", "cbn"])
@@ -260,7 +238,7 @@ def _query_mixing_graph(att_input, link="prototypical"):
     support = tf.compat.v1.placeholder(tf.float32, [2, 3, 16, 16, 3])
     query = tf.compat.v1.placeholder(tf.float32, [2, 4, 16, 16, 3])
     words = tf.compat.v1.placeholder(tf.float32, [2, 3, 12])
-    out = M.episode_logits(cfg, support, query, words, ways=3, shots=1, training=False)
+    out = M.episode_logits(cfg.model, support, query, words, ways=3, shots=1, training=False)
     return (support, query, words), out
 
 
@@ -317,7 +295,7 @@ def test_cbn_premultiplier_projection_is_per_task_and_learns():
         tf.compat.v1.set_random_seed(0)
         support = tf.constant(rng.rand(2, 3, 16, 16, 3).astype(np.float32) * 255)
         query = tf.constant(rng.rand(2, 4, 16, 16, 3).astype(np.float32) * 255)
-        logits = M.episode_logits(cfg, support, query, None, ways=3, shots=1, training=True)["logits"]
+        logits = M.episode_logits(cfg.model, support, query, None, ways=3, shots=1, training=True)["logits"]
         kernels = [v for v in tf.compat.v1.trainable_variables() if "cbn_params" in v.name and "_weight" in v.name
                    and v.name.endswith("kernel:0")]
         # one (gamma, beta) pair per conditioned unit: 2 blocks x 1 unit

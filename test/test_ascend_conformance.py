@@ -109,7 +109,7 @@ def _wrapper(model, name, *flags, **env):
 
 @pytest.fixture(scope="module")
 def am3_data(tmp_path_factory):
-    from test_am3 import make_data
+    from conftest import make_am3_data as make_data
     root = tmp_path_factory.mktemp("am3")
     make_data(str(root / "mini-imagenet"), per_class=30, classes=(6, 5, 5))
     return str(root)
@@ -117,7 +117,7 @@ def am3_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    from test_mobilenetv3 import make_folder
+    from conftest import make_image_folder as make_folder
     root = tmp_path_factory.mktemp("mnv3")
     make_folder(root / "train", 16)
     make_folder(root / "validation", 4, seed=1)

@@ -8,38 +8,13 @@ import pytest
 from PIL import Image
 
 from common.tf_compat import tf
-from conftest import REPO, rank_table, run, run_python
+from conftest import REPO, make_image_folder as make_folder, rank_table, run, run_python
 from common.errors import UserError
 from mobilenetv3 import data, inference, madds, trainer
 from mobilenetv3 import model as M
 from mobilenetv3.train_cls import build_config, parse_args
 
 MODEL_DIR = os.path.join(REPO, "mobilenetv3")
-COLOURS = {"cat": (210, 60, 40), "dog": (40, 70, 210), "bird": (60, 200, 60)}
-
-
-def make_folder(root, per_class, size=40, seed=0, classes=("cat", "dog")):
-    """`root/<class>/<i>.jpg|png`: noisy images whose dominant colour is the class."""
-    rng = np.random.RandomState(seed)
-    for name in classes:
-        folder = os.path.join(str(root), name)
-        os.makedirs(folder, exist_ok=True)
-        for i in range(per_class):
-            pixels = np.clip(rng.normal(0, 40, (size, size, 3)) + COLOURS[name], 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(os.path.join(folder, "%d.%s" % (i, "png" if i % 3 == 0 else "jpg")))
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def image_data(tmp_path_factory):
-    """data/train (16 images a class, plus a text file and a truncated JPEG) and data/validation (4 a class)."""
-    root = tmp_path_factory.mktemp("mnv3_data")
-    make_folder(root / "train", 16)
-    make_folder(root / "validation", 4, seed=1)
-    (root / "train" / "cat" / "notes.txt").write_text("not an image")
-    whole = (root / "train" / "dog" / "1.jpg").read_bytes()
-    (root / "train" / "dog" / "truncated.jpg").write_bytes(whole[:len(whole) // 3])
-    return str(root)
 
 
 def count_params(graph):

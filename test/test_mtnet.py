@@ -139,20 +139,19 @@ def test_stop_grad_drops_second_order_terms():
 
 
 def test_train_resume_and_test_mode(tmp_path):
-    options = NpuOptions()
     cfg = _cfg(tmp_path, metatrain_iterations=30)
-    first = trainer.run(cfg, options)
+    first = trainer.run(cfg)
     exp_dir = first["exp_dir"]
     assert os.path.basename(exp_dir) == "cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MTnetnonorm"
     assert first["start"] == 0 and first["end"] == 30
     assert tf.train.latest_checkpoint(exp_dir).endswith("model29")
-    second = trainer.run(cfg.replace(metatrain_iterations=45), options)
+    second = trainer.run(cfg.replace(metatrain_iterations=45))
     assert second["start"] == 30 and second["end"] == 45
     assert tf.train.latest_checkpoint(exp_dir).endswith("model44")
     kept = [os.path.basename(p) for p in checkpoints.checkpoint_paths(exp_dir)]
     assert len(kept) == 3 and kept[-1] == "model44" and "model20" not in kept   # max_to_keep spans the resume
 
-    tested = trainer.run(cfg.replace(train=False, num_test_tasks=150), options)
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=150))
     assert tested["results"].shape == (150, 11)
     with open(tested["pkl"], "rb") as f:
         assert pickle.load(f)["mses"].shape == (150, 11)
@@ -164,7 +163,7 @@ def test_train_resume_and_test_mode(tmp_path):
     assert len(tested["plots"]) == 5 and all(os.path.getsize(p) > 1000 for p in tested["plots"])
     # a fixed iteration can be tested too
     at_kept = int(kept[0][len("model"):])
-    at = trainer.run(cfg.replace(train=False, num_test_tasks=10, test_iter=at_kept, test_num_updates=1), options)
+    at = trainer.run(cfg.replace(train=False, num_test_tasks=10, test_iter=at_kept, test_num_updates=1))
     assert at["results"].shape == (10, 2) and at["csv"].endswith("testiter%d.csv" % at_kept)
 
 
@@ -186,9 +185,9 @@ def test_test_mode_names_diverged_tasks_and_reports_the_others(capsys):
 
 def test_polynomial_and_batch_norm_train(tmp_path):
     cfg = _cfg(tmp_path, datasource="polynomial", poly_order=2, norm="batch_norm", metatrain_iterations=12)
-    out = trainer.run(cfg, NpuOptions())
+    out = trainer.run(cfg)
     assert out["exp_dir"].endswith("MTnetord2batchnorm") and np.isfinite(out["postloss"])
-    tested = trainer.run(cfg.replace(train=False, num_test_tasks=3, test_num_updates=2), NpuOptions())
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=3, test_num_updates=2))
     assert tested["results"].shape == (3, 3)
 
 
@@ -221,10 +220,9 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path, monkeypatch)
     cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=3, update_batch_size=1,
                meta_batch_size=2, num_filters=4, norm="None", metatrain_iterations=6, update_lr=0.4,
                omniglot_train_chars=6, omniglot_test_chars=3, print_interval=3)
-    out = trainer.run(cfg, NpuOptions())
+    out = trainer.run(cfg)
     assert out["end"] == 6 and np.isfinite(out["postloss"])
-    tested = trainer.run(cfg.replace(train=False, num_test_tasks=4, test_set=True, test_num_updates=2),
-                         NpuOptions())
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=4, test_set=True, test_num_updates=2))
     accuracy = tested["results"]
     assert accuracy.shape == (4, 3) and np.all((accuracy >= 0) & (accuracy <= 1))
 
@@ -233,11 +231,11 @@ def test_omniglot_and_miniimagenet_from_generated_folders(tmp_path, monkeypatch)
                meta_batch_size=1, num_filters=4, max_pool=True, norm="None", metatrain_iterations=2,
                use_M=False, share_M=False)
     with pytest.raises(UserError, match="has 3 .* images; a task needs 16"):
-        trainer.run(cfg, NpuOptions())          # upstream draws 15 query images per class when training
+        trainer.run(cfg)          # upstream draws 15 query images per class when training
     for folder in (mini / "train").iterdir():
         for i in range(3, 16):
             Image.open(str(folder / "0.jpg")).save(str(folder / ("%d.jpg" % i)))
-    out = trainer.run(cfg, NpuOptions())
+    out = trainer.run(cfg)
     assert out["exp_dir"].endswith("cls_2.mbs_1.ubs_1.numstep1.updatelr0.01.temp1.0Tnethidden4maxpoolnonorm")
     assert np.isfinite(out["postloss"])
 
@@ -249,9 +247,9 @@ def test_image_tasks_train_and_test_in_a_looped_npu_session(tmp_path, fake_npu, 
     omni = _omniglot(tmp_path / "omniglot")
     cfg = _cfg(tmp_path, datasource="omniglot", data_path=str(omni), num_classes=3, update_batch_size=1,
                meta_batch_size=2, num_filters=4, norm="None", metatrain_iterations=12, update_lr=0.4,
-               omniglot_train_chars=6, omniglot_test_chars=3, print_interval=1, log=True)
-    looped = NpuOptions(iterations_per_loop=2)
-    out = trainer.run(cfg, looped)
+               omniglot_train_chars=6, omniglot_test_chars=3, print_interval=1, log=True,
+               npu=NpuOptions(iterations_per_loop=2))
+    out = trainer.run(cfg)
     assert np.isfinite(out["postloss"])
     assert "Validation results: " in capsys.readouterr().out     # iteration 10
     events = [os.path.join(out["exp_dir"], f) for f in os.listdir(out["exp_dir"]) if "tfevents" in f]
@@ -259,7 +257,7 @@ def test_image_tasks_train_and_test_in_a_looped_npu_session(tmp_path, fake_npu, 
     tags = {v.tag for v in values}
     assert {"metatrain_pre_update_loss", "metatrain_post_update_accuracy_step1"} <= tags, tags
     assert any(v.HasField("histo") and v.histo.num > 0 for v in values), tags    # the weights' histograms
-    tested = trainer.run(cfg.replace(train=False, num_test_tasks=2, test_set=True, test_num_updates=1), looped)
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=2, test_set=True, test_num_updates=1))
     assert tested["results"].shape == (2, 2)
     assert [c["kwargs"] for c in fake_npu if c["name"] == "set_iteration_per_loop"] == [{"iterations_per_loop": 2}]
 
@@ -308,31 +306,31 @@ def test_bad_input_is_one_clear_error(tmp_path, change, message):
     if change.get("data_path") == "OMNI":
         change = dict(change, data_path=str(_omniglot(tmp_path / "omni", alphabets=2, chars=4)))
     with pytest.raises(UserError, match=message):
-        trainer.run(_cfg(tmp_path, metatrain_iterations=3, **change), NpuOptions())
+        trainer.run(_cfg(tmp_path, metatrain_iterations=3, **change))
 
 
 def test_corrupt_checkpoint_is_an_error_and_left_alone(tmp_path):
     cfg = _cfg(tmp_path, metatrain_iterations=10, use_T=False, use_M=False, share_M=False, norm="layer_norm")
-    exp_dir = trainer.run(cfg, NpuOptions())["exp_dir"]
+    exp_dir = trainer.run(cfg)["exp_dir"]
     data = os.path.join(exp_dir, "model9.data-00000-of-00001")
     with open(data, "r+b") as f:
         f.seek(0)
         f.write(b"\xff" * 64)
     before = {name: os.path.getmtime(os.path.join(exp_dir, name)) for name in os.listdir(exp_dir)}
     with pytest.raises(UserError, match="cannot restore checkpoint"):
-        trainer.run(cfg.replace(metatrain_iterations=20), NpuOptions())
+        trainer.run(cfg.replace(metatrain_iterations=20))
     after = {name: os.path.getmtime(os.path.join(exp_dir, name)) for name in os.listdir(exp_dir)}
     assert before == after
 
 
 def test_lost_index_and_truncated_newest_checkpoint_resume_from_the_previous_one(tmp_path, capsys):
     cfg = _cfg(tmp_path, metatrain_iterations=30)
-    exp_dir = trainer.run(cfg, NpuOptions())["exp_dir"]
+    exp_dir = trainer.run(cfg)["exp_dir"]
     os.remove(os.path.join(exp_dir, "checkpoint"))
     previous, newest = checkpoints.checkpoint_paths(exp_dir)[-2:]
     with open(newest + ".data-00000-of-00001", "r+b") as f:
         f.truncate(8)
-    resumed = trainer.run(cfg.replace(metatrain_iterations=35), NpuOptions())
+    resumed = trainer.run(cfg.replace(metatrain_iterations=35))
     assert resumed["start"] == trainer.checkpoint_iteration(previous) + 1 and resumed["end"] == 35
     assert "%s is damaged" % newest in capsys.readouterr().out
 
@@ -444,7 +442,7 @@ def test_8p_wrapper_on_the_npu_route(tmp_path):
 def test_full_wrapper_on_a_finished_checkpoint_tests_and_reports_no_step_time(tmp_path):
     out = tmp_path / "out"
     cfg = _cfg(tmp_path, logdir=str(out / "0" / "ckpt"), metatrain_iterations=20, seed=1)
-    trained = trainer.run(cfg, NpuOptions())
+    trained = trainer.run(cfg)
     before = sorted(os.listdir(trained["exp_dir"]))
     proc = run(["bash", os.path.join(REPO, "mtnet", "test", "train_full_1p.sh"), "--train_steps=20"],
                OUTPUT_ROOT=out, timeout=300)
@@ -475,13 +473,13 @@ def _checkpoint_slots(exp_dir):
 
 def test_pretrain_iterations_train_the_pre_update_loss_first(tmp_path, capsys):
     cfg = _cfg(tmp_path, pretrain_iterations=10, metatrain_iterations=0, print_interval=5, log=True)
-    first = trainer.run(cfg, NpuOptions())
+    first = trainer.run(cfg)
     out = capsys.readouterr().out
     assert "Pretrain Iteration 5: " in out and "Pretrain Iteration 9: " in out and "\nIteration" not in out
     assert first["end"] == 10 and tf.train.latest_checkpoint(first["exp_dir"]).endswith("model9")
     slots = _checkpoint_slots(first["exp_dir"])       # PretrainAdam's moments moved, meta-training's did not
     assert slots["PretrainAdam"] > 0 and slots["Adam"] == 0
-    second = trainer.run(cfg.replace(metatrain_iterations=6), NpuOptions())
+    second = trainer.run(cfg.replace(metatrain_iterations=6))
     out = capsys.readouterr().out
     assert second["start"] == 10 and second["end"] == 16
     assert "Iteration 5: " in out and "Pretrain Iteration" not in out   # numbered as upstream: meta-training only
@@ -491,13 +489,13 @@ def test_pretrain_iterations_train_the_pre_update_loss_first(tmp_path, capsys):
 
 def test_oracle_baseline_gets_amplitude_and_phase_as_inputs(tmp_path, capsys):
     cfg = _cfg(tmp_path, baseline="oracle", use_T=False, use_M=False, share_M=False, metatrain_iterations=40)
-    out = trainer.run(cfg, NpuOptions())
+    out = trainer.run(cfg)
     assert out["exp_dir"].endswith("cls_5.mbs_4.ubs_10.numstep1.updatelr0.01.temp1.0MAMLoraclenonorm")
     assert out["weights"]["w1"].shape == (3, 40)                 # x, amplitude, phase
     assert "Pretrain Iteration 39: " in capsys.readouterr().out  # upstream: all oracle iterations pretrain
-    tested = trainer.run(cfg.replace(train=False, num_test_tasks=7, test_num_updates=2), NpuOptions())
+    tested = trainer.run(cfg.replace(train=False, num_test_tasks=7, test_num_updates=2))
     assert tested["results"].shape == (7, 3) and len(tested["plots"]) == 5
-    none = trainer.run(cfg.replace(baseline="None", metatrain_iterations=1), NpuOptions())
+    none = trainer.run(cfg.replace(baseline="None", metatrain_iterations=1))
     assert none["exp_dir"].endswith("MAMLnonorm") and none["weights"]["w1"].shape == (1, 40)
 
 
@@ -560,9 +558,9 @@ def test_test_mode_prints_time_based_progress(tmp_path, capsys, monkeypatch):
     from common import progress
     monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)   # a line after every batch of tasks instead of 30 s
     cfg = _cfg(tmp_path, metatrain_iterations=2)
-    trainer.run(cfg, NpuOptions())
+    trainer.run(cfg)
     capsys.readouterr()
-    trainer.run(cfg.replace(train=False, num_test_tasks=250, test_num_updates=1), NpuOptions())
+    trainer.run(cfg.replace(train=False, num_test_tasks=250, test_num_updates=1))
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test: ")]
     assert [line.split(",")[0] for line in lines] == ["test: 100/250 tasks", "test: 200/250 tasks"]
 
@@ -595,7 +593,7 @@ def test_a_looped_run_trains_the_same_as_one_step_per_call(tmp_path, capsys, dat
     results, printed = {}, {}
     for n in (1, 50):
         cfg = _cfg(tmp_path / str(n), metatrain_iterations=100, print_interval=1, save_interval=1000, **extra)
-        results[n] = trainer.run(cfg, NpuOptions(iterations_per_loop=n))
+        results[n] = trainer.run(cfg.replace(npu=NpuOptions(iterations_per_loop=n)))
         printed[n] = _printed(capsys.readouterr().out)
     assert sorted(printed[50]) == [49, 99] and sorted(printed[1]) == list(range(1, 100))   # upstream skips 0
     for itr in (49, 99):
@@ -605,23 +603,24 @@ def test_a_looped_run_trains_the_same_as_one_step_per_call(tmp_path, capsys, dat
 
 
 def test_a_looped_run_says_so_saves_and_resumes_at_multiples_of_the_loop(tmp_path):
-    cfg = _cfg(tmp_path, metatrain_iterations=100, save_interval=30)
     options = NpuOptions(iterations_per_loop=20)
-    first = trainer.run(cfg, options)
+    cfg = _cfg(tmp_path, metatrain_iterations=100, save_interval=30, npu=options)
+    first = trainer.run(cfg)
     assert "; looping: 20 training steps per session call (in-graph loop)" in npu_session.describe(options)
     kept = [os.path.basename(p) for p in checkpoints.checkpoint_paths(first["exp_dir"])]
     # the calls holding iterations 30, 60, 90 end at 39, 79, 99 (the last also the end of the run)
     assert kept == ["model39", "model79", "model99"]
     with pytest.raises(UserError, match="iterations_per_loop=20 must divide the iterations left to train "
                                         r"\(30, from iteration 100 to 130\)"):
-        trainer.run(cfg.replace(metatrain_iterations=130), NpuOptions(iterations_per_loop=20))
-    second = trainer.run(cfg.replace(metatrain_iterations=140), NpuOptions(iterations_per_loop=20))
+        trainer.run(cfg.replace(metatrain_iterations=130, npu=NpuOptions(iterations_per_loop=20)))
+    second = trainer.run(cfg.replace(metatrain_iterations=140, npu=NpuOptions(iterations_per_loop=20)))
     assert second["start"] == 100 and second["end"] == 140
 
 
 def test_looping_is_refused_where_the_ops_change_between_iterations(tmp_path):
     with pytest.raises(UserError, match="use iterations_per_loop=1"):
-        trainer.run(_cfg(tmp_path, metatrain_iterations=20, pretrain_iterations=20), NpuOptions(iterations_per_loop=10))
+        trainer.run(_cfg(tmp_path, metatrain_iterations=20, pretrain_iterations=20,
+                         npu=NpuOptions(iterations_per_loop=10)))
 
 
 def test_xla_compiles_the_looped_regression_step_and_trains_as_without(tmp_path):
@@ -629,14 +628,14 @@ def test_xla_compiles_the_looped_regression_step_and_trains_as_without(tmp_path)
     from mtnet_fixed_tasks import fixed_tasks
     tasks = lambda b, n: fixed_tasks(0, b, b, n)      # noqa: E731
     # one common start: with XLA's resource variables the initializers draw other seeded values
-    trainer.run(_cfg(tmp_path / "start", metatrain_iterations=1, logit_init=30.0), NpuOptions(), task_source=tasks)
+    trainer.run(_cfg(tmp_path / "start", metatrain_iterations=1, logit_init=30.0), task_source=tasks)
     weights = {}
     for xla in (False, True):
         shutil.copytree(str(tmp_path / "start"), str(tmp_path / str(xla)))
         options = NpuOptions(iterations_per_loop=10)
         options.xla = xla
-        cfg = _cfg(tmp_path / str(xla), metatrain_iterations=31, logit_init=30.0)
-        result = trainer.run(cfg, options, task_source=tasks)
+        cfg = _cfg(tmp_path / str(xla), metatrain_iterations=31, logit_init=30.0, npu=options)
+        result = trainer.run(cfg, task_source=tasks)
         assert result["start"] == 1 and options.xla_whole_loop is xla
         if xla:
             assert "; XLA: on (the training loop compiled whole" in npu_session.describe(options)

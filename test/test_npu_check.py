@@ -4,8 +4,7 @@ import sys
 
 import pytest
 
-from conftest import run
-from test_am3 import TINY, make_data
+from conftest import AM3_TINY as TINY, make_am3_data as make_data, run
 
 PLANTED = '''
 from common import npu_session
@@ -82,7 +81,7 @@ WRAPPERS = {
 def test_wrappers_pass_at_their_defaults(model, tmp_path):
     data = tmp_path / "data"
     make_data(str(data / "mini-imagenet"), per_class=30, classes=(6, 5, 5))
-    from test_mobilenetv3 import make_folder
+    from conftest import make_image_folder as make_folder
     images = tmp_path / "images"
     make_folder(images / "train", 8)
     make_folder(images / "validation", 2, seed=1)

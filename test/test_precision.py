@@ -214,19 +214,19 @@ def _python(stack):
 
 
 def _am3_data(root):
-    from test_am3 import make_data
+    from conftest import make_am3_data as make_data
     return make_data(str(root / "am3data"))
 
 
 def _mnv3_data(root):
-    from test_mobilenetv3 import make_folder
+    from conftest import make_image_folder as make_folder
     make_folder(root / "mnv3" / "train", 8)
     make_folder(root / "mnv3" / "validation", 2, seed=1)
     return str(root / "mnv3")
 
 
 def _am3(root, run_dir, steps):
-    from test_am3 import TINY
+    from conftest import AM3_TINY as TINY
     return ["am3/AM3_protonet++.py", "--data_path", _am3_data(root), "--log_dir", run_dir,
             "--train_steps=%d" % steps] + TINY
 

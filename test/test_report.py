@@ -280,7 +280,7 @@ def test_an_appended_log_reports_its_newest_run_with_the_runs_it_resumed():
 def test_am3_log_numbers_reach_the_report(tmp_path):
     """AM3's loss, validation and test lines (a tiny real run, its output laid out as a wrapper's log)."""
     from common import report as R
-    from test_am3 import TINY, make_data
+    from conftest import AM3_TINY as TINY, make_am3_data as make_data
     data = make_data(str(tmp_path / "data"))
     common = ["--data_dir", data, "--log_dir", str(tmp_path / "log")] + TINY
     trained = run_python(["am3/AM3_TADAM.py", "--train_steps=4", "--log_interval_steps=1",

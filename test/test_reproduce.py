@@ -56,7 +56,7 @@ def check_table(out, stdout, table, rows):
 # ---- AM3 -----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def am3_data(tmp_path_factory):
-    from test_am3 import make_data
+    from conftest import make_am3_data as make_data
     return make_data(str(tmp_path_factory.mktemp("am3repro")), per_class=10, classes=(8, 6, 6))
 
 
@@ -94,7 +94,7 @@ def test_upstream_evaluation_puts_back_film_multipliers_and_metric_scale(am3_dat
     with tf.Graph().as_default():
         support = tf.zeros([1, 5, 84, 84, 3])
         query = tf.zeros([1, 5, 84, 84, 3])
-        M.episode_logits(cfg, support, query, tf.zeros([1, 5, 300]), 5, 1, training=False)
+        M.episode_logits(cfg.model, support, query, tf.zeros([1, 5, 300]), 5, 1, training=False)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             every = tf.compat.v1.global_variables()

@@ -11,9 +11,7 @@ import time
 import pytest
 
 from common.log_lines import STOPPED, STOPPED_UNSAVED
-from conftest import REPO, run, run_python, script_env
-from test_am3 import TINY, data_dir, make_data  # noqa: F401  (fixture)
-from test_mobilenetv3 import image_data  # noqa: F401  (fixture)
+from conftest import AM3_TINY as TINY, REPO, make_am3_data as make_data, run, run_python, script_env
 
 
 def stop_when(ready, args, signum, timeout=300):
@@ -46,7 +44,7 @@ def stopped_line(out, signum, kind=STOPPED):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_am3_saves_and_resumes_where_it_stopped(tmp_path, data_dir, signum):  # noqa: F811
+def test_am3_saves_and_resumes_where_it_stopped(tmp_path, data_dir, signum):
     args = ["am3/AM3_TADAM.py", "--data_dir", data_dir, "--log_dir", tmp_path / "log", "--log_interval_steps=1",
             "--eval_interval_steps=0", "--eval_interval_fine_steps=0"] + TINY
     status, out = stop_when(r"^step 2, loss", args + ["--train_steps=100000"], signum)
@@ -70,7 +68,7 @@ def test_mtnet_saves_and_resumes_where_it_stopped(tmp_path):
     assert re.search(r"Restoring model weights from \S+/model%d\n" % (itr - 1), resumed)
 
 
-def test_mobilenetv3_saves_and_resumes_where_it_stopped(tmp_path, image_data):  # noqa: F811
+def test_mobilenetv3_saves_and_resumes_where_it_stopped(tmp_path, image_data):
     args = ["mobilenetv3/train_cls.py", "--data_path=" + image_data, "--image_size=32", "--batch=4",
             "--patience=0", "--log_every=1", "--modeldir=%s" % tmp_path]
     status, out = stop_when(r"^train step=3 ", args + ["--epochs=1000"], signal.SIGINT)
@@ -128,7 +126,7 @@ WRAPPER_STOPS = {   # wrapper, its flags, a line of training, the stop line (ste
 
 @pytest.mark.parametrize("model", sorted(WRAPPER_STOPS))
 def test_a_group_sigterm_to_a_wrapper_saves_the_step_in_flight_and_the_rerun_resumes_there(
-        model, tmp_path, image_data):  # noqa: F811
+        model, tmp_path, image_data):
     """A scheduler's stop reaches bash, the script and tee at once. tee used to die at once (tee -i ignores only
     SIGINT): the script's save and stop line then hit a broken pipe, nothing was saved, and the wrapper still said
     'rerun the same command to resume'."""
@@ -150,7 +148,7 @@ def test_a_group_sigterm_to_a_wrapper_saves_the_step_in_flight_and_the_rerun_res
     assert resumed % checkpoint in rerun.stdout, rerun.stdout[-3000:]
 
 
-def test_am3_stops_during_validation_between_episodes_and_resumes(tmp_path, data_dir):  # noqa: F811
+def test_am3_stops_during_validation_between_episodes_and_resumes(tmp_path, data_dir):
     """A stop request during validation waited for every episode of all three splits (~13 min at the seed
     configuration on a CPU, far past a scheduler's grace period). Here validation would never end."""
     args = ["am3/AM3_TADAM.py", "--data_dir", data_dir, "--log_dir", tmp_path / "log"] + TINY + \
@@ -165,7 +163,7 @@ def test_am3_stops_during_validation_between_episodes_and_resumes(tmp_path, data
     assert "resumed from %s" % (tmp_path / "log" / "train" / "model.ckpt-2") in resumed
 
 
-def test_am3_test_mode_stops_between_episodes_with_one_line(tmp_path, data_dir):  # noqa: F811
+def test_am3_test_mode_stops_between_episodes_with_one_line(tmp_path, data_dir):
     """A group SIGTERM during test mode ended it without a word."""
     args = ["am3/AM3_TADAM.py", "--data_dir", data_dir, "--log_dir", tmp_path / "log"] + TINY
     run_python(args + ["--train_steps=2"])
