@@ -12,8 +12,12 @@ the save policy (every N steps, at the end, on a stop) and the step-time summary
 the last step's, and hooks, saves and stop requests see multiples of `per_run`, as on the NPU.
 
 A model's hooks get `after_run(loop)` after each call, with `loop.step` the steps done (the next step's index),
-`loop.last` the index of the last step run and `loop.values` the call's fetched values.
+`loop.last` the index of the last step run, `loop.values` the call's fetched values and `loop.seconds` its
+duration. A hook may end training early with `loop.finish()` (the end-of-run save follows) and hand the stop
+request (`loop.stop_request`) to a long evaluation so that it can end between two of its own steps.
 """
+import time
+
 from common import checkpoints
 from common.errors import UserError
 from common.stop import StopRequest
@@ -33,13 +37,17 @@ class Hook(object):
 
 
 class Checkpoint(object):
-    """The save policy: a checkpoint every `every` steps (at the call that crosses a multiple), at the end of a
-    run that trained, and on a stop request. `name % last_step` (e.g. MT-net's upstream 'model%d') or, with
-    name=None, saver.save(..., global_step) under `prefix` (AM3's and MobileNetV3's 'model.ckpt-N')."""
+    """The save policy: a checkpoint every `every` steps (at the call that crosses a multiple; with since_last,
+    once `every` steps have run since the last save or the run's start, as TF's CheckpointSaverHook), at the end
+    of a run that trained, and on a stop request. `name % last_step` (e.g. MT-net's upstream 'model%d') or, with
+    name=None, saver.save(..., global_step) under `prefix` (AM3's and MobileNetV3's 'model.ckpt-N'), N the steps
+    done or the value of the `global_step` variable when one is given (AM3's counts its episodic steps only)."""
 
-    def __init__(self, saver, sess, directory, name=None, prefix="model.ckpt", every=0, enabled=True):
+    def __init__(self, saver, sess, directory, name=None, prefix="model.ckpt", every=0, enabled=True,
+                 since_last=False, global_step=None):
         self.saver, self.sess, self.directory = saver, sess, directory
         self.name, self.prefix, self.every, self.enabled = name, prefix, every, enabled
+        self.since_last, self.global_step, self.last_saved = since_last, global_step, None
         if enabled:
             checkpoints.require_writable(directory)
 
@@ -49,13 +57,18 @@ class Checkpoint(object):
         if not self.enabled or steps_done <= 0:
             return "nothing"
         import os
+        self.last_saved = steps_done
         if self.name is not None:
             return checkpoints.save(self.saver, self.sess, os.path.join(self.directory, self.name % (steps_done - 1)))
         return checkpoints.save(self.saver, self.sess, os.path.join(self.directory, self.prefix),
-                                global_step=steps_done)
+                                global_step=steps_done if self.global_step is None else self.global_step)
 
     def due(self, loop):
-        return bool(self.every) and crosses(loop.step - loop.per_run, loop.per_run, self.every)
+        if not self.every:
+            return False
+        if self.since_last:
+            return loop.step - (loop.start if self.last_saved is None else self.last_saved) >= self.every
+        return crosses(loop.step - loop.per_run, loop.per_run, self.every)
 
 
 def crosses(first, per_run, interval, count_zero=False):
@@ -67,10 +80,11 @@ def crosses(first, per_run, interval, count_zero=False):
 
 
 class TrainLoop(object):
-    """run(step) -> the fetched values of the session call that starts at global step `step`."""
+    """run(step) -> the fetched values of the session call that starts at global step `step`; timed(step) says
+    whether that call counts in the step time (default: every call)."""
 
     def __init__(self, run, start, total, per_run=1, unit="step", checkpoint=None, timer=None, hooks=(),
-                 stop_enabled=True, nothing_to_train=None):
+                 stop_enabled=True, nothing_to_train=None, timed=None):
         if per_run < 1:
             raise UserError("iterations_per_loop must be >= 1, got %d" % per_run)
         if per_run > 1 and start < total and (total - start) % per_run:
@@ -78,10 +92,11 @@ class TrainLoop(object):
                             "each session call runs that many" % (per_run, unit, total - start, unit, start, total))
         self.run, self.start, self.total, self.per_run, self.unit = run, start, total, per_run, unit
         self.checkpoint, self.timer, self.hooks = checkpoint, timer, list(hooks)
-        self.stop_enabled = stop_enabled
+        self.stop_enabled, self.timed = stop_enabled, timed
         self.nothing_to_train = nothing_to_train or "%ss %d of %d already done" % (unit, start, total)
         self.step = start
-        self.values = None
+        self.values = self.seconds = self.stop_request = None
+        self._finished = False
 
     @property
     def last(self):
@@ -92,13 +107,18 @@ class TrainLoop(object):
     def trained(self):
         return self.step > self.start
 
+    def finish(self):
+        """End training after the current session call (a hook's early stop)."""
+        self._finished = True
+
     def train(self):
         if self.start >= self.total:
             print("nothing to train: " + self.nothing_to_train, flush=True)
         for hook in self.hooks:
             hook.before_train(self)
         with StopRequest(enabled=self.stop_enabled) as stop:
-            while self.step < self.total:
+            self.stop_request = stop
+            while self.step < self.total and not self._finished:
                 if stop.requested:
                     stop.stop("%s %d" % (self.unit, self.step), self._save())
                 self._run_once()
@@ -113,11 +133,11 @@ class TrainLoop(object):
     _saved_last = False
 
     def _run_once(self):
-        if self.timer is not None:
-            self.timer.start()
+        t0 = time.perf_counter()
         self.values = self.run(self.step)
-        if self.timer is not None:
-            self.timer.stop(steps=self.per_run)
+        self.seconds = time.perf_counter() - t0
+        if self.timer is not None and (self.timed is None or self.timed(self.step)):
+            self.timer.record(self.seconds, self.per_run)
         self.step += self.per_run
         for hook in self.hooks:
             hook.after_run(self)
