@@ -4,6 +4,7 @@ run(cfg) dispatches on cfg.mode. Layout of cfg.log_dir: train/ (checkpoints mode
 summaries), eval/ (validation summaries), params.json (the flags of the last training run, a record only),
 test_results.json (test mode).
 """
+import contextlib
 import json
 import math
 import os
@@ -304,7 +305,7 @@ class _Training(object):
 def _build_training(cfg, train_data, splits, eval_on, in_graph):
     b = _Training()
     b.graph = tf.Graph()
-    with b.graph.as_default():
+    with b.graph.as_default(), _fresh_reads(in_graph):
         if cfg.seed is not None:
             v1.set_random_seed(cfg.seed)
         b.global_step = v1.train.get_or_create_global_step()
@@ -333,6 +334,19 @@ def _build_training(cfg, train_data, splits, eval_on, in_graph):
         b.saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
         b.init = v1.global_variables_initializer()
     return b
+
+
+@contextlib.contextmanager
+def _fresh_reads(in_graph):
+    """Inside an in-graph loop every iteration must read the weights (and the global step of the learning rate)
+    as the previous one left them: a resource variable is read where it is used; a ref variable's reads all go
+    through one snapshot taken before the loop (stale from the second iteration on). Checkpoints hold the same
+    names and values either way."""
+    if not in_graph:
+        yield
+        return
+    with v1.variable_scope(v1.get_variable_scope(), use_resource=True):
+        yield
 
 
 def _after_update(train_op, values):
