@@ -338,10 +338,10 @@ def _build_training(cfg, train_data, splits, eval_on, in_graph):
 
 @contextlib.contextmanager
 def _fresh_reads(in_graph):
-    """Inside an in-graph loop every iteration must read the weights (and the global step of the learning rate)
-    as the previous one left them: a resource variable is read where it is used; a ref variable's reads all go
-    through one snapshot taken before the loop (stale from the second iteration on). Checkpoints hold the same
-    names and values either way."""
+    """Inside an in-graph loop every iteration must read the weights as the previous one left them. A resource
+    variable is read where it is used. With ref variables, the tf.layers weights of this step were read inside
+    the loop through their 'read' snapshot from before it (Enter of .../kernel/read in the graph): iterations
+    2..N trained on the call's first weights and N=4 drifted from N=1. Checkpoints are the same either way."""
     if not in_graph:
         yield
         return
