@@ -186,8 +186,12 @@ def _film_premultiplier(task_embedding, cfg, name):
     into a variable, which blocks the gradient, so its projection never left 0 and FiLM stayed off; here it learns.
     """
     if cfg.cbn_premultiplier == "var":
-        return v1.get_variable(name, shape=[], initializer=v1.zeros_initializer(),
-                               regularizer=_l2(cfg.weight_decay_cbn))
+        factor = v1.get_variable(name, shape=[], initializer=v1.zeros_initializer())
+        if cfg.weight_decay_cbn:   # get_variable(regularizer=) would build it before an in-graph loop: stale there
+            with tf.name_scope(factor.op.name + "/Regularizer/"):
+                v1.losses.add_loss(_l2(cfg.weight_decay_cbn)(factor),
+                                   loss_collection=v1.GraphKeys.REGULARIZATION_LOSSES)
+        return factor
     factor = v1.layers.dense(task_embedding, 1, kernel_initializer=v1.zeros_initializer(),
                              bias_initializer=v1.zeros_initializer(), kernel_regularizer=_l2(cfg.weight_decay),
                              name=name)

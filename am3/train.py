@@ -4,6 +4,7 @@ run(cfg) dispatches on cfg.mode. Layout of cfg.log_dir: train/ (checkpoints mode
 summaries), eval/ (validation summaries), params.json (the flags of the last training run, a record only),
 test_results.json (test mode).
 """
+import contextlib
 import json
 import math
 import os
@@ -15,12 +16,12 @@ import numpy as np
 from am3 import log_lines, model as M
 from am3.options import config_record, model_options_mismatch
 from common import checkpoints, npu_session, precision
-from common.errors import UserError
-from common.log_lines import NOTHING_TO_TRAIN
+from common.errors import UserError, require
 from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
+from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat
 from datasets import fewshot_data as fsd
 
 v1 = tf.compat.v1
@@ -80,17 +81,6 @@ def _model_outputs(cfg, support, query, labels, classes, table, ways, shots, tra
     correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
     out["accuracy"] = tf.reduce_mean(tf.cast(correct, tf.float32))
     out["lambda_mean"] = tf.reduce_mean(out["lambda"])
-    return out
-
-
-def _train_graph(cfg, data, sampler):
-    """Training input pipeline (initializable iterator, as iterations_per_loop on Ascend needs) + model."""
-    iterator = v1.data.make_initializable_iterator(fsd.episode_dataset(sampler))
-    support, query, labels, classes = iterator.get_next()
-    table = tf.constant(data.embeddings, name="word_embeddings") if M.uses_word_embeddings(cfg.model) else None
-    out = _model_outputs(cfg, support, query, labels, classes, table, sampler.ways, sampler.shots,
-                         training=True, augment=cfg.augment)
-    out["iterator"] = iterator
     return out
 
 
@@ -279,8 +269,125 @@ def _new_update_ops(before):
     return [op for op in v1.get_collection(v1.GraphKeys.UPDATE_OPS) if op not in before]
 
 
+VALUES = ("loss", "accuracy", "lambda", "lr")   # what a training step's session call returns
+
+
+def _episode_step(cfg, data, iterator, sampler, global_step):
+    """One episodic training step on the episodes of `iterator`'s GetNext -> (train_op, VALUES, regularization)."""
+    before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
+    support, query, labels, classes = iterator.get_next()
+    table = tf.constant(data.embeddings, name="word_embeddings") if M.uses_word_embeddings(cfg.model) else None
+    out = _model_outputs(cfg, support, query, labels, classes, table, sampler.ways, sampler.shots,
+                         training=True, augment=cfg.augment)
+    update_ops = _new_update_ops(before)
+    regularization = v1.losses.get_regularization_losses()
+    loss = tf.add_n([out["xent"]] + regularization, name="total_loss")
+    lr = learning_rate(cfg, global_step)
+    model_vars = v1.trainable_variables()
+    if cfg.feat_extract_pretrain == "freeze":
+        model_vars = [v for v in model_vars if "feature_extractor" not in v.name]
+    train_op = _train_op(_optimizer(cfg, lr, "Momentum"), loss, model_vars, global_step, update_ops,
+                         cfg.clip_gradient_norm)
+    return train_op, {"loss": loss, "accuracy": out["accuracy"], "lambda": out["lambda_mean"], "lr": lr}, \
+        regularization
+
+
+def _in_graph_loop(cfg):
+    """Off Ascend the episodic step runs inside an in-graph loop, at N=1 too (one graph: the same seeded draws
+    for every N); the auxiliary task picks its train op or the episodic one at each step in Python, so it keeps
+    one step per session call. On Ascend the adapter loops the plain step on the device."""
+    return not npu_session.on_npu() and not cfg.feat_extract_pretrain
+
+
+class _Training(object):
+    """The training graph and the handles the loop runs."""
+
+
+def _build_training(cfg, train_data, splits, eval_on, in_graph):
+    b = _Training()
+    b.graph = tf.Graph()
+    with b.graph.as_default(), _fresh_reads(in_graph):
+        if cfg.seed is not None:
+            v1.set_random_seed(cfg.seed)
+        b.global_step = v1.train.get_or_create_global_step()
+        b.global_step_aux = v1.Variable(0, trainable=False, name="global_step_pretrain", dtype=tf.int64)
+        b.sampler = fsd.EpisodeSampler(train_data, cfg.num_classes_train, cfg.num_shots_train, cfg.train_batch_size,
+                                       cfg.num_tasks_per_batch, seed=_seed(cfg, 0), what="training (--num_classes_"
+                                       "train/--num_shots_train/--train_batch_size)")
+        # initializable, as iterations_per_loop on Ascend needs; made outside the in-graph loop that reads it
+        iterator = v1.data.make_initializable_iterator(fsd.episode_dataset(b.sampler))
+        b.iterators = [iterator]
+
+        def step():
+            return _episode_step(cfg, train_data, iterator, b.sampler, b.global_step)
+        if in_graph:
+            b.per_run = cfg.npu.iterations_per_loop
+            looped = repeat(b.per_run, lambda: _after_update(*step()[:2]), [tf.zeros([]) for _ in VALUES])
+            b.fetches, regularization = dict(zip(VALUES, looped)), None   # fetching them trains
+        else:
+            b.per_run = npu_session.steps_per_run(cfg.npu)
+            train_op, b.fetches, regularization = step()
+            b.fetches["train"] = train_op
+        b.aux = _auxiliary_task(cfg, train_data, regularization, b) if cfg.feat_extract_pretrain else None
+        b.eval_graph = EvalGraph(cfg, splits, EVAL_SPLITS) if eval_on else None
+        if b.aux is not None and eval_on:
+            b.aux["eval"] = AuxEval(cfg, train_data, *b.aux["split"])
+        b.saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
+        b.init = v1.global_variables_initializer()
+    return b
+
+
+@contextlib.contextmanager
+def _fresh_reads(in_graph):
+    """Inside an in-graph loop every iteration must read the weights as the previous one left them. A resource
+    variable is read where it is used. With ref variables, the tf.layers weights of this step were read inside
+    the loop through their 'read' snapshot from before it (Enter of .../kernel/read in the graph): iterations
+    2..N trained on the call's first weights and N=4 drifted from N=1. Checkpoints are the same either way."""
+    if not in_graph:
+        yield
+        return
+    with v1.variable_scope(v1.get_variable_scope(), use_resource=True):
+        yield
+
+
+def _after_update(train_op, values):
+    """The step's values, read once its update has run (the next iteration of the loop starts after it)."""
+    with tf.control_dependencies([train_op]):
+        return [tf.identity(values[k]) for k in VALUES]
+
+
+def _auxiliary_task(cfg, train_data, regularization, b):
+    """Upstream's auxiliary all-classes task on 90% of the training split's images (its own optimizer and step)."""
+    if cfg.num_classes_pretrain < train_data.num_classes:
+        raise UserError("--num_classes_pretrain=%d but %s has %d classes" % (
+            cfg.num_classes_pretrain, train_data.name, train_data.num_classes))
+    aux_train_idx, aux_held_idx = fsd.holdout_split(train_data)   # upstream: 90% / 10%
+    aux_sampler = fsd.BatchSampler(train_data, cfg.pre_train_batch_size, seed=_seed(cfg, 1), indices=aux_train_idx)
+    aux_iterator = v1.data.make_initializable_iterator(fsd.batch_dataset(aux_sampler))
+    images, labels = aux_iterator.get_next()
+    images = tf.cast(images, tf.float32)
+    if cfg.augment:
+        images = _augment(images)
+    before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
+    logits = M.auxiliary_logits(cfg.model, images, cfg.num_classes_pretrain, training=True)
+    aux_updates = _new_update_ops(before)
+    aux_reg = [r for r in regularization if "feature_extractor_encoder" in r.name]
+    aux_xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    aux_loss = tf.add_n([aux_xent] + aux_reg)
+    aux_vars = [v for v in v1.trainable_variables() if "feature_extractor_encoder" in v.name
+                or "pretrain_logits" in v.name]
+    aux_op = _train_op(_optimizer(cfg, learning_rate(cfg, b.global_step), "PretrainOptimizer"), aux_loss,
+                       aux_vars, b.global_step_aux, aux_updates, cfg.clip_gradient_norm)
+    aux_acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+    b.iterators.append(aux_iterator)
+    return {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc, "split": (aux_train_idx, aux_held_idx)}
+
+
 def train(cfg):
     """Episodic training with periodic validation; resumes from the newest checkpoint in LOG_DIR/train."""
+    require(cfg.npu.iterations_per_loop == 1 or not cfg.feat_extract_pretrain or npu_session.on_npu(),
+            "--feat_extract_pretrain=%s picks the auxiliary or the episodic train op at each step in Python: "
+            "off Ascend it takes --iterations_per_loop=1" % cfg.feat_extract_pretrain)
     splits = Splits(cfg)
     train_data = splits["sources"]
     train_dir = os.path.join(cfg.log_dir, "train")
@@ -291,168 +398,156 @@ def train(cfg):
         if mismatch:
             raise UserError("%s holds a checkpoint of a different model: %s; use another --log_dir or the same "
                             "flags" % (train_dir, "; ".join(mismatch)))
-    ways, shots, queries, tasks = (cfg.num_classes_train, cfg.num_shots_train, cfg.train_batch_size,
-                                   cfg.num_tasks_per_batch)
-    aux_mode = cfg.feat_extract_pretrain
     eval_on = cfg.eval_interval_steps > 0 or cfg.eval_interval_fine_steps > 0
     if eval_on:   # fail on impossible evaluation settings before building anything, not at the first validation
         for i, split in enumerate(EVAL_SPLITS):
             _eval_sampler(cfg, splits, split, i)
             _require_same_image_size(train_data, splits[split])
-
-    graph = tf.Graph()
-    with graph.as_default():
-        if cfg.seed is not None:
-            v1.set_random_seed(cfg.seed)
-        global_step = v1.train.get_or_create_global_step()
-        global_step_aux = v1.Variable(0, trainable=False, name="global_step_pretrain", dtype=tf.int64)
-        sampler = fsd.EpisodeSampler(train_data, ways, shots, queries, tasks, seed=_seed(cfg, 0),
-                                     what="training (--num_classes_train/--num_shots_train/--train_batch_size)")
-        before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
-        net = _train_graph(cfg, train_data, sampler)
-        update_ops = _new_update_ops(before)
-        regularization = v1.losses.get_regularization_losses()
-        loss = tf.add_n([net["xent"]] + regularization, name="total_loss")
-        lr = learning_rate(cfg, global_step)
-        model_vars = v1.trainable_variables()
-        if aux_mode == "freeze":
-            model_vars = [v for v in model_vars if "feature_extractor" not in v.name]
-        train_op = _train_op(_optimizer(cfg, lr, "Momentum"), loss, model_vars, global_step, update_ops,
-                             cfg.clip_gradient_norm)
-        iterators = [net["iterator"]]
-        aux = None
-        if aux_mode:
-            if cfg.num_classes_pretrain < train_data.num_classes:
-                raise UserError("--num_classes_pretrain=%d but %s has %d classes" % (
-                    cfg.num_classes_pretrain, train_data.name, train_data.num_classes))
-            aux_train_idx, aux_held_idx = fsd.holdout_split(train_data)   # upstream: 90% / 10%
-            aux_sampler = fsd.BatchSampler(train_data, cfg.pre_train_batch_size, seed=_seed(cfg, 1),
-                                           indices=aux_train_idx)
-            aux_iterator = v1.data.make_initializable_iterator(fsd.batch_dataset(aux_sampler))
-            images, labels = aux_iterator.get_next()
-            images = tf.cast(images, tf.float32)
-            if cfg.augment:
-                images = _augment(images)
-            before = set(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
-            logits = M.auxiliary_logits(cfg.model, images, cfg.num_classes_pretrain, training=True)
-            aux_updates = _new_update_ops(before)
-            aux_reg = [r for r in regularization if "feature_extractor_encoder" in r.name]
-            aux_xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-            aux_loss = tf.add_n([aux_xent] + aux_reg)
-            aux_vars = [v for v in v1.trainable_variables() if "feature_extractor_encoder" in v.name
-                        or "pretrain_logits" in v.name]
-            aux_op = _train_op(_optimizer(cfg, learning_rate(cfg, global_step), "PretrainOptimizer"), aux_loss,
-                               aux_vars, global_step_aux, aux_updates, cfg.clip_gradient_norm)
-            aux_acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
-                                             tf.float32))
-            iterators.append(aux_iterator)
-            aux = {"train": aux_op, "loss": aux_loss, "accuracy": aux_acc}
-        eval_graph = EvalGraph(cfg, splits, EVAL_SPLITS) if eval_on else None
-        if aux is not None and eval_on:
-            aux["eval"] = AuxEval(cfg, train_data, aux_train_idx, aux_held_idx)
-        saver = v1.train.Saver(max_to_keep=cfg.keep_checkpoint_max, save_relative_paths=True)
-        init = v1.global_variables_initializer()
-
+    cfg.npu.in_graph_loop = _in_graph_loop(cfg)    # said on the device line
+    b = _build_training(cfg, train_data, splits, eval_on, cfg.npu.in_graph_loop)
     checkpoints.require_writable(train_dir)
     with open(params_path, "w") as f:
         json.dump(config_record(cfg), f, indent=1, sort_keys=True)
-    sess = npu_session.new_session(cfg.npu, graph=graph)
+    sess = npu_session.new_session(cfg.npu, graph=b.graph)
     with sess:
-        sess.run(init)
+        sess.run(b.init)
         if resume_from:
-            resume_from = checkpoints.restore(saver, sess, resume_from)
+            resume_from = checkpoints.restore(b.saver, sess, resume_from)
             print("resumed from %s" % resume_from, flush=True)
-        sess.run([it.initializer for it in iterators])
-        looped = npu_session.set_iterations_per_loop(sess, train_op, cfg.npu)
-        per_run = npu_session.steps_per_run(cfg.npu)
-        _train_loop(cfg, sess, graph, dict(net, train=looped, loss=loss, lr=lr), aux, saver,
-                    global_step, global_step_aux, eval_graph, train_dir, per_run, sampler)
+        sess.run([it.initializer for it in b.iterators])
+        if "train" in b.fetches:   # the Ascend route: the adapter runs per_run steps of it on the device
+            b.fetches["train"] = npu_session.set_iterations_per_loop(sess, b.fetches["train"], cfg.npu)
+        _train_loop(cfg, sess, b, train_dir)
 
 
-def _train_loop(cfg, sess, graph, net, aux, saver, global_step, global_step_aux, eval_graph,
-                train_dir, per_run, sampler):
-    aux_mode = cfg.feat_extract_pretrain
-    aux_steps = cfg.feat_extract_pretrain_offset if aux_mode in ("finetune", "freeze") else 0
-    done_main, done_aux = sess.run([global_step, global_step_aux])
-    start = int(done_main) + (int(done_aux) if aux_mode in ("finetune", "freeze") else 0)
+def _train_loop(cfg, sess, b, train_dir):
+    finetune = cfg.feat_extract_pretrain in ("finetune", "freeze")
+    aux_steps = cfg.feat_extract_pretrain_offset if finetune else 0
+    done_main, done_aux = sess.run([b.global_step, b.global_step_aux])
+    start = int(done_main) + (int(done_aux) if finetune else 0)
     total = cfg.number_of_steps + aux_steps
-    writer = v1.summary.FileWriter(train_dir, graph=graph if start == 0 else None)
-    eval_writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval")) if eval_graph else None
+    writer = v1.summary.FileWriter(train_dir, graph=b.graph if start == 0 else None)
+    eval_writer = v1.summary.FileWriter(os.path.join(cfg.log_dir, "eval")) if b.eval_graph else None
+    sampler = b.sampler
     images_per_step = sampler.tasks * (sampler.ways * sampler.shots + sampler.queries)
     main_left = total - max(start, aux_steps)
     timer = StepTimer(images_per_step, warmup_steps=min(5, max(main_left, 0) // 2), unit="images")
-    rng = np.random.RandomState(_seed(cfg, 2))
-    decay_every = max(cfg.number_of_steps // max(cfg.feat_extract_pretrain_decay_n, 1), 1)
     print("training %s from step %d to %d: %d tasks x (%d-way %d-shot + %d queries) = %d images per step"
           % (cfg.variant, start, total, sampler.tasks, sampler.ways, sampler.shots, sampler.queries,
              images_per_step), flush=True)
-    if start >= total:   # a rerun on a finished checkpoint: the wrappers report no step time
-        print(NOTHING_TO_TRAIN.format(why="the checkpoint in %s is at step %d of %d" % (train_dir, start, total)),
-              flush=True)
-    step = start
-    last_saved = start
-    dump = precision.StepDump.from_options(cfg.npu)   # --reference_dump: every op output of one step
+    # a rerun on a finished checkpoint trains nothing and prints no step time (the wrappers then report none)
+    nothing = "the checkpoint in %s is at step %d of %d" % (train_dir, start, total)
+    save = Checkpoint(b.saver, sess, train_dir, every=cfg.save_checkpoint_steps, since_last=True,
+                      global_step=b.global_step)   # model.ckpt-<episodic steps>, as before
+    hooks = [_LossLine(cfg, writer), _Evaluation(cfg, sess, b, aux_steps, eval_writer), _EarlyStop(cfg, aux_steps)]
+    TrainLoop(_runner(cfg, sess, b, aux_steps, writer), start, total, per_run=b.per_run, checkpoint=save,
+              timer=timer, hooks=hooks, nothing_to_train=nothing, timed=lambda step: step >= aux_steps).train()
 
-    def save():
-        return checkpoints.save(saver, sess, os.path.join(train_dir, "model.ckpt"), global_step=global_step)
-    with StopRequest() as stop:   # Ctrl-C/SIGTERM: save at the next step boundary, then stop
-        while step < total:
-            if stop.requested:
-                stop.stop("step %d" % step, save())
-            if aux is not None and (step < aux_steps or aux_mode == "multitask"):
-                probability = cfg.feat_extract_pretrain_decay_rate ** (step // decay_every + 1)
-                if aux_mode != "multitask" or rng.uniform() < probability:
-                    log_aux = step % cfg.log_interval_steps == 0
-                    fetched = dump.run(sess, [aux["loss"], aux["accuracy"], aux["train"]], step, loss=aux["loss"])
-                    npu_session.check_loss(fetched[0], step, "auxiliary loss")
-                    if log_aux:
-                        _write_scalars(writer, step, {"pretrain/loss": fetched[0],
-                                                      "pretrain/misclassification": 1.0 - fetched[1]})
-                        print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, fetched[0], fetched[1]),
-                              flush=True)
-                if aux_mode != "multitask":   # finetune/freeze: auxiliary-only steps first
-                    step += 1
-                    if step - last_saved >= cfg.save_checkpoint_steps:
-                        save()
-                        last_saved = step
-                    if "eval" in aux and cfg.eval_interval_steps > 0 and step % cfg.eval_interval_steps == 0:
-                        aux["eval"].evaluate(sess, step, eval_writer)
-                    continue
-            log_now = step % cfg.log_interval_steps == 0 or step + per_run >= total
-            fetches = {"train": net["train"], "loss": net["loss"], "accuracy": net["accuracy"],
-                       "lambda": net["lambda_mean"]}
-            if log_now:
-                fetches["lr"] = net["lr"]
-            timer.start()
-            out = dump.run(sess, fetches, step, loss=net["loss"], per_run=per_run)
-            dt = timer.stop(steps=per_run)
-            npu_session.check_loss(out["loss"], step)
-            if log_now:
-                _write_scalars(writer, step, {"loss": out["loss"], "misclassification": 1.0 - out["accuracy"],
-                                              "learning_rate": out["lr"], "lambda": out["lambda"]})
-                writer.flush()
-                print(log_lines.LOSS.format(step=step, loss=out["loss"], dt=dt / per_run, accuracy=out["accuracy"],
-                                            lam=out["lambda"]), flush=True)
-            step += per_run
-            main_step = step - aux_steps
-            if step - last_saved >= cfg.save_checkpoint_steps or step >= total:
-                save()
-                last_saved = step
-            fine = main_step > 0.5 * cfg.number_of_steps
-            interval = cfg.eval_interval_fine_steps if fine else cfg.eval_interval_steps
-            if eval_graph and interval > 0 and (main_step - per_run) // interval != main_step // interval \
-                    and step < total:
-                evaluate_splits(sess, eval_graph, cfg, main_step, eval_writer, stop=stop)
-                if aux is not None and "eval" in aux and not stop.requested:
-                    aux["eval"].evaluate(sess, step, eval_writer)
-            if main_step > 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop:
-                print("early stop at step %d" % step, flush=True)
-                save()
-                break
-    timer.summary()
-    writer.close()
-    if eval_writer is not None:
-        eval_writer.close()
+
+def _runner(cfg, sess, b, aux_steps, writer):
+    """run(step): the session call from step `step`, the episodic step's values; the auxiliary task's steps come
+    first (finetune/freeze: the first aux_steps steps are its alone, values None) or ride along (multitask)."""
+    dump = precision.StepDump.from_options(cfg.npu)   # --reference_dump: every op output of one step
+    aux = _AuxiliarySteps(cfg, sess, b.aux, writer, dump) if b.aux is not None else None
+
+    def run(step):
+        if step < aux_steps:
+            for aux_step in range(step, step + b.per_run):
+                aux.run(aux_step)
+            return None
+        if aux is not None and cfg.feat_extract_pretrain == "multitask":
+            aux.maybe(step)
+        values = dump.run(sess, b.fetches, step, loss=b.fetches["loss"], per_run=b.per_run)
+        npu_session.check_loss(values["loss"], step + b.per_run - 1)
+        return values
+    return run
+
+
+class _AuxiliarySteps(object):
+    """The auxiliary task's training steps and their 'pretrain loss' line."""
+
+    def __init__(self, cfg, sess, aux, writer, dump):
+        self.cfg, self.sess, self.aux, self.writer, self.dump = cfg, sess, aux, writer, dump
+        self.rng = np.random.RandomState(_seed(cfg, 2))
+        self.decay_every = max(cfg.number_of_steps // max(cfg.feat_extract_pretrain_decay_n, 1), 1)
+
+    def maybe(self, step):
+        """multitask: an auxiliary step before the episodic one with a probability decaying over training."""
+        if self.rng.uniform() < self.cfg.feat_extract_pretrain_decay_rate ** (step // self.decay_every + 1):
+            self.run(step)
+
+    def run(self, step):
+        fetched = self.dump.run(self.sess, [self.aux["loss"], self.aux["accuracy"], self.aux["train"]], step,
+                                loss=self.aux["loss"])
+        npu_session.check_loss(fetched[0], step, "auxiliary loss")
+        if step % self.cfg.log_interval_steps == 0:
+            _write_scalars(self.writer, step, {"pretrain/loss": fetched[0],
+                                               "pretrain/misclassification": 1.0 - fetched[1]})
+            print("step %d, pretrain loss : %.4g, pretrain accuracy: %.4f" % (step, fetched[0], fetched[1]),
+                  flush=True)
+
+
+class _LossLine(Hook):
+    """'step N, loss : X, dt: Ys, ...' (N the last step of the call, whose values it shows) and the training
+    scalars, at the calls holding a multiple of log_interval_steps and at the last call."""
+
+    def __init__(self, cfg, writer):
+        self.every, self.writer = cfg.log_interval_steps, writer
+
+    def after_run(self, loop):
+        out = loop.values
+        if out is None or not (crosses(loop.step - loop.per_run, loop.per_run, self.every, count_zero=True)
+                               or loop.step >= loop.total):
+            return
+        _write_scalars(self.writer, loop.last, {"loss": out["loss"], "misclassification": 1.0 - out["accuracy"],
+                                                "learning_rate": out["lr"], "lambda": out["lambda"]})
+        self.writer.flush()
+        print(log_lines.LOSS.format(step=loop.last, loss=out["loss"], dt=loop.seconds / loop.per_run,
+                                    accuracy=out["accuracy"], lam=out["lambda"]), flush=True)
+
+    def after_train(self, loop):
+        self.writer.close()
+
+
+class _Evaluation(Hook):
+    """Validation on the three splits (evaluate_splits) every eval_interval_steps episodic steps
+    (eval_interval_fine_steps in the second half; none at the last step), then the auxiliary task's held-out
+    accuracy; during finetune/freeze's auxiliary-only steps that accuracy every eval_interval_steps."""
+
+    def __init__(self, cfg, sess, b, aux_steps, writer):
+        self.cfg, self.sess, self.graph, self.aux_steps, self.writer = cfg, sess, b.eval_graph, aux_steps, writer
+        self.aux_eval = b.aux.get("eval") if b.aux is not None else None
+
+    def after_run(self, loop):
+        cfg, first = self.cfg, loop.step - loop.per_run
+        if loop.values is None:
+            if self.aux_eval and cfg.eval_interval_steps > 0 and crosses(first + 1, loop.per_run,
+                                                                         cfg.eval_interval_steps):
+                self.aux_eval.evaluate(self.sess, loop.step, self.writer)
+            return
+        main_step = loop.step - self.aux_steps
+        interval = cfg.eval_interval_fine_steps if main_step > 0.5 * cfg.number_of_steps else cfg.eval_interval_steps
+        if self.graph and interval > 0 and (main_step - loop.per_run) // interval != main_step // interval \
+                and loop.step < loop.total:
+            evaluate_splits(self.sess, self.graph, cfg, main_step, self.writer, stop=loop.stop_request)
+            if self.aux_eval and not loop.stop_request.requested:
+                self.aux_eval.evaluate(self.sess, loop.step, self.writer)
+
+    def after_train(self, loop):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _EarlyStop(Hook):
+    """Ends training number_of_steps_to_early_stop episodic steps past half of number_of_steps."""
+
+    def __init__(self, cfg, aux_steps):
+        self.after, self.aux_steps = 0.5 * cfg.number_of_steps + cfg.number_of_steps_to_early_stop, aux_steps
+
+    def after_run(self, loop):
+        if loop.values is not None and loop.step - self.aux_steps > self.after:
+            print("early stop at step %d" % loop.step, flush=True)
+            loop.finish()
 
 
 def _write_scalars(writer, step, scalars):

@@ -12,12 +12,16 @@ the save policy (every N steps, at the end, on a stop) and the step-time summary
 the last step's, and hooks, saves and stop requests see multiples of `per_run`, as on the NPU.
 
 A model's hooks get `after_run(loop)` after each call, with `loop.step` the steps done (the next step's index),
-`loop.last` the index of the last step run and `loop.values` the call's fetched values.
+`loop.last` the index of the last step run, `loop.values` the call's fetched values and `loop.seconds` its
+duration. A hook may end training early with `loop.finish()` (the end-of-run save follows) and hand the stop
+request (`loop.stop_request`) to a long evaluation so that it can end between two of its own steps.
 
 An outer loop can run the calls instead (`loop.train(drive)`: Keras's fit, whose call is an epoch, through
 common/keras_loop.py); it reports each call with `loop.after_call(values)` and ends once `loop.stop_requested`.
 A stop request is honoured after the call in flight, the last one too: the call is saved, then the run stops.
 """
+import time
+
 from common import checkpoints
 from common.errors import UserError
 from common.log_lines import NOTHING_TO_TRAIN
@@ -38,13 +42,17 @@ class Hook(object):
 
 
 class Checkpoint(object):
-    """The save policy: a checkpoint every `every` steps (at the call that crosses a multiple), at the end of a
-    run that trained, and on a stop request. `name % last_step` (e.g. MT-net's upstream 'model%d') or, with
-    name=None, saver.save(..., global_step) under `prefix` (AM3's and MobileNetV3's 'model.ckpt-N')."""
+    """The save policy: a checkpoint every `every` steps (at the call that crosses a multiple; with since_last,
+    once `every` steps have run since the last save or the run's start, as TF's CheckpointSaverHook), at the end
+    of a run that trained, and on a stop request. `name % last_step` (e.g. MT-net's upstream 'model%d') or, with
+    name=None, saver.save(..., global_step) under `prefix` (AM3's and MobileNetV3's 'model.ckpt-N'), N the steps
+    done or the value of the `global_step` variable when one is given (AM3's counts its episodic steps only)."""
 
-    def __init__(self, saver, sess, directory, name=None, prefix="model.ckpt", every=0, enabled=True):
+    def __init__(self, saver, sess, directory, name=None, prefix="model.ckpt", every=0, enabled=True,
+                 since_last=False, global_step=None):
         self.saver, self.sess, self.directory = saver, sess, directory
         self.name, self.prefix, self.every, self.enabled = name, prefix, every, enabled
+        self.since_last, self.global_step, self.last_saved = since_last, global_step, None
         if enabled:
             checkpoints.require_writable(directory)
 
@@ -54,13 +62,18 @@ class Checkpoint(object):
         if not self.enabled or steps_done <= 0:
             return "nothing"
         import os
+        self.last_saved = steps_done
         if self.name is not None:
             return checkpoints.save(self.saver, self.sess, os.path.join(self.directory, self.name % (steps_done - 1)))
         return checkpoints.save(self.saver, self.sess, os.path.join(self.directory, self.prefix),
-                                global_step=steps_done)
+                                global_step=steps_done if self.global_step is None else self.global_step)
 
     def due(self, loop):
-        return bool(self.every) and crosses(loop.step - loop.per_run, loop.per_run, self.every)
+        if not self.every:
+            return False
+        if self.since_last:
+            return loop.step - (loop.start if self.last_saved is None else self.last_saved) >= self.every
+        return crosses(loop.step - loop.per_run, loop.per_run, self.every)
 
 
 def crosses(first, per_run, interval, count_zero=False):
@@ -72,13 +85,14 @@ def crosses(first, per_run, interval, count_zero=False):
 
 
 class TrainLoop(object):
-    """run(step) -> the fetched values of the session call that starts at global step `step`.
+    """run(step) -> the fetched values of the session call that starts at global step `step`; timed(step) says
+    whether that call counts in the step time (default: every call).
 
     `where % steps_done` names the place in the stop line (default "<unit> N"; SWA's "the end of sgd epoch N").
     summary=False leaves the step-time summary to the script (SWA prints it after its final results)."""
 
     def __init__(self, run, start, total, per_run=1, unit="step", checkpoint=None, timer=None, hooks=(),
-                 stop_enabled=True, nothing_to_train=None, where=None, summary=True):
+                 stop_enabled=True, nothing_to_train=None, where=None, summary=True, timed=None):
         if per_run < 1:
             raise UserError("iterations_per_loop must be >= 1, got %d" % per_run)
         if per_run > 1 and start < total and (total - start) % per_run:
@@ -86,12 +100,13 @@ class TrainLoop(object):
                             "each session call runs that many" % (per_run, unit, total - start, unit, start, total))
         self.run, self.start, self.total, self.per_run, self.unit = run, start, total, per_run, unit
         self.checkpoint, self.timer, self.hooks = checkpoint, timer, list(hooks)
-        self.stop_enabled, self.summary = stop_enabled, summary
+        self.stop_enabled, self.summary, self.timed = stop_enabled, summary, timed
         self.nothing_to_train = nothing_to_train or "%ss %d of %d already done" % (unit, start, total)
         self.where = where or unit + " %d"
         self.step = start
-        self.values = None
+        self.values = self.seconds = None
         self._stop = None
+        self._finished = False
         self._last_save = None      # what the latest call saved (None: it saved nothing)
 
     @property
@@ -104,9 +119,18 @@ class TrainLoop(object):
         return self.step > self.start
 
     @property
+    def stop_request(self):
+        """The active StopRequest (None before train): a long evaluation checks it between its own steps."""
+        return self._stop
+
+    @property
     def stop_requested(self):
         """A Ctrl-C/SIGTERM arrived: an outer loop ends after the call in flight (Keras: model.stop_training)."""
         return self._stop is not None and self._stop.requested
+
+    def finish(self):
+        """End training after the current session call (a hook's early stop)."""
+        self._finished = True
 
     def train(self, drive=None):
         """Run the session calls from start to total. With `drive`, an outer loop runs them instead: drive(loop)
@@ -121,7 +145,7 @@ class TrainLoop(object):
                 if self.step < self.total:
                     drive(self)
             else:
-                while self.step < self.total:
+                while self.step < self.total and not self._finished:
                     self._check_stop()
                     self._run_once()
             self._check_stop()      # a request during the last call: it is saved, and still a stop
@@ -144,11 +168,11 @@ class TrainLoop(object):
             self._last_save = self.checkpoint.save(self.step)
 
     def _run_once(self):
-        if self.timer is not None:
-            self.timer.start()
+        t0 = time.perf_counter()
         values = self.run(self.step)
-        if self.timer is not None:
-            self.timer.stop(steps=self.per_run)
+        self.seconds = time.perf_counter() - t0
+        if self.timer is not None and (self.timed is None or self.timed(self.step)):
+            self.timer.record(self.seconds, self.per_run)
         self.after_call(values)
 
     def _check_stop(self):

@@ -2,6 +2,7 @@
 lambda = 1 reduces AM3 to its visual-only base; entry scripts, NPU route and wrappers."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -375,3 +376,71 @@ def test_test_mode_prints_time_based_progress(tmp_path, data_dir, capsys, monkey
     am3_train.run(config("protonet++", data_dir, tmp_path, "--mode=test"))    # 20 cases / 5 queries: 4 episodes
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test on target_tst: ")]
     assert [line.split(",")[0] for line in lines] == ["test on target_tst: %d/4 episodes" % i for i in (1, 2, 3)]
+
+
+# ---- --iterations_per_loop off Ascend: an in-graph loop with the NPU's semantics (issue 27) --------------------
+LOOP = ["--eval_interval_steps=0", "--eval_interval_fine_steps=0", "--lr_anneal=pwc"]   # the rate moves each step
+
+
+def _loss_lines(out):
+    """{step: 'loss : X, ... lambda: L'} of the 'step N, loss' lines (the time left out)."""
+    lines = [line.split(", ", 1) for line in out.splitlines() if line.startswith("step ") and ", loss : " in line]
+    return {int(head.split()[1]): re.sub(r"dt: \S+, ", "", rest) for head, rest in lines}
+
+
+def _scalars(train_dir, tag):
+    return {event.step: value.simple_value for name in os.listdir(str(train_dir)) if "tfevents" in name
+            for event in tf.compat.v1.train.summary_iterator(str(train_dir / name))
+            for value in event.summary.value if value.tag == tag}
+
+
+def test_a_looped_run_trains_the_same_as_one_step_per_call(data_dir, tmp_path, capsys):
+    """N=1 and N=4: the same loss, accuracy, lambda and learning rate at the logged steps (each call's last
+    step) and the same weights at the end (float32 rounding: rtol 1e-5, atol 1e-6); batch norm's moving
+    statistics, which training never reads, within 2% (the encoder runs several times a step and each run's
+    update reads the statistic when TF schedules it)."""
+    printed, weights = {}, {}
+    for n in (1, 4):
+        log = tmp_path / str(n)
+        am3_train.run(config("AM3_TADAM", data_dir, log, "--number_of_steps=8", "--iterations_per_loop=%d" % n,
+                             *LOOP))
+        printed[n] = _loss_lines(capsys.readouterr().out)
+        reader = tf.train.load_checkpoint(str(log / "train" / "model.ckpt-8"))
+        weights[n] = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+        for tag in ("loss", "learning_rate"):
+            printed[n][tag] = _scalars(log / "train", tag)
+    assert sorted(k for k in printed[4] if isinstance(k, int)) == [3, 7]
+    assert sorted(k for k in printed[1] if isinstance(k, int)) == list(range(8))
+    for step in (3, 7):
+        assert printed[4][step] == printed[1][step], step
+        for tag in ("loss", "learning_rate"):
+            assert printed[4][tag][step] == pytest.approx(printed[1][tag][step], rel=1e-6), (tag, step)
+    assert len(set(printed[1]["learning_rate"].values())) > 1     # the loop reads the moving global step
+    assert sorted(weights[4]) == sorted(weights[1])
+    for name, value in weights[1].items():
+        moving = "/moving_" in name
+        np.testing.assert_allclose(weights[4][name], value, rtol=2e-2 if moving else 1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_looped_run_saves_and_resumes_at_multiples_of_the_loop(data_dir, tmp_path, capsys, no_npu):
+    log = tmp_path / "log"
+    am3_train.run(config("tadam", data_dir, log, "--number_of_steps=6", "--iterations_per_loop=2",
+                         "--save_checkpoint_steps=3", *LOOP))
+    out = capsys.readouterr().out
+    assert "looping: 2 training steps per session call (in-graph loop)" in out
+    assert checkpoint_steps(log / "train") == [4, 6]     # 3 steps since the last save: the call ending at step 4
+    with pytest.raises(UserError, match=r"iterations_per_loop=4 must divide the steps left to train \(6, from "
+                                        r"step 6 to 12\)"):
+        am3_train.run(config("tadam", data_dir, log, "--number_of_steps=12", "--iterations_per_loop=4", *LOOP))
+    am3_train.run(config("tadam", data_dir, log, "--number_of_steps=12", "--iterations_per_loop=3", *LOOP))
+    out = capsys.readouterr().out
+    assert "resumed from %s" % (log / "train" / "model.ckpt-6") in out
+    assert sorted(_loss_lines(out)) == [8, 11] and checkpoint_steps(log / "train") == [4, 6, 9, 12]
+
+
+def test_looping_is_refused_where_the_auxiliary_task_picks_the_train_op(data_dir, tmp_path):
+    with pytest.raises(UserError, match="--feat_extract_pretrain=multitask picks the auxiliary or the episodic "
+                                        "train op at each step in Python: off Ascend it takes "
+                                        "--iterations_per_loop=1"):
+        am3_train.run(config("AM3_TADAM", data_dir, tmp_path, "--number_of_steps=4", "--iterations_per_loop=2",
+                             "--feat_extract_pretrain=multitask", "--num_classes_pretrain=8"))
