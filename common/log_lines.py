@@ -132,6 +132,9 @@ USAGE = ("usage: python -m common.log_lines MODEL WHAT LOG  (MODEL: common, %s; 
 
 def main(argv):
     """Print what `WHAT` extracts from LOG, one value per line; exit 1 when there is none (grep -q's status)."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
     if len(argv) != 3:
         print(USAGE, file=sys.stderr)
         return 2

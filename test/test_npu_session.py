@@ -253,9 +253,9 @@ def test_tf_flags_route_matches_argparse():
     flag_values = absl_flags.FlagValues()
 
     class Definer(object):  # define_ascend_flags on a private FlagValues, as tf.flags would on the global one
-        DEFINE_string = staticmethod(lambda n, d, h: absl_flags.DEFINE_string(n, d, h, flag_values=flag_values))
-        DEFINE_integer = staticmethod(lambda n, d, h: absl_flags.DEFINE_integer(n, d, h, flag_values=flag_values))
-        DEFINE_boolean = staticmethod(lambda n, d, h: absl_flags.DEFINE_boolean(n, d, h, flag_values=flag_values))
+        DEFINE_string = staticmethod(lambda n, d, h, **kw: absl_flags.DEFINE_string(n, d, h, flag_values=flag_values))
+        DEFINE_integer = staticmethod(lambda n, d, h, **kw: absl_flags.DEFINE_integer(n, d, h, flag_values=flag_values))
+        DEFINE_boolean = staticmethod(lambda n, d, h, **kw: absl_flags.DEFINE_boolean(n, d, h, flag_values=flag_values))
 
     define_ascend_flags(Definer, loss_scale="1024", precision_mode="allow_mix_precision")
     flag_values(["prog", "--iterations_per_loop=3", "--over_dump=true"])

@@ -13,7 +13,7 @@ class _Saves(Checkpoint):
     """The save policy of Checkpoint, recording instead of writing."""
 
     def __init__(self, every):
-        self.every, self.saved = every, []
+        self.every, self.saved, self.since_last, self.last_saved = every, [], False, None
 
     def save(self, steps_done):
         self.saved.append(steps_done)
@@ -73,6 +73,9 @@ class _Timer(object):
         pass
 
     def stop(self, steps=1):
+        self.steps.append(steps)
+
+    def record(self, seconds, steps=1):
         self.steps.append(steps)
 
     def summary(self):
