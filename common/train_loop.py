@@ -12,7 +12,8 @@ the save policy (every N steps, at the end, on a stop) and the step-time summary
 the last step's, and hooks, saves and stop requests see multiples of `per_run`, as on the NPU.
 
 A model's hooks get `after_run(loop)` after each call, with `loop.step` the steps done (the next step's index),
-`loop.last` the index of the last step run and `loop.values` the call's fetched values.
+`loop.last` the index of the last step run and `loop.values` the call's fetched values; a hook ends training
+early (e.g. early stopping) with `loop.finish()`.
 """
 from common import checkpoints
 from common.errors import UserError
@@ -70,7 +71,8 @@ class TrainLoop(object):
     """run(step) -> the fetched values of the session call that starts at global step `step`."""
 
     def __init__(self, run, start, total, per_run=1, unit="step", checkpoint=None, timer=None, hooks=(),
-                 stop_enabled=True, nothing_to_train=None):
+                 stop_enabled=True, nothing_to_train=None, where=None):
+        """where(step): the stop message's place (default '<unit> <step>', e.g. MobileNetV3's 'step N (epoch E)')."""
         if per_run < 1:
             raise UserError("iterations_per_loop must be >= 1, got %d" % per_run)
         if per_run > 1 and start < total and (total - start) % per_run:
@@ -80,8 +82,14 @@ class TrainLoop(object):
         self.checkpoint, self.timer, self.hooks = checkpoint, timer, list(hooks)
         self.stop_enabled = stop_enabled
         self.nothing_to_train = nothing_to_train or "%ss %d of %d already done" % (unit, start, total)
+        self.where = where or (lambda step: "%s %d" % (unit, step))
         self.step = start
         self.values = None
+        self.finished = False
+
+    def finish(self):
+        """End training after this session call (its save policy and after_train still run)."""
+        self.finished = True
 
     @property
     def last(self):
@@ -98,9 +106,9 @@ class TrainLoop(object):
         for hook in self.hooks:
             hook.before_train(self)
         with StopRequest(enabled=self.stop_enabled) as stop:
-            while self.step < self.total:
+            while self.step < self.total and not self.finished:
                 if stop.requested:
-                    stop.stop("%s %d" % (self.unit, self.step), self._save())
+                    stop.stop(self.where(self.step), self._save())
                 self._run_once()
         if self.trained and self.checkpoint is not None and not self._saved_last:
             self.checkpoint.save(self.step)
