@@ -203,24 +203,7 @@ class _Graph(object):
             with tf.control_dependencies(done):
                 return tf.identity(loss), tf.identity(acc)
 
-        # Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route).
-        # Fine-tuning's first epochs: a second step over the same batch that trains the top alone.
-        self.frozen_loss = self.frozen_acc = self.frozen_train_op = None
-        if in_graph_loop:   # off Ascend: that many steps per session call, each drawing its own batch inside
-            def looped(frozen):
-                return repeat(in_graph_loop, lambda: list(dp.run_step(
-                    lambda *inputs: step(*inputs, frozen=frozen), *self.train_iter.get_next())), [tf.zeros([])] * 2)
-            self.loss, self.acc = looped(False)
-            if config.freeze_backbone_epochs:
-                self.frozen_loss, self.frozen_acc = looped(True)
-        else:
-            batch = self.train_iter.get_next()
-            self.loss, self.acc = dp.run_step(step, *batch)
-            if config.freeze_backbone_epochs:
-                self.frozen_loss, self.frozen_acc = dp.run_step(lambda *inputs: step(*inputs, frozen=True), *batch)
-        self.train_op = self.loss.op
-        if self.frozen_loss is not None:
-            self.frozen_train_op = self.frozen_loss.op
+        self._build_steps(config, dp, step, in_graph_loop)
 
         # A fixed number of batches, then all-masked padding: an OutOfRangeError in a session run would abort
         # the collective executor of the multi-worker route and hang the next all-reduce.
@@ -245,6 +228,26 @@ class _Graph(object):
         self.init = tf.compat.v1.global_variables_initializer()
         # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
         self.broadcast = npu_session.broadcast_variables_op(model_vars) if cluster.route == "npu" else tf.no_op()
+
+    def _build_steps(self, config, dp, step, in_graph_loop):
+        """Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route); in
+        fine-tuning's first epochs the frozen step over the same batch trains the top alone."""
+        self.frozen_loss = self.frozen_acc = self.frozen_train_op = None
+        if in_graph_loop:   # off Ascend: that many steps per session call, each drawing its own batch inside
+            def looped(frozen):
+                return repeat(in_graph_loop, lambda: list(dp.run_step(
+                    lambda *inputs: step(*inputs, frozen=frozen), *self.train_iter.get_next())), [tf.zeros([])] * 2)
+            self.loss, self.acc = looped(False)
+            if config.freeze_backbone_epochs:
+                self.frozen_loss, self.frozen_acc = looped(True)
+        else:
+            batch = self.train_iter.get_next()
+            self.loss, self.acc = dp.run_step(step, *batch)
+            if config.freeze_backbone_epochs:
+                self.frozen_loss, self.frozen_acc = dp.run_step(lambda *inputs: step(*inputs, frozen=True), *batch)
+        self.train_op = self.loss.op
+        if self.frozen_loss is not None:
+            self.frozen_train_op = self.frozen_loss.op
 
     def validate(self, sess):
         sess.run(self.val_iter.initializer)
@@ -276,16 +279,7 @@ def train(config):
     require(config.batch <= per_rank, "batch %d is larger than the %d training images%s under %s" % (
         config.batch, per_rank, " per device" if cluster.distributed else "", config.train_dir))
     steps_per_epoch = per_rank // config.batch
-    # Off Ascend the step always runs in an in-graph loop (N=1 too: one graph, so a seed draws the same numbers
-    # for every N); on Ascend the adapter loops the plain step on the device.
-    in_graph = not npu_session.on_npu() and not cluster.distributed
-    per_run = config.npu.iterations_per_loop if in_graph else npu_session.steps_per_run(config.npu)
-    require(config.npu.iterations_per_loop == 1 or not cluster.distributed or cluster.route == "npu",
-            "iterations_per_loop > 1 runs one process's in-graph loop: the multi-worker CPU/GPU route takes 1")
-    require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
-            % (per_run, steps_per_epoch))
-    require(per_run == 1 or not config.freeze_backbone_epochs,
-            "freeze_backbone_epochs needs iterations_per_loop=1 (two train ops cannot share the device loop)")
+    in_graph, per_run = _steps_per_call(config, steps_per_epoch)
     chief = cluster.is_chief
     input_range = resolve_input_range(config)
     record = config.model_record(classes, input_range)
@@ -336,6 +330,21 @@ def train(config):
                 checkpoints.require_writable(directory)
             return _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs, hist_path,
                          bool(restored))
+
+
+def _steps_per_call(config, steps_per_epoch):
+    """(in-graph loop?, steps per session call). Off Ascend the step always runs in an in-graph loop (N=1 too: one
+    graph, so a seed draws the same numbers for every N); on Ascend the adapter loops the plain step."""
+    cluster = config.cluster
+    in_graph = not npu_session.on_npu() and not cluster.distributed
+    per_run = config.npu.iterations_per_loop if in_graph else npu_session.steps_per_run(config.npu)
+    require(config.npu.iterations_per_loop == 1 or not cluster.distributed or cluster.route == "npu",
+            "iterations_per_loop > 1 runs one process's in-graph loop: the multi-worker CPU/GPU route takes 1")
+    require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
+            % (per_run, steps_per_epoch))
+    require(per_run == 1 or not config.freeze_backbone_epochs,
+            "freeze_backbone_epochs needs iterations_per_loop=1 (two train ops cannot share the device loop)")
+    return in_graph, per_run
 
 
 def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs, hist_path, resumed):
