@@ -907,5 +907,6 @@ def test_a_loop_length_that_does_not_fit_the_steps_is_one_error(tmp_path, image_
         trainer.train(_looped(tmp_path, image_data, 4, max_step=10))
     proc = run_python([os.path.join(MODEL_DIR, "train_cls.py"), "--data_path=" + image_data, "--image_size=32",
                        "--batch=4", "--iterations_per_loop=3", "--modeldir=%s" % (tmp_path / "cli")], check=False)
-    errors = [line for line in proc.stderr.splitlines() + proc.stdout.splitlines() if line.startswith("error:")]
-    assert proc.returncode in (1, 2) and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error:")]   # stdout and stderr
+    assert proc.returncode in (1, 2) and len(errors) == 1 and "Traceback" not in proc.stdout, proc.stdout[-2000:]
+    assert "iterations_per_loop=3 must divide the 8 steps of an epoch" in errors[0]
