@@ -88,7 +88,8 @@ class TrainLoop(object):
     """run(step) -> the fetched values of the session call that starts at global step `step`; timed(step) says
     whether that call counts in the step time (default: every call).
 
-    `where % steps_done` names the place in the stop line (default "<unit> N"; SWA's "the end of sgd epoch N").
+    `where % steps_done` or where(steps_done) names the place in the stop line (default "<unit> N"; SWA's "the end
+    of sgd epoch N", MobileNetV3's "step N (epoch E)").
     summary=False leaves the step-time summary to the script (SWA prints it after its final results)."""
 
     def __init__(self, run, start, total, per_run=1, unit="step", checkpoint=None, timer=None, hooks=(),
@@ -181,7 +182,7 @@ class TrainLoop(object):
             saved = self._last_save
             if saved is None:
                 saved = self.checkpoint.save(self.step) if self.checkpoint is not None else "nothing"
-            self._stop.stop(self.where % self.step, saved)
+            self._stop.stop(self.where(self.step) if callable(self.where) else self.where % self.step, saved)
 
 
 def repeat(iterations, step_fn, initial):

@@ -91,11 +91,13 @@ class WeightAverage(object):
         self.decay = decay
         self.shadows = {}
         sync = dict(synchronization=tf.VariableSynchronization.ON_READ, aggregation=tf.VariableAggregation.MEAN)
-        for var in variables:
-            self.shadows[var.name] = (var, tf.compat.v1.get_variable(
-                average_name(var), shape=var.shape, dtype=var.dtype.base_dtype, trainable=False,
-                initializer=tf.zeros_initializer(), **sync))
-        self.reset_op = tf.group(*[s.assign(v) for v, s in self.shadows.values()], name="weight_average_reset")
+        # made by the first training step, which may sit in an in-graph loop: the reset op runs outside it
+        with tf.compat.v1.init_scope():
+            for var in variables:
+                self.shadows[var.name] = (var, tf.compat.v1.get_variable(
+                    average_name(var), shape=var.shape, dtype=var.dtype.base_dtype, trainable=False,
+                    initializer=tf.zeros_initializer(), **sync))
+            self.reset_op = tf.group(*[s.assign(v) for v, s in self.shadows.values()], name="weight_average_reset")
 
     def update(self, step):
         """Ops moving every shadow towards its variable (build them after the train op)."""

@@ -20,12 +20,11 @@ import numpy as np
 
 from common import checkpoints, distributed, npu_session, precision
 from common.errors import UserError, require
-from common.log_lines import NOTHING_TO_TRAIN
 from common.npu_session import NpuOptions
 from common.progress import Progress
 from common.scalar_events import ScalarEvents
 from common.step_timer import StepTimer
-from common.stop import StopRequest
+from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat
 from common.tf_compat import tf
 from mobilenetv3 import data, log_lines, recipe, weights
 from mobilenetv3.options import OPTIONS
@@ -143,7 +142,7 @@ AUGMENTATION_TEXT = {"upstream": "upstream's (Keras affine warp and flip)",
 class _Graph(object):
     """The training and validation graphs, sharing variables; the training step runs on every worker of dp."""
 
-    def __init__(self, config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range):
+    def __init__(self, config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range, in_graph_loop=0):
         n = len(train_folder.classes)
         cluster = config.cluster
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
@@ -151,15 +150,20 @@ class _Graph(object):
             shuffle=config.shuffle,
             shard=(cluster.size, cluster.rank), style=config.augmentation_style()))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
-        rate = recipe.learning_rate(config.recipe, recipe.initial_learning_rate(
-            config.recipe, config.learning_rate, config.batch * cluster.size), steps_per_epoch, self.global_step)
+        initial = recipe.initial_learning_rate(config.recipe, config.learning_rate, config.batch * cluster.size)
+
+        used = {}
+
+        def rate():   # the rate tensor of the step being built: in an in-graph loop every iteration its own
+            return used["rate"]
         optimizer = npu_session.wrap_optimizer(recipe.optimizer(config.recipe, rate), config.npu,
                                                distributed=cluster.distributed)
-        # Fetched with each step: the rate that step used (the paper's decays; Adam's constant is a float here).
-        self.learning_rate = tf.convert_to_tensor(rate, tf.float32, name="learning_rate")
         self.average = None    # recipe.WeightAverage once the first step has created the weights
 
         def step(images, labels, frozen=False):
+            # one rate tensor per step, read by its optimizer update and fetched with it (the rate that step used)
+            used["rate"] = tf.convert_to_tensor(recipe.learning_rate(config.recipe, initial, steps_per_epoch,
+                                                                     self.global_step), tf.float32)
             update_ops_before = set(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))
             logits = mobilenet_v3(images, spec, n, alpha=config.alpha, dropout=config.dropout, training=True,
                                   input_range=input_range, bn_training=not frozen)
@@ -180,17 +184,9 @@ class _Graph(object):
                 with tf.control_dependencies(done):
                     done = [self.average.update(self.global_step)]
             with tf.control_dependencies(done):
-                return tf.identity(loss), tf.identity(acc)
+                return tf.identity(loss), tf.identity(acc), tf.identity(used["rate"])
 
-        # Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route).
-        batch = self.train_iter.get_next()
-        self.loss, self.acc = dp.run_step(step, *batch)
-        self.train_op = self.loss.op
-        # Fine-tuning's first epochs: a second step over the same batch that trains the top alone.
-        self.frozen_loss = self.frozen_acc = self.frozen_train_op = None
-        if config.freeze_backbone_epochs:
-            self.frozen_loss, self.frozen_acc = dp.run_step(lambda *inputs: step(*inputs, frozen=True), *batch)
-            self.frozen_train_op = self.frozen_loss.op
+        self._build_steps(config, dp, step, in_graph_loop)
 
         # A fixed number of batches, then all-masked padding: an OutOfRangeError in a session run would abort
         # the collective executor of the multi-worker route and hang the next all-reduce.
@@ -215,6 +211,27 @@ class _Graph(object):
         self.init = tf.compat.v1.global_variables_initializer()
         # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
         self.broadcast = npu_session.broadcast_variables_op(model_vars) if cluster.route == "npu" else tf.no_op()
+
+    def _build_steps(self, config, dp, step, in_graph_loop):
+        """Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route); in
+        fine-tuning's first epochs the frozen step over the same batch trains the top alone."""
+        self.frozen_loss = self.frozen_acc = self.frozen_train_op = self.frozen_learning_rate = None
+        if in_graph_loop:   # off Ascend: that many steps per session call, each drawing its own batch inside
+            def looped(frozen):
+                return repeat(in_graph_loop, lambda: list(dp.run_step(
+                    lambda *inputs: step(*inputs, frozen=frozen), *self.train_iter.get_next())), [tf.zeros([])] * 3)
+            self.loss, self.acc, self.learning_rate = looped(False)
+            if config.freeze_backbone_epochs:
+                self.frozen_loss, self.frozen_acc, self.frozen_learning_rate = looped(True)
+        else:
+            batch = self.train_iter.get_next()
+            self.loss, self.acc, self.learning_rate = dp.run_step(step, *batch)
+            if config.freeze_backbone_epochs:
+                self.frozen_loss, self.frozen_acc, self.frozen_learning_rate = dp.run_step(
+                    lambda *inputs: step(*inputs, frozen=True), *batch)
+        self.train_op = self.loss.op
+        if self.frozen_loss is not None:
+            self.frozen_train_op = self.frozen_loss.op
 
     def validate(self, sess):
         sess.run(self.val_iter.initializer)
@@ -246,11 +263,7 @@ def train(config):
     require(config.batch <= per_rank, "batch %d is larger than the %d training images%s under %s" % (
         config.batch, per_rank, " per device" if cluster.distributed else "", config.train_dir))
     steps_per_epoch = per_rank // config.batch
-    per_run = npu_session.steps_per_run(config.npu)
-    require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
-            % (per_run, steps_per_epoch))
-    require(per_run == 1 or not config.freeze_backbone_epochs,
-            "freeze_backbone_epochs needs iterations_per_loop=1 (two train ops cannot share the device loop)")
+    in_graph, per_run = _steps_per_call(config, steps_per_epoch)
     chief = cluster.is_chief
     input_range = resolve_input_range(config)
     record = config.model_record(classes, input_range)
@@ -271,9 +284,11 @@ def train(config):
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
+        config.npu.in_graph_loop = in_graph    # said on the device line
         dp = distributed.DataParallel(cluster, npu_session.session_config(config.npu, cluster.distributed))
         with dp.scope():
-            g = _Graph(config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range)
+            g = _Graph(config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range,
+                       in_graph_loop=per_run if in_graph else 0)
         sess = dp.session(graph)
         with sess:
             sess.run(g.init)
@@ -287,7 +302,7 @@ def train(config):
                 sess.run(g.average.reset_op)   # average from the starting weights, not from zero
             train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
             steps = {False: (train_op, g.loss, g.acc, g.learning_rate),
-                     True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc, g.learning_rate)}
+                     True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc, g.frozen_learning_rate)}
             graph.finalize()
             if chief:
                 os.makedirs(ckpt_dir, exist_ok=True)
@@ -298,91 +313,163 @@ def train(config):
             save_dirs = [os.path.join(save_root, name) for name in ("checkpoints", "best")]
             for directory in save_dirs:
                 checkpoints.require_writable(directory)
-            with StopRequest(enabled=not cluster.distributed) as stop:   # Ctrl-C/SIGTERM: save, then stop
-                return _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs[0], save_dirs[1],
-                             hist_path, bool(restored), stop)
+            return _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs, hist_path,
+                         bool(restored))
 
 
-def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, ckpt_dir, best_dir, hist_path, resumed, stop):
-    history = _read_history(hist_path) if resumed else []
-    step = int(sess.run(g.global_step))
-    best_acc, wait = -1.0, 0
-    for row in history:   # rebuild the early-stopping state of a resumed run
-        acc = float(row["val_acc"])
-        best_acc, wait = (acc, 0) if acc > best_acc else (best_acc, wait + 1)
-    epoch = step // steps_per_epoch
+def _steps_per_call(config, steps_per_epoch):
+    """(in-graph loop?, steps per session call). Off Ascend the step always runs in an in-graph loop (N=1 too: one
+    graph, so a seed draws the same numbers for every N); on Ascend the adapter loops the plain step."""
+    cluster = config.cluster
+    in_graph = not npu_session.on_npu() and not cluster.distributed
+    per_run = config.npu.iterations_per_loop if in_graph else npu_session.steps_per_run(config.npu)
+    require(config.npu.iterations_per_loop == 1 or not cluster.distributed or cluster.route == "npu",
+            "iterations_per_loop > 1 runs one process's in-graph loop: the multi-worker CPU/GPU route takes 1")
+    require(steps_per_epoch % per_run == 0, "iterations_per_loop=%d must divide the %d steps of an epoch"
+            % (per_run, steps_per_epoch))
+    require(per_run == 1 or not config.freeze_backbone_epochs,
+            "freeze_backbone_epochs needs iterations_per_loop=1 (two train ops cannot share the device loop)")
+    return in_graph, per_run
+
+
+def _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs, hist_path, resumed):
+    """Epochs of steps through the common loop: it stops, saves, times; the hooks log, validate, stop early."""
+    start = int(sess.run(g.global_step))
     max_step = config.max_step or config.epochs * steps_per_epoch
-    if config.patience and wait >= config.patience and step >= BN_SETTLE_STEPS:
-        print(NOTHING_TO_TRAIN.format(why="early stopping already reached in %s (no better val_acc for %d epochs)"
-                                      % (hist_path, wait)))
-        return history
-    if step >= max_step or epoch >= config.epochs:
-        print(NOTHING_TO_TRAIN.format(why="checkpoint at step %d, epochs %d, max_step %d"
-                                      % (step, config.epochs, max_step)))
-        return history
-    sess.run(g.train_iter.initializer)
-    events = ScalarEvents(config.save_dir if chief else None)   # TensorBoard: loss, accuracy, learning rate
+    total = min(max_step, config.epochs * steps_per_epoch)
+    epochs = _Epochs(config, sess, g, steps_per_epoch, total, _read_history(hist_path) if resumed else [],
+                     hist_path if chief else None, save_dirs[1])
+    nothing = "checkpoint at step %d, epochs %d, max_step %d" % (start, config.epochs, max_step)
+    if config.patience and epochs.wait >= config.patience and start >= BN_SETTLE_STEPS:
+        nothing = "early stopping already reached in %s (no better val_acc for %d epochs)" % (hist_path, epochs.wait)
+        total = start
+    require(start >= total or start % per_run == 0, "iterations_per_loop=%d: the checkpoint's step %d is not a "
+            "multiple of it (epochs end at multiples of it); resume with the run's own iterations_per_loop"
+            % (per_run, start))
     timer = StepTimer(config.batch, warmup_steps=config.warmup_steps, log_every=max(config.log_every, 100))
-    last_saved = step
-    stopped = warned = False
+    loop = TrainLoop(_runner(config, sess, steps, steps_per_epoch, per_run, chief), start, total, per_run=per_run,
+                     checkpoint=_SavePolicy(g.saver, sess, save_dirs[0], config.save_interval, epochs.ends, start),
+                     timer=timer, hooks=[_TrainLines(config, epochs), epochs],
+                     stop_enabled=not config.cluster.distributed, nothing_to_train=nothing,
+                     where=lambda step: "step %d (epoch %d)" % (step, step // steps_per_epoch + 1))
+    if start < total:
+        sess.run(g.train_iter.initializer)
+        epochs.events = ScalarEvents(config.save_dir if chief else None)   # TensorBoard: loss, accuracy, rate
+    loop.train()
+    return epochs.history
+
+
+def _runner(config, sess, steps, steps_per_epoch, per_run, chief):
+    """run(step): the session call starting at step; the frozen-backbone step in fine-tuning's first epochs."""
     dump = precision.StepDump.from_options(config.npu, chief)   # --reference_dump: every op output of one step
-    while epoch < config.epochs and step < max_step and not stopped:
-        epoch += 1
-        losses, accs, start = [], [], time.time()
-        epoch_end = min(epoch * steps_per_epoch, max_step)
+    announced = set()
+
+    def run(step):
+        epoch = step // steps_per_epoch + 1
         fetches = steps[epoch <= config.freeze_backbone_epochs]
-        if config.freeze_backbone_epochs and epoch in (1, config.freeze_backbone_epochs + 1):
+        if config.freeze_backbone_epochs and epoch in (1, config.freeze_backbone_epochs + 1) \
+                and epoch not in announced:
+            announced.add(epoch)
             print("epoch %d: %s" % (epoch, "backbone frozen (head and classifier train, batch norm statistics kept)"
                                     if fetches is steps[True] else "the whole network trains"), flush=True)
-        while step < epoch_end:
-            if stop.requested:
-                stop.stop("step %d (epoch %d)" % (step, epoch), checkpoints.save(
-                    g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step))
-            timer.start()
-            _, loss, acc, rate = dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)
-            timer.stop(steps=per_run)
-            # Counted here: a global_step fetched beside the train op may be read before its increment, and
-            # workers that disagree on the step count stop pairing their all-reduces.
-            step += per_run
-            npu_session.check_loss(loss, step)
-            losses.append(loss)
-            accs.append(acc)
-            events.add(step, {"loss": loss, "accuracy": acc})
-            if step % config.log_every == 0 or step == epoch_end:
-                print(log_lines.LOSS.format(step=step, epoch=epoch, loss=loss, acc=acc), flush=True)
-            if config.save_interval and step - last_saved >= config.save_interval:
-                checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
-                last_saved = step
-        val_loss, val_acc, n_val = g.validate(sess)
-        if n_val < g.val_images and not warned:
+        return dump.run(sess, fetches, step, loss=fetches[1], per_run=per_run)[1:]
+    return run
+
+
+class _SavePolicy(Checkpoint):
+    """model.ckpt-<step> every save_interval steps since the last save, else at the end of every epoch."""
+
+    def __init__(self, saver, sess, directory, interval, epoch_ends, start):
+        super(_SavePolicy, self).__init__(saver, sess, directory)
+        self.interval, self.epoch_ends, self.last_saved = interval, epoch_ends, start
+
+    def save(self, steps_done):
+        self.last_saved = steps_done
+        return super(_SavePolicy, self).save(steps_done)
+
+    def due(self, loop):
+        if self.interval:
+            return loop.step - self.last_saved >= self.interval
+        return self.epoch_ends(loop.step) and loop.step > self.last_saved
+
+
+class _TrainLines(Hook):
+    """Upstream's 'train step=N epoch=E loss=X acc=Y' lines (each session call's last step), the finite check
+    and the loss and accuracy events; the epoch's values go to its history row."""
+
+    def __init__(self, config, epochs):
+        self.log_every, self.epochs = config.log_every, epochs
+
+    def after_run(self, loop):
+        # Counted by the loop: a global_step fetched beside the train op may be read before its increment, and
+        # workers that disagree on the step count stop pairing their all-reduces.
+        loss, acc, self.epochs.rate = loop.values      # the rate the call's last step used
+        step = loop.step
+        npu_session.check_loss(loss, step)
+        self.epochs.losses.append(loss)
+        self.epochs.accs.append(acc)
+        self.epochs.events.add(step, {"loss": loss, "accuracy": acc})
+        if crosses(step - loop.per_run + 1, loop.per_run, self.log_every) or self.epochs.ends(step):
+            print(log_lines.LOSS.format(step=step, epoch=self.epochs.of(step), loss=loss, acc=acc), flush=True)
+
+
+class _Epochs(Hook):
+    """At the end of every epoch: validation, the 'epoch N/M:' line, the best checkpoint, hist.csv, the
+    validation events and early stopping; the 'final:' line."""
+
+    def __init__(self, config, sess, g, steps_per_epoch, total, history, hist_path, best_dir):
+        self.config, self.sess, self.g, self.steps_per_epoch, self.total = config, sess, g, steps_per_epoch, total
+        self.history, self.hist_path, self.best_dir = history, hist_path, best_dir
+        self.best_acc, self.wait, self.rate = -1.0, 0, None
+        for row in history:   # rebuild the early-stopping state of a resumed run
+            acc = float(row["val_acc"])
+            self.best_acc, self.wait = (acc, 0) if acc > self.best_acc else (self.best_acc, self.wait + 1)
+        self.losses, self.accs, self.events, self.warned = [], [], None, False
+
+    def ends(self, step):
+        return step % self.steps_per_epoch == 0 or step == self.total
+
+    def of(self, step):
+        """The epoch (from 1) that steps done = `step` ends in."""
+        return (step - 1) // self.steps_per_epoch + 1
+
+    def before_train(self, loop):
+        self.started = time.time()
+
+    def after_run(self, loop):
+        if not self.ends(loop.step):
+            return
+        step, epoch = loop.step, self.of(loop.step)
+        val_loss, val_acc, n_val = self.g.validate(self.sess)
+        if n_val < self.g.val_images and not self.warned:
             data.warn("%d of %d validation images could not be decoded and are left out"
-                      % (g.val_images - n_val, g.val_images))
-            warned = True
-        improved = val_acc > best_acc
-        best_acc, wait = (val_acc, 0) if improved else (best_acc, wait + 1)
-        row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(losses), acc="%.6f" % np.mean(accs),
+                      % (self.g.val_images - n_val, self.g.val_images))
+            self.warned = True
+        improved = val_acc > self.best_acc
+        self.best_acc, self.wait = (val_acc, 0) if improved else (self.best_acc, self.wait + 1)
+        row = dict(epoch=epoch, steps=step, loss="%.6f" % np.mean(self.losses), acc="%.6f" % np.mean(self.accs),
                    val_loss="%.6f" % val_loss, val_acc="%.6f" % val_acc)
-        history.append(row)
-        events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": rate})   # the last step's
-        events.flush()
-        print(log_lines.EPOCH.format(epoch=epoch, epochs=config.epochs, loss=row["loss"], acc=row["acc"],
+        self.history.append(row)
+        self.events.add(step, {"val_loss": val_loss, "val_accuracy": val_acc,
+                               "learning_rate": self.rate})
+        self.events.flush()
+        print(log_lines.EPOCH.format(epoch=epoch, epochs=self.config.epochs, loss=row["loss"], acc=row["acc"],
                                      val_loss=row["val_loss"], val_acc=row["val_acc"], images=n_val,
-                                     seconds=time.time() - start, best=improved), flush=True)
+                                     seconds=time.time() - self.started, best=improved), flush=True)
         if improved:
-            checkpoints.save(g.best_saver, sess, os.path.join(best_dir, "model.ckpt"), global_step=step,
-                             latest_filename="checkpoint")
-        if not config.save_interval and step > last_saved:
-            checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
-            last_saved = step
-        if chief:
-            _write_history(hist_path, history)
-        stopped = _early_stop(config, wait, best_acc, step)
-    if step > last_saved:
-        checkpoints.save(g.saver, sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
-    events.close()
-    print("final: step=%d best_val_acc=%.4f val_acc=%s" % (step, best_acc, history[-1]["val_acc"]), flush=True)
-    timer.summary()
-    return history
+            checkpoints.save(self.g.best_saver, self.sess, os.path.join(self.best_dir, "model.ckpt"),
+                             global_step=step, latest_filename="checkpoint")
+        if self.hist_path:
+            _write_history(self.hist_path, self.history)
+        if _early_stop(self.config, self.wait, self.best_acc, step):
+            loop.finish()
+        self.losses, self.accs, self.started = [], [], time.time()
+
+    def after_train(self, loop):
+        if loop.trained:
+            self.events.close()
+            print("final: step=%d best_val_acc=%.4f val_acc=%s"
+                  % (loop.step, self.best_acc, self.history[-1]["val_acc"]), flush=True)
 
 
 # Validation runs in inference mode on the BN moving statistics, which start at mean 0 / variance 1 and keep

@@ -821,3 +821,90 @@ def test_a_run_of_warm_up_steps_only_still_gets_its_summary_and_report(tmp_path,
     assert "Final Performance images/sec : None" in proc.stdout
     assert (out / "0" / "MobileNetV3_ID0256_for_TensorFlow_bs8_1p_perf.log").exists()
     assert (out / "0" / "report.html").exists()
+
+
+# ---- --iterations_per_loop off Ascend: an in-graph loop with the NPU's semantics (issue 27) --------------------
+def _looped(tmp_path, image_data, n, **kwargs):
+    """8 steps an epoch (33 images, batch 4), one loss line per session call."""
+    from common.npu_session import NpuOptions
+    values = dict(batch=4, log_every=1, shuffle=False, npu=NpuOptions(iterations_per_loop=n))
+    values.update(kwargs)
+    return tiny_config(tmp_path, image_data, **values)
+
+
+def _train_lines(out):
+    """{step: (loss, acc)} of the 'train step=N epoch=E loss=X acc=Y' lines."""
+    fields = [dict(kv.split("=") for kv in line.split()[1:]) for line in out.splitlines()
+              if line.startswith("train step=")]
+    return {int(f["step"]): (float(f["loss"]), float(f["acc"])) for f in fields}
+
+
+@pytest.mark.parametrize("recipe", ["adam", "paper"])   # paper: a decaying rate and the weight average in the loop
+def test_a_looped_run_trains_the_same_as_one_step_per_call(tmp_path, image_data, capsys, recipe):
+    """N=1 and N=4: the same losses at the logged steps (each call's last step) and the same final weights,
+    batch-norm statistics, optimizer slots and weight averages (each variable made once)."""
+    from common import npu_session
+    printed, final = {}, {}
+    for n in (1, 4):
+        config = _looped(tmp_path / str(n), image_data, n, recipe=recipe)
+        npu_session.reset_probe()   # the device line again (once per process)
+        trainer.train(config)
+        out = capsys.readouterr().out
+        assert ("looping: %d training steps per session call (in-graph loop)" % n) in out
+        printed[n] = _train_lines(out)
+        reader = tf.train.load_checkpoint(os.path.join(config.save_dir, "checkpoints", "model.ckpt-16"))
+        final[n] = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    assert sorted(printed[4]) == [4, 8, 12, 16] and sorted(printed[1]) == list(range(1, 17))
+    for step in (4, 8, 12, 16):
+        assert printed[4][step] == pytest.approx(printed[1][step], abs=2e-6), step
+    assert sorted(final[4]) == sorted(final[1])
+    for name, value in final[1].items():
+        assert np.allclose(final[4][name], value, rtol=1e-5, atol=1e-6), name
+    means = [name for name in final[1] if name.endswith("moving_mean")]
+    assert means and all(np.any(final[4][name] != 0) for name in means)   # the BN updates ran inside the loop
+    averages = [name for name in final[1] if name.endswith(trainer.recipe.EMA_SUFFIX)]
+    assert bool(averages) == (recipe == "paper")
+
+
+def test_a_looped_run_saves_stops_and_resumes_at_multiples_of_the_loop(tmp_path, image_data, capsys, monkeypatch):
+    import signal
+    from common.stop import Stopped
+    config = _looped(tmp_path, image_data, 4, save_interval=6, patience=0)
+    trainer.train(config)
+    # save_interval 6 counted from the last save: the calls ending at steps 8 and 16 (the end)
+    state = tf.train.get_checkpoint_state(os.path.join(config.save_dir, "checkpoints"))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["model.ckpt-8", "model.ckpt-16"]
+    assert sorted(_train_lines(capsys.readouterr().out)) == [4, 8, 12, 16]
+
+    after_run = trainer._TrainLines.after_run
+
+    def interrupt_at_20(self, loop):   # Ctrl-C during the call that runs steps 17..20
+        after_run(self, loop)
+        if loop.step == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(trainer._TrainLines, "after_run", interrupt_at_20)
+    config.epochs = 4
+    with pytest.raises(Stopped, match=r"stopped by SIGINT at step 20 \(epoch 3\); saved \S+model.ckpt-20: rerun"):
+        trainer.train(config)
+    monkeypatch.undo()
+    capsys.readouterr()
+    history = trainer.train(config)
+    out = capsys.readouterr().out
+    assert "resumed from %s" % os.path.join(config.save_dir, "checkpoints", "model.ckpt-20") in out
+    assert sorted(_train_lines(out)) == [24, 28, 32] and [int(r["steps"]) for r in history] == [8, 16, 24, 32]
+
+
+def test_a_loop_length_that_does_not_fit_the_steps_is_one_error(tmp_path, image_data):
+    with pytest.raises(UserError, match="iterations_per_loop=3 must divide the 8 steps of an epoch"):
+        trainer.train(_looped(tmp_path, image_data, 3))
+    with pytest.raises(UserError, match=r"iterations_per_loop=4 must divide the steps left to train \(10, "
+                                        r"from step 0 to 10\)"):
+        trainer.train(_looped(tmp_path, image_data, 4, max_step=10))
+    trainer.train(_looped(tmp_path, image_data, 1, max_step=2))
+    with pytest.raises(UserError, match="the checkpoint's step 2 is not a multiple of it"):
+        trainer.train(_looped(tmp_path, image_data, 4, max_step=10))
+    proc = run_python([os.path.join(MODEL_DIR, "train_cls.py"), "--data_path=" + image_data, "--image_size=32",
+                       "--batch=4", "--iterations_per_loop=3", "--modeldir=%s" % (tmp_path / "cli")], check=False)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error:")]   # stdout and stderr
+    assert proc.returncode in (1, 2) and len(errors) == 1 and "Traceback" not in proc.stdout, proc.stdout[-2000:]
+    assert "iterations_per_loop=3 must divide the 8 steps of an epoch" in errors[0]
