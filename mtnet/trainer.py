@@ -155,6 +155,7 @@ def find_checkpoint(cfg, exp_dir):
 class Graph(object):
     """The tensors a loop needs: losses, optimizer op, summaries, inputs (for feeding plots)."""
     iterator_inits = ()    # image tasks: their iterators' initializers, run once after the variables
+    pretrain_fetches = None
 
 
 def _reduce(out, classification):
@@ -342,6 +343,7 @@ def _train(cfg, options, exp_dir, checkpoint, cluster, task_source=None):
     if broadcast is not None:
         sess.run(broadcast)
     built.train_op = npu_session.set_iterations_per_loop(sess, built.train_op, options)
+    built.fetches[0] = built.train_op      # on Ascend the looped op the adapter returns
     # Rank 0 keeps checkpoints and summaries. On the multi-worker route every rank must run each save (see
     # distributed.save_dir), the others into scratch directories; on Ascend the other ranks do not save.
     saves = cluster.is_chief or cluster.route == "collective"
@@ -505,13 +507,20 @@ def _minimize(cfg, options, cluster, dp, loss, global_step, name="Adam", clip=Fa
 def _runner(cfg, options, sess, b, writer, chief):
     """run(itr): the session call starting at iteration itr; summaries ride along at their interval."""
     dump = precision.StepDump.from_options(options, chief)   # --reference_dump: one step's op outputs
+    # Off Ascend the plain calls go through callables made once: Session.run parses its fetch list in Python on
+    # every call, a quarter of a regression step (on Ascend every call goes through the adapter's session run).
+    made = {} if npu_session.on_npu() else {id(f): sess.make_callable(f) for f in (b.fetches, b.pretrain_fetches)
+                                            if f is not None}
 
     def run(itr):
         step_fetches = b.pretrain_fetches if itr < b.pretrain_end else b.fetches
         # every rank fetches the summaries (their rank means are all-reduces); rank 0 alone writes them
         want_summary = b.summary_fetches is not None and crosses(itr, b.per_run, SUMMARY_INTERVAL, count_zero=True)
-        result = dump.run(sess, step_fetches + ([b.summary_fetches] if want_summary else []), itr,
-                          loss=step_fetches[2], per_run=b.per_run)
+        if not want_summary and id(step_fetches) in made and not dump.due(itr, b.per_run):
+            result = made[id(step_fetches)]()
+        else:
+            result = dump.run(sess, step_fetches + ([b.summary_fetches] if want_summary else []), itr,
+                              loss=step_fetches[2], per_run=b.per_run)
         npu_session.check_loss(result[2], itr + b.per_run - 1, "postloss")
         if want_summary and writer is not None:
             values, probs, weights = result[-1]
