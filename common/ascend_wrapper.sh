@@ -65,9 +65,14 @@ _flags_python="${PYTHON:-}"
 if [ -z "$_flags_python" ]; then
   if [ -x "$REPO_DIR/.venv/bin/python" ]; then _flags_python="$REPO_DIR/.venv/bin/python"; else _flags_python=python3; fi
 fi
-if ! _declarations="$("$_flags_python" -m common.ascend_flags --shell)"; then
-  echo "$(basename "$WRAPPER_SCRIPT"): cannot read the Ascend flags with $_flags_python -m common.ascend_flags" >&2
-  exit 1
+if ! _declarations="$("$_flags_python" -m common.ascend_flags --shell 2>/dev/null)"; then
+  # No usable python yet (a fresh clone on a host without python3, or an unfinished .venv): build the venv the
+  # run needs anyway first, saying so (or stop with setup.sh's one line), and read them with it.
+  wrapper_python "$(basename "$WRAPPER_SCRIPT")"
+  if ! _declarations="$("$PYTHON" -m common.ascend_flags --shell)"; then
+    echo "$(basename "$WRAPPER_SCRIPT"): cannot read the Ascend flags with $PYTHON -m common.ascend_flags" >&2
+    exit 1
+  fi
 fi
 eval "$_declarations"
 unset _flags_python _declarations
