@@ -20,6 +20,7 @@ An outer loop can run the calls instead (`loop.train(drive)`: Keras's fit, whose
 common/keras_loop.py); it reports each call with `loop.after_call(values)` and ends once `loop.stop_requested`.
 A stop request is honoured after the call in flight, the last one too: the call is saved, then the run stops.
 """
+import os
 import time
 
 from common import checkpoints
@@ -61,7 +62,6 @@ class Checkpoint(object):
         this process does not save)."""
         if not self.enabled or steps_done <= 0:
             return "nothing"
-        import os
         self.last_saved = steps_done
         if self.name is not None:
             return checkpoints.save(self.saver, self.sess, os.path.join(self.directory, self.name % (steps_done - 1)))

@@ -317,11 +317,6 @@ def _init_session(sess, saver, checkpoint, fall_back=True):
     return start
 
 
-def _save_stopped(saver, sess, save_here, itr):
-    """The checkpoint of a run stopped before iteration itr (iterations 0..itr-1 done)."""
-    return checkpoints.save(saver, sess, os.path.join(save_here, "model%d" % (itr - 1))) if itr > 0 else "nothing"
-
-
 def _open_session(cfg, options, saver, checkpoint):
     sess = tf1.Session(config=_session_config(cfg, options))
     return sess, _init_session(sess, saver, checkpoint, fall_back=cfg.test_iter < 0)   # test_iter: that one
