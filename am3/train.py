@@ -21,7 +21,7 @@ from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
 from common.tf_compat import tf
-from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, repeat
+from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, ordered_updates, repeat
 from datasets import fewshot_data as fsd
 
 v1 = tf.compat.v1
@@ -261,6 +261,7 @@ def _train_op(opt, loss, var_list, global_step, update_ops, clip):
     grads = opt.compute_gradients(loss, var_list=var_list)
     if clip > 0:
         grads = [(tf.clip_by_norm(g, clip) if g is not None else None, v) for g, v in grads]
+    ordered_updates(update_ops)     # the encoder's passes update batch norm's statistics in a fixed order
     with tf.control_dependencies(update_ops):
         return opt.apply_gradients([(g, v) for g, v in grads if g is not None], global_step=global_step)
 

@@ -224,3 +224,37 @@ def resource_variables():
     from common.tf_compat import tf
     tf1 = tf.compat.v1
     return tf1.variable_scope(tf1.get_variable_scope(), use_resource=True)
+
+
+def ordered_updates(update_ops):
+    """Make updates of the same resource variable run in the order given (creation order): each one reads the
+    variable after its predecessor's assign. A layer applied several times in one step (AM3's encoder on the
+    support, the query and again under FiLM) adds one batch-norm update per pass; unordered, a later pass could
+    read the moving statistic before an earlier pass wrote it, so identical runs ended with different
+    statistics. Ref-variable updates (no separate read op to order) are left as they are."""
+    last = {}
+    for op in update_ops:
+        if not op.type.endswith("VariableOp") or not op.type.startswith("Assign"):
+            continue
+        handle = op.inputs[0].name
+        if handle in last:
+            for read in _reads_inside(op, handle):
+                read._add_control_input(last[handle])   # TF's graph API: no public way to add an edge later
+        last[handle] = op
+
+
+def _reads_inside(op, handle):
+    """The ReadVariableOps of `handle` among op's ancestors in op's own name scope (its update's arithmetic)."""
+    scope = op.name.rsplit("/", 1)[0] + "/"
+    seen, todo, reads = set(), [op], []
+    while todo:
+        current = todo.pop()
+        for tensor in current.inputs:
+            parent = tensor.op
+            if parent.name in seen or not parent.name.startswith(scope):
+                continue
+            seen.add(parent.name)
+            if parent.type == "ReadVariableOp" and parent.inputs[0].name == handle:
+                reads.append(parent)
+            todo.append(parent)
+    return reads
