@@ -143,22 +143,33 @@ class _Graph(object):
     """The training and validation graphs, sharing variables; the training step runs on every worker of dp."""
 
     def __init__(self, config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range, in_graph_loop=0):
-        n = len(train_folder.classes)
         cluster = config.cluster
         self.train_iter = tf.compat.v1.data.make_initializable_iterator(data.train_dataset(
             train_folder, config.batch, config.height, config.width, augmentation=config.augment, seed=config.seed,
             shuffle=config.shuffle,
             shard=(cluster.size, cluster.rank), style=config.augmentation_style()))
         self.global_step = tf.compat.v1.train.get_or_create_global_step()
-        initial = recipe.initial_learning_rate(config.recipe, config.learning_rate, config.batch * cluster.size)
+        self.average = None    # recipe.WeightAverage once the first step has created the weights
+        step = self._step_builder(config, spec, len(train_folder.classes), dp, steps_per_epoch, input_range)
+        self._build_steps(config, dp, step, in_graph_loop)
+        self._build_validation(config, val_folder, spec, len(train_folder.classes), input_range)
+        model_vars = network_variables()
+        self.model_vars = model_vars
+        self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
+        self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1, save_relative_paths=True)
+        self.init = tf.compat.v1.global_variables_initializer()
+        # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
+        self.broadcast = npu_session.broadcast_variables_op(model_vars) if cluster.route == "npu" else tf.no_op()
 
+    def _step_builder(self, config, spec, n, dp, steps_per_epoch, input_range):
+        """step(images, labels, frozen) -> (loss, acc, rate) tensors read after the step's update."""
+        initial = recipe.initial_learning_rate(config.recipe, config.learning_rate, config.batch * config.cluster.size)
         used = {}
 
         def rate():   # the rate tensor of the step being built: in an in-graph loop every iteration its own
             return used["rate"]
         optimizer = npu_session.wrap_optimizer(recipe.optimizer(config.recipe, rate), config.npu,
-                                               distributed=cluster.distributed)
-        self.average = None    # recipe.WeightAverage once the first step has created the weights
+                                               distributed=config.cluster.distributed)
 
         def step(images, labels, frozen=False):
             # one rate tensor per step, read by its optimizer update and fetched with it (the rate that step used)
@@ -185,11 +196,12 @@ class _Graph(object):
                     done = [self.average.update(self.global_step)]
             with tf.control_dependencies(done):
                 return tf.identity(loss), tf.identity(acc), tf.identity(used["rate"])
+        return step
 
-        self._build_steps(config, dp, step, in_graph_loop)
-
-        # A fixed number of batches, then all-masked padding: an OutOfRangeError in a session run would abort
-        # the collective executor of the multi-worker route and hang the next all-reduce.
+    def _build_validation(self, config, val_folder, spec, n, input_range):
+        """Sums of loss, right answers and images over a fixed number of batches, then all-masked padding: an
+        OutOfRangeError in a session run would abort the collective executor of the multi-worker route and hang
+        the next all-reduce."""
         self.val_batches = -(-len(val_folder) // config.batch)
         padding = tf.data.Dataset.from_tensors((tf.zeros([config.batch, config.height, config.width, 3]),
                                                 tf.zeros([config.batch], tf.int32), tf.zeros([config.batch])))
@@ -203,14 +215,6 @@ class _Graph(object):
         v_right = tf.cast(tf.equal(tf.argmax(v_logits, 1, output_type=tf.int32), v_labels), tf.float32)
         self.val_images = len(val_folder)
         self.val_sums = (tf.reduce_sum(v_loss * mask), tf.reduce_sum(v_right * mask), tf.reduce_sum(mask))
-
-        model_vars = network_variables()
-        self.model_vars = model_vars
-        self.saver = tf.compat.v1.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
-        self.best_saver = tf.compat.v1.train.Saver(max_to_keep=1, save_relative_paths=True)
-        self.init = tf.compat.v1.global_variables_initializer()
-        # Ascend ranks start from rank 0's weights; MultiWorkerMirroredStrategy does this by itself.
-        self.broadcast = npu_session.broadcast_variables_op(model_vars) if cluster.route == "npu" else tf.no_op()
 
     def _build_steps(self, config, dp, step, in_graph_loop):
         """Fetching loss and acc runs the step (and its gradient all-reduce on the multi-worker route); in
@@ -249,6 +253,35 @@ def train(config):
     """Train, validate every epoch, stop early, keep the best model; returns the history rows (list of dicts)."""
     config.validate()
     spec = get_spec(config.model, config.variant)
+    train_folder, val_folder, steps_per_epoch = _check_data(config)
+    in_graph, per_run = _steps_per_call(config, steps_per_epoch)
+    input_range = resolve_input_range(config)
+    record = config.model_record(train_folder.classes, input_range)
+    _check_record(config.save_dir, record)
+    _say_settings(config, train_folder, val_folder, steps_per_epoch, input_range)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
+        config.npu.in_graph_loop = in_graph    # said on the device line
+        dp = distributed.DataParallel(config.cluster, npu_session.session_config(config.npu,
+                                                                                 config.cluster.distributed))
+        with dp.scope():
+            g = _Graph(config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range,
+                       in_graph_loop=per_run if in_graph else 0)
+        sess = dp.session(graph)
+        with sess:
+            restored = _start(config, sess, g)
+            train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
+            steps = {False: (train_op, g.loss, g.acc, g.learning_rate),
+                     True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc, g.frozen_learning_rate)}
+            graph.finalize()
+            save_dirs = _prepare_save_dirs(config, record)
+            return _loop(config, sess, g, steps, steps_per_epoch, per_run, config.cluster.is_chief, save_dirs,
+                         os.path.join(config.save_dir, "hist.csv"), restored)
+
+
+def _check_data(config):
+    """The training and validation folders, checked -> (train_folder, val_folder, steps per epoch)."""
     train_folder = data.ImageFolder(config.train_dir, "training")
     val_folder = data.ImageFolder(config.eval_dir, "validation")
     data.check_same_classes(train_folder, val_folder)
@@ -262,16 +295,14 @@ def train(config):
     per_rank = len(train_folder) // cluster.size
     require(config.batch <= per_rank, "batch %d is larger than the %d training images%s under %s" % (
         config.batch, per_rank, " per device" if cluster.distributed else "", config.train_dir))
-    steps_per_epoch = per_rank // config.batch
-    in_graph, per_run = _steps_per_call(config, steps_per_epoch)
-    chief = cluster.is_chief
-    input_range = resolve_input_range(config)
-    record = config.model_record(classes, input_range)
-    _check_record(config.save_dir, record)
-    ckpt_dir = os.path.join(config.save_dir, "checkpoints")
-    hist_path = os.path.join(config.save_dir, "hist.csv")
+    return train_folder, val_folder, per_rank // config.batch
+
+
+def _say_settings(config, train_folder, val_folder, steps_per_epoch, input_range):
+    classes, cluster = train_folder.classes, config.cluster
     print("data: %d training images (%d per device), %d validation images, %d classes: %s"
-          % (len(train_folder), per_rank, len(val_folder), len(classes), ", ".join(classes[:10])), flush=True)
+          % (len(train_folder), len(train_folder) // cluster.size, len(val_folder), len(classes),
+             ", ".join(classes[:10])), flush=True)
     print("model: MobileNetV3-%s (%s variant), input %dx%d in [%s], alpha %g; %d steps per epoch of batch %d"
           % (config.model.capitalize(), config.variant, config.height, config.width, input_range, config.alpha,
              steps_per_epoch, config.batch), flush=True)
@@ -279,42 +310,36 @@ def train(config):
         config.recipe, config.learning_rate, config.batch * cluster.size), config.global_weight_decay()), flush=True)
     print("augmentation: %s" % (AUGMENTATION_TEXT[config.augmentation_style()] if config.augment else "off"),
           flush=True)
-
     print(cluster.describe(), flush=True)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(config.seed)   # same initial weights on every rank
-        config.npu.in_graph_loop = in_graph    # said on the device line
-        dp = distributed.DataParallel(cluster, npu_session.session_config(config.npu, cluster.distributed))
-        with dp.scope():
-            g = _Graph(config, train_folder, val_folder, spec, dp, steps_per_epoch, input_range,
-                       in_graph_loop=per_run if in_graph else 0)
-        sess = dp.session(graph)
-        with sess:
-            sess.run(g.init)
-            restored = checkpoints.restore_latest(g.saver, sess, ckpt_dir)
-            if restored:
-                print("resumed from %s" % restored, flush=True)
-            elif config.weights:
-                weights.load_initial(sess, config.weights, g.model_vars, config.variant, config.model, config.alpha)
-            sess.run(g.broadcast)
-            if g.average and not restored:
-                sess.run(g.average.reset_op)   # average from the starting weights, not from zero
-            train_op = npu_session.set_iterations_per_loop(sess, g.train_op, config.npu)
-            steps = {False: (train_op, g.loss, g.acc, g.learning_rate),
-                     True: (g.frozen_train_op, g.frozen_loss, g.frozen_acc, g.frozen_learning_rate)}
-            graph.finalize()
-            if chief:
-                os.makedirs(ckpt_dir, exist_ok=True)
-                with open(os.path.join(config.save_dir, MODEL_FILE), "w") as handle:
-                    json.dump(record, handle, indent=1)
-            # Every rank runs the saves (see distributed.save_dir); only rank 0's land in save_dir.
-            save_root = distributed.save_dir(cluster, config.save_dir)
-            save_dirs = [os.path.join(save_root, name) for name in ("checkpoints", "best")]
-            for directory in save_dirs:
-                checkpoints.require_writable(directory)
-            return _loop(config, sess, g, steps, steps_per_epoch, per_run, chief, save_dirs, hist_path,
-                         bool(restored))
+
+
+def _start(config, sess, g):
+    """Initialise, then resume the latest checkpoint or load --weights; all ranks start from rank 0's weights.
+    Returns whether a checkpoint was restored."""
+    sess.run(g.init)
+    restored = checkpoints.restore_latest(g.saver, sess, os.path.join(config.save_dir, "checkpoints"))
+    if restored:
+        print("resumed from %s" % restored, flush=True)
+    elif config.weights:
+        weights.load_initial(sess, config.weights, g.model_vars, config.variant, config.model, config.alpha)
+    sess.run(g.broadcast)
+    if g.average and not restored:
+        sess.run(g.average.reset_op)   # average from the starting weights, not from zero
+    return bool(restored)
+
+
+def _prepare_save_dirs(config, record):
+    """The chief writes the model record; every rank runs the saves (see distributed.save_dir), only rank 0's
+    land in save_dir. Returns [checkpoints dir, best dir]."""
+    if config.cluster.is_chief:
+        os.makedirs(os.path.join(config.save_dir, "checkpoints"), exist_ok=True)
+        with open(os.path.join(config.save_dir, MODEL_FILE), "w") as handle:
+            json.dump(record, handle, indent=1)
+    save_root = distributed.save_dir(config.cluster, config.save_dir)
+    save_dirs = [os.path.join(save_root, name) for name in ("checkpoints", "best")]
+    for directory in save_dirs:
+        checkpoints.require_writable(directory)
+    return save_dirs
 
 
 def _steps_per_call(config, steps_per_epoch):
