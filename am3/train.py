@@ -20,7 +20,7 @@ from common.errors import UserError, require
 from common.progress import Progress
 from common.step_timer import StepTimer
 from common.stop import StopRequest
-from common.tf_compat import tf
+from common.tf_compat import plain_fn, tf
 from common.train_loop import Checkpoint, Hook, TrainLoop, crosses, ordered_updates, repeat
 from datasets import fewshot_data as fsd
 
@@ -101,8 +101,8 @@ class EvalGraph(object):
         for i, split in enumerate(names):
             data = splits[split]
             sampler = _eval_sampler(cfg, splits, split, i)
-            datasets[split] = fsd.episode_dataset(sampler).map(
-                lambda s, q, lab, c, off=offset: (s, q, lab, c + off))
+            datasets[split] = fsd.episode_dataset(sampler).map(plain_fn(
+                lambda s, q, lab, c, off=offset: (s, q, lab, c + off)))
             if data.embeddings is not None:
                 tables.append(data.embeddings)
             offset += data.num_classes

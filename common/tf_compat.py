@@ -86,6 +86,13 @@ def run_on_replicas(strategy, fn, args=()):
     return run(fn, args=args)
 
 
+def plain_fn(fn):
+    """fn for tf.data's map as written, not converted by AutoGraph: our map functions use tf.cond where a tensor
+    decides, so the conversion adds nothing to their graphs, and its first use costs a process about 3 s on TF 1.15
+    (1 s on TF 2.15) of start-up."""
+    return _tf.autograph.experimental.do_not_convert(fn)
+
+
 def without_auto_shard(dataset):
     """A dataset that tf.distribute must not shard again (it was sharded by rank already)."""
     options = tf.data.Options()

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from common.errors import UserError
-from common.tf_compat import tf
+from common.tf_compat import plain_fn, tf
 
 # Leading bytes of the formats tf.io.decode_image reads.
 _MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
@@ -251,7 +251,7 @@ def train_dataset(folder, batch, height, width, augmentation=True, seed=None, sh
             return load_one(path, height, width, image_seed), label
         return decode(path, height, width), label
 
-    ds = ds.map(load, num_parallel_calls=_parallel())
+    ds = ds.map(plain_fn(load), num_parallel_calls=_parallel())
     ds = ds.apply(tf.data.experimental.ignore_errors())
     return ds.batch(batch, drop_remainder=True).prefetch(_parallel())
 
@@ -259,7 +259,7 @@ def train_dataset(folder, batch, height, width, augmentation=True, seed=None, sh
 def eval_dataset(files, labels, batch, height, width):
     """One pass in file order, the last batch padded to full size; yields (images, labels, valid mask)."""
     ds = tf.data.Dataset.from_tensor_slices((np.array(files), np.array(labels, np.int32)))
-    ds = ds.map(lambda path, label: (decode(path, height, width), label), num_parallel_calls=_parallel())
+    ds = ds.map(plain_fn(lambda path, label: (decode(path, height, width), label)), num_parallel_calls=_parallel())
     ds = ds.apply(tf.data.experimental.ignore_errors())
     ds = ds.batch(batch)
 
@@ -273,4 +273,4 @@ def eval_dataset(files, labels, batch, height, width):
         mask.set_shape([batch])
         return images, labels, mask
 
-    return ds.map(pad).prefetch(_parallel())
+    return ds.map(plain_fn(pad)).prefetch(_parallel())

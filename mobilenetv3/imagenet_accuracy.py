@@ -8,7 +8,7 @@ import numpy as np
 
 from common import checkpoints, npu_session
 from common.errors import UserError, require
-from common.tf_compat import tf
+from common.tf_compat import plain_fn, tf
 from mobilenetv3 import data, recipe, weights as W
 from mobilenetv3.model import get_spec, mobilenet_v3, network_variables
 
@@ -42,7 +42,8 @@ def eval_image(path, size, crop_fraction=CROP_FRACTION):
 
 def _dataset(files, labels, batch, size):
     ds = tf.data.Dataset.from_tensor_slices((np.array(files), np.array(labels, np.int32)))
-    ds = ds.map(lambda path, label: (eval_image(path, size), label), num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    ds = ds.map(plain_fn(lambda path, label: (eval_image(path, size), label)),
+                num_parallel_calls=tf.data.experimental.AUTOTUNE)
     ds = ds.apply(tf.data.experimental.ignore_errors()).batch(batch)
     return ds.prefetch(2)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from common.errors import UserError
 from common.progress import Progress
-from common.tf_compat import tf
+from common.tf_compat import plain_fn, tf
 
 tf1 = tf.compat.v1
 
@@ -220,9 +220,9 @@ class ImageTasks(object):
             return tf.reshape(img, [self.dim_input]), label
 
         ds = tf.data.Dataset.from_generator(generate, (tf.string, tf.int64, tf.int64), ([size], [size], [size]))
-        ds = ds.flat_map(lambda n, l, r: tf.data.Dataset.from_tensor_slices((n, l, r)))
+        ds = ds.flat_map(plain_fn(lambda n, l, r: tf.data.Dataset.from_tensor_slices((n, l, r))))
         # every task has `size` images: drop_remainder only makes that static ([B, size, D], not [B, None, D]),
         # as the device loop (iterations_per_loop) needs
-        ds = ds.map(load, num_parallel_calls=4).batch(size, drop_remainder=True)
-        ds = ds.map(lambda x, y: (x, tf.one_hot(y, self.num_classes)))
+        ds = ds.map(plain_fn(load), num_parallel_calls=4).batch(size, drop_remainder=True)
+        ds = ds.map(plain_fn(lambda x, y: (x, tf.one_hot(y, self.num_classes))))
         return ds.batch(batch, drop_remainder=True).prefetch(2)
