@@ -120,7 +120,8 @@ def markdown_table(options):
     for opt in options:
         default = "`%s`" % opt.default if default_text(opt) != "" else "–"
         meaning = short_help(opt) + (" (%s)" % ", ".join("`%s`" % c for c in opt.choices) if opt.choices else "")
-        rows.append("| `--%s` | %s | %s |" % (opt.name, default, meaning.replace("|", "\\|")))
+        meaning = meaning.replace("|", "\\|").replace("<", "\\<")     # a table cell; not an HTML tag
+        rows.append("| `--%s` | %s | %s |" % (opt.name, default, meaning))
     return "\n".join(rows)
 
 

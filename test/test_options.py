@@ -54,9 +54,9 @@ def _options(model):
 
 # ---- README tables: generated from the declarations ---------------------------------------------------------
 def test_markdown_table_shows_none_as_a_dash_the_choices_and_no_repeated_default():
-    table = markdown_table((Option("name", "str", None, "name"), Option("mode", "str", "a", "mode", ("a", "b")),
+    table = markdown_table((Option("name", "str", None, "<dir>/name"), Option("mode", "str", "a", "a|b", ("a", "b")),
                             Option("batch", "int", 32, "batch size (default 32)"))).splitlines()
-    assert table[2:] == ["| `--name` | – | name |", "| `--mode` | `a` | mode (`a`, `b`) |",
+    assert table[2:] == ["| `--name` | – | \\<dir>/name |", "| `--mode` | `a` | a\\|b (`a`, `b`) |",
                          "| `--batch` | `32` | batch size |"]
 
 
