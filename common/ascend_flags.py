@@ -4,7 +4,7 @@ absl flags, and for the wrappers' shell. Imports no TensorFlow.
     parser = argparse.ArgumentParser(); add_ascend_arguments(parser)      # argparse scripts
     define_ascend_flags(absl.flags)                                        # absl (= tf.compat.v1.flags) scripts
     options = npu_options_from(args_or_FLAGS)                              # -> common.npu_options.NpuOptions
-    python -m common.ascend_flags --shell                                  # common/ascend_wrapper.sh reads this
+    python -m common.ascend_flags --shell                                  # bash declarations (common.wrapper_flags)
 """
 import shlex
 
@@ -53,7 +53,7 @@ def shell_declarations():
 def main(argv=None):
     parser = ArgumentParser(prog="python -m common.ascend_flags", description="The Ascend flags, declared once.")
     parser.add_argument("--shell", action="store_true", required=True,
-                        help="print them as bash declarations (common/ascend_wrapper.sh reads these)")
+                        help="print them as bash declarations (common/wrapper_flags.py prints them for the wrappers)")
     parser.parse_args(argv)
     print(shell_declarations())
 

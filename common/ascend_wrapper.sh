@@ -2,7 +2,8 @@
 #
 # A wrapper sets Network, BatchSize (per device), RankSize and its flag defaults, then:
 #   source "<repo>/common/ascend_wrapper.sh"
-#   wrapper_flag data_path "source data of training"   # each --key=value flag the wrapper accepts
+#   wrapper_options <model> data_path seed ...         # the flags passing on <model>/options.py's options
+#   wrapper_flag workers "worker processes"            # each other --key=value flag the wrapper accepts
 #   wrapper_parse "$@"                                 # --help, flag parsing, output dir, log, timer
 #   extract_losses()   { log_value <model> losses "$1"; }     # one loss per line from the log file "$1"
 #   extract_accuracy() { log_value <model> accuracy "$1"; }   # the final accuracy (optional; None if undefined)
@@ -13,6 +14,8 @@
 # Data-parallel wrappers call data_parallel_route <workers> then data_parallel_run <command> instead of wrapper_run.
 # Wrappers of one model that share their flags declare them once in a file of their own (e.g.
 # mobilenetv3/test/train_flags.sh) sourced after this one; a wrapper may change a default before wrapper_parse.
+# A model option's default, kind and help line are its declaration's; a wrapper that shows another states it
+# (an assignment or wrapper_help after wrapper_options, with a comment why).
 #
 # Outputs: $OUTPUT_DIR = ${OUTPUT_ROOT:-<model>/test/output}/$ASCEND_DEVICE_ID with the full log
 # train_$ASCEND_DEVICE_ID.log, checkpoints under ckpt*/, ${CaseName}.log and train_${CaseName}_loss.txt.
@@ -58,28 +61,83 @@ flag_error() {
   exit 2
 }
 
-# Ascend flags every wrapper passes through to its script (empty: the script's own default): ASCEND_FLAGS, their
-# ASCEND_HELP and ASCEND_DEFAULTS, ASCEND_INT_FLAGS and PRECISION_PATH_FLAGS, from their one declaration
-# (common/npu_options.py), read once by a python that need not have TensorFlow.
-_flags_python="${PYTHON:-}"
-if [ -z "$_flags_python" ]; then
-  if [ -x "$REPO_DIR/.venv/bin/python" ]; then _flags_python="$REPO_DIR/.venv/bin/python"; else _flags_python=python3; fi
-fi
-if ! _declarations="$("$_flags_python" -m common.ascend_flags --shell 2>/dev/null)"; then
-  # No usable python yet (a fresh clone on a host without python3, or an unfinished .venv): build the venv the
-  # run needs anyway first, saying so (or stop with setup.sh's one line), and read them with it.
-  wrapper_python "$(basename "$WRAPPER_SCRIPT")"
-  if ! _declarations="$("$PYTHON" -m common.ascend_flags --shell)"; then
-    echo "$(basename "$WRAPPER_SCRIPT"): cannot read the Ascend flags with $PYTHON -m common.ascend_flags" >&2
+# The flags' declarations, read by one python call per wrapper start (no TensorFlow): the Ascend flags every
+# wrapper passes through to its script (ASCEND_FLAGS, their ASCEND_HELP and ASCEND_DEFAULTS, ASCEND_INT_FLAGS and
+# PRECISION_PATH_FLAGS; an empty value leaves the script's own default) from common/npu_options.py, and the model
+# options the wrapper names with wrapper_options (OPTION_*) from <model>/options.py; see common/wrapper_flags.py.
+WRAPPER_DECLARED=""
+
+wrapper_declarations() {  # [model flag[:option] ...]: evaluate common/wrapper_flags.py's bash declarations
+  # (locals start with _w: the declarations assign variables named after flags, such as model or seed)
+  local _wpy="${PYTHON:-}" _wdecl _wstatus=0 _wflag
+  if [ -z "$_wpy" ]; then
+    if [ -x "$REPO_DIR/.venv/bin/python" ]; then _wpy="$REPO_DIR/.venv/bin/python"; else _wpy=python3; fi
+  fi
+  _wdecl="$("$_wpy" -m common.wrapper_flags "$@" 2>/dev/null)" || _wstatus=$?
+  if [ "$_wstatus" = 2 ]; then   # the python ran and refused the wrapper's option names: say why
+    "$_wpy" -m common.wrapper_flags "$@" >/dev/null || true
+    echo "$(basename "$WRAPPER_SCRIPT"): its flag declarations are wrong (above)" >&2
+    exit 1
+  elif [ "$_wstatus" != 0 ]; then
+    # No usable python yet (a fresh clone on a host without python3, or an unfinished .venv): build the venv the
+    # run needs anyway first, saying so (or stop with setup.sh's one line), and read them with it.
+    wrapper_python "$(basename "$WRAPPER_SCRIPT")"
+    if ! _wdecl="$("$PYTHON" -m common.wrapper_flags "$@")"; then
+      echo "$(basename "$WRAPPER_SCRIPT"): cannot read the flag declarations with $PYTHON -m common.wrapper_flags" >&2
+      exit 1
+    fi
+  fi
+  eval "$_wdecl"
+  for _wflag in "${ASCEND_FLAGS[@]}"; do
+    printf -v "$_wflag" '%s' "${!_wflag:-}"
+  done
+  WRAPPER_DECLARED=yes
+}
+
+wrapper_options() {  # model flag[:option] ...: the wrapper's flags that pass on <model>/options.py's options
+  # Each takes the option's default (its shell variable is set now), kind and one-line help; FLAG:OPTION exposes
+  # OPTION as --FLAG. A wrapper changes a default by assigning the variable afterwards, and a help line with
+  # wrapper_help, saying why beside it. A flag the wrapper declared itself before (wrapper_flag) may be named
+  # too: --help then lists it at this place.
+  local _wmodel="$1" _wspec _wname _wi _wj=0 _wown _wdeclared=() _wflags=() _whelps=() _wkinds=()
+  shift
+  for _wspec in "$@"; do
+    if ! wrapper_flag_index "${_wspec%%:*}" >/dev/null; then _wdeclared+=("$_wspec"); fi
+  done
+  wrapper_declarations "$_wmodel" ${_wdeclared[@]+"${_wdeclared[@]}"}
+  for _wi in "${!WRAPPER_FLAGS[@]}"; do   # the wrapper's earlier flags not named here keep their place
+    case " ${*%%:*} " in *" ${WRAPPER_FLAGS[$_wi]} "*) continue ;; esac
+    _wflags+=("${WRAPPER_FLAGS[$_wi]}"); _whelps+=("${WRAPPER_HELP[$_wi]}"); _wkinds+=("${WRAPPER_KIND[$_wi]}")
+  done
+  for _wspec in "$@"; do
+    _wname="${_wspec%%:*}"
+    if _wown=$(wrapper_flag_index "$_wname"); then
+      _wflags+=("$_wname"); _whelps+=("${WRAPPER_HELP[$_wown]}"); _wkinds+=("${WRAPPER_KIND[$_wown]}")
+    else
+      _wflags+=("$_wname"); _whelps+=("${OPTION_HELP[$_wj]}"); _wkinds+=("${OPTION_KIND[$_wj]}")
+      printf -v "$_wname" '%s' "${OPTION_DEFAULT[$_wj]}"
+      _wj=$((_wj + 1))
+    fi
+  done
+  WRAPPER_FLAGS=("${_wflags[@]}"); WRAPPER_HELP=("${_whelps[@]}"); WRAPPER_KIND=("${_wkinds[@]}")
+}
+
+wrapper_flag_index() {  # name: print the index of the wrapper's flag --name; status 1 if it has none
+  local _wi
+  for _wi in "${!WRAPPER_FLAGS[@]}"; do
+    if [ "${WRAPPER_FLAGS[$_wi]}" = "$1" ]; then echo "$_wi"; return 0; fi
+  done
+  return 1
+}
+
+wrapper_help() {  # name "help text": the wrapper's own --help line for a flag (say why beside it)
+  local _wi
+  if ! _wi=$(wrapper_flag_index "$1"); then
+    echo "$(basename "$WRAPPER_SCRIPT"): wrapper_help: no flag --$1 declared before" >&2
     exit 1
   fi
-fi
-eval "$_declarations"
-unset _flags_python _declarations
-for _flag in "${ASCEND_FLAGS[@]}"; do
-  printf -v "$_flag" '%s' "${!_flag:-}"
-done
-unset _flag
+  WRAPPER_HELP[$_wi]="$2"
+}
 
 wrapper_usage() {
   echo "usage: $(basename "$WRAPPER_SCRIPT") [--flag=value ...]"
@@ -99,6 +157,7 @@ wrapper_usage() {
 
 wrapper_parse() {
   local arg key value known i
+  if [ -z "$WRAPPER_DECLARED" ]; then wrapper_declarations; fi   # a wrapper without model options
   for arg in "$@"; do
     case "$arg" in
       -h|--help) wrapper_usage; exit 0 ;;

@@ -1,16 +1,24 @@
 """Options declared once: name, kind, default, one-line help (and choices). Everything a user sees of an option
-derives from its declaration: argparse or absl flags, the wrappers' flag names, the README's table.
+derives from its declaration: argparse or absl flags, the wrappers' flags (common/wrapper_flags.py), the
+README's table.
 
     OPTIONS = (Option("seed", "int", 1, "graph-level random seed"), ...)
     add_arguments(parser, OPTIONS)       # argparse scripts
     define_flags(absl.flags, OPTIONS)    # absl / tf.flags scripts
     values(args_or_FLAGS, OPTIONS)       # -> {name: value}
+    python -m common.options --markdown MODEL     # the README table of <model>/options.py
+    python -m common.options --write              # ... written into each model README between its markers
 
 This module imports no TensorFlow: `--help` of every entry script answers without loading it.
 """
 import argparse
 import collections
+import importlib
+import os
+import re
 import sys
+
+from common.errors import ArgumentParser, UserError, main_guard
 
 KINDS = ("str", "int", "float", "bool")
 
@@ -94,15 +102,88 @@ def names(options):
     return [opt.name for opt in options]
 
 
+def short_help(opt):
+    """The help without a closing "(default X)" that repeats the declared default: a wrapper's --help line and the
+    README's table show the default beside it."""
+    suffix = " (default %s)" % opt.default
+    return opt.help[:-len(suffix)] if opt.help.endswith(suffix) else opt.help
+
+
+def default_text(opt):
+    """The default as a table or a shell variable writes it: '' for none."""
+    return "" if opt.default is None else str(opt.default)
+
+
 def markdown_table(options):
-    """The README's table of `options`: flag, default, meaning."""
+    """The README's table of `options`: flag, default (– for none), meaning (and the choices)."""
     rows = ["| flag | default | meaning |", "|---|---|---|"]
     for opt in options:
-        rows.append("| `--%s` | `%s` | %s |" % (opt.name, opt.default, opt.help.replace("|", "\\|")))
+        default = "`%s`" % opt.default if default_text(opt) != "" else "–"
+        meaning = short_help(opt) + (" (%s)" % ", ".join("`%s`" % c for c in opt.choices) if opt.choices else "")
+        meaning = meaning.replace("|", "\\|").replace("<", "\\<")     # a table cell; not an HTML tag
+        rows.append("| `--%s` | %s | %s |" % (opt.name, default, meaning))
     return "\n".join(rows)
+
+
+MODELS = ("am3", "mtnet", "mobilenetv3", "swa")
+
+
+def model_options(model):
+    """OPTIONS of <model>/options.py (which imports no TensorFlow)."""
+    if model not in MODELS:
+        raise ValueError("no model %r (one of %s)" % (model, ", ".join(MODELS)))
+    return importlib.import_module(model + ".options").OPTIONS
+
+
+# A README's generated table sits between these lines; `--write` replaces what is between them.
+_BLOCK = re.compile(r"(<!-- flags:begin (\w+) -->\n)(.*?)(<!-- flags:end -->)", re.S)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def readme_tables(text):
+    """[(model, table text)] of the marked blocks of a README."""
+    return [(match.group(2), match.group(3).rstrip("\n")) for match in _BLOCK.finditer(text)]
+
+
+def with_tables(text):
+    """The README text with each marked block holding its model's generated table."""
+    return _BLOCK.sub(lambda m: m.group(1) + markdown_table(model_options(m.group(2))) + "\n" + m.group(4), text)
+
+
+def model_readmes():
+    return [os.path.join(REPO, model, "README.md") for model in MODELS]
 
 
 def _check_names(options, defaults):
     unknown = set(defaults) - set(names(options))
     if unknown:
         raise ValueError("not options here: %s" % ", ".join(sorted(unknown)))
+
+
+@main_guard
+def main(argv=None):
+    parser = ArgumentParser(prog="python -m common.options",
+                            description="The models' options, declared once in <model>/options.py.")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--markdown", choices=MODELS, help="print the README table of this model's options")
+    what.add_argument("--write", nargs="*", metavar="README",
+                      help="rewrite the tables between '<!-- flags:begin MODEL -->' and '<!-- flags:end -->' "
+                      "in these files (default: every model's README.md)")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(model_options(args.markdown)))
+        return
+    for path in args.write or model_readmes():
+        if not os.path.isfile(path):
+            raise UserError("no file %s" % path)
+        with open(path) as handle:
+            text = handle.read()
+        new = with_tables(text)
+        if new != text:
+            with open(path, "w") as handle:
+                handle.write(new)
+            print("wrote the flag tables of %s" % os.path.relpath(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,5 @@
 """MobileNetV3's training options, declared once: train_cls.py's flags and config-file keys and
-trainer.TrainConfig's defaults come from OPTIONS (a test checks the README's table and the wrappers' defaults
-against it). No TensorFlow here.
+trainer.TrainConfig's defaults, the README's table and the wrappers' flags come from OPTIONS. No TensorFlow here.
 
 On the command line every option defaults to "not given" (a --config file fills the rest), so a help text shows
 the declared default through "{default}".

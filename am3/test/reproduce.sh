@@ -6,10 +6,13 @@
 set -euo pipefail
 Network="AM3_reproduce"
 variants=""
-upstream_eval=""
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
 source "$REPO_DIR/common/reproduce_wrapper.sh"
 wrapper_flag variants "rows to run: comma-separated of protonet++, AM3_protonet++, tadam, AM3_TADAM (default all)"
-wrapper_flag upstream_eval "True: also test the TADAM-based rows as upstream did (FiLM off; see am3/README.md)"
+wrapper_options am3 upstream_eval            # am3/options.py's, passed on by common/reproduce.py
+upstream_eval=""                             # empty: not passed on (each row's own setting)
+# This wrapper's --help words (unchanged since before the declarations: the wrappers' --help is the contract);
+# here the flag adds rows rather than changing how each is tested.
+wrapper_help upstream_eval "True: also test the TADAM-based rows as upstream did (FiLM off; see am3/README.md)"
 REPRODUCE_FLAGS=(variants upstream_eval)
 reproduce_main am3 "$@"

@@ -4,17 +4,17 @@
 set -euo pipefail
 Network="AM3_ID1260_for_TensorFlow"
 BatchSize=145                    # images per step: 5 tasks x (5-way 1-shot support + 24 queries)
-data_path=""
-train_steps=30000
-num_cases_test=50000             # test queries (episodes of eval_batch_size queries); upstream default
-eval_batch_size=100              # queries per validation and test episode; upstream default
-num_filters=64                   # backbone width (64: the paper's ResNet-12)
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
-wrapper_flag data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
-wrapper_flag train_steps "training steps" int
-wrapper_flag num_cases_test "query images of the final test" int
-wrapper_flag eval_batch_size "query images per validation and test episode (lower it for small test classes)" int
-wrapper_flag num_filters "filters of the first backbone block" int
+# AM3_TADAM.py's options (am3/options.py): their defaults (the paper's 64-filter ResNet-12, upstream's 30000
+# steps, 50000 test queries in episodes of 100) and kinds; --train_steps is its --number_of_steps.
+wrapper_options am3 data_path train_steps:number_of_steps num_cases_test eval_batch_size num_filters
+# This wrapper's --help words (unchanged since before the declarations: the wrappers' --help is the contract);
+# they say what the seed configuration does with each.
+wrapper_help data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
+wrapper_help train_steps "training steps"
+wrapper_help num_cases_test "query images of the final test"
+wrapper_help eval_batch_size "query images per validation and test episode (lower it for small test classes)"
+wrapper_help num_filters "filters of the first backbone block"
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_full_1p.sh: --data_path is required" >&2; exit 2; fi
 

@@ -5,13 +5,15 @@ set -euo pipefail
 Network="AM3_ID1260_for_TensorFlow"
 BatchSize=145                    # images per step: 5 tasks x (5-way 1-shot support + 24 queries)
 TasksPerStep=5
-data_path=""
-train_steps=20
-num_filters=64                   # backbone width (64: the paper's ResNet-12)
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/common/ascend_wrapper.sh"
-wrapper_flag data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
-wrapper_flag train_steps "training steps (the first few are warm-up, left out of the timing)" int
-wrapper_flag num_filters "filters of the first backbone block" int
+# AM3_TADAM.py's options (am3/options.py): their defaults and kinds except as stated below; --train_steps is its
+# --number_of_steps.
+wrapper_options am3 data_path train_steps:number_of_steps num_filters
+train_steps=20                   # a performance run times steps, not convergence
+# This wrapper's --help words (unchanged since before the declarations: the wrappers' --help is the contract).
+wrapper_help data_path "folder with few-shot-*.npz (or its parent holding mini-imagenet/)"
+wrapper_help train_steps "training steps (the first few are warm-up, left out of the timing)"
+wrapper_help num_filters "filters of the first backbone block"
 wrapper_parse "$@"
 if [ -z "$data_path" ]; then echo "train_performance_1p.sh: --data_path is required" >&2; exit 2; fi
 

@@ -7,7 +7,7 @@ source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/train_flags.sh"
 max_step=60                  # the first 5 are warm-up
 epochs=1000000               # a performance run measures steps, not convergence: max_step ends it
-patience=0
+patience=0                   # no early stopping: max_step ends it
 wrapper_parse "$@"
 if [ -z "$modeldir" ]; then modeldir="$OUTPUT_DIR/ckpt_perf"; rm -rf "$modeldir"; fi
 train_flags_args

@@ -5,30 +5,31 @@
 Network="MTnet_for_TensorFlow"
 BatchSize=4                    # meta_batch_size: tasks per step (and device)
 FPS_UNIT=tasks
-datasource=sinusoid
+# main.py's options (mtnet/options.py): their kinds, and their defaults and help lines except as stated below.
+wrapper_options mtnet data_path datasource train_steps:metatrain_iterations meta_batch_size meta_lr update_lr \
+  update_batch_size norm use_T use_M share_M seed
+# The Ascend seed configuration (10-shot sinusoid MT-net, 60000 iterations), not main.py's upstream defaults:
 train_steps=60000
 meta_batch_size=4
-meta_lr=0.001
 update_lr=0.01
 update_batch_size=10
 norm=None
 use_T=True
 use_M=True
 share_M=True
-seed=1
-data_path=""                   # the ModelZoo flag: unused by the regression tasks the seeds run
-wrapper_flag data_path "image root (omniglot/miniimagenet only; the seeds' sinusoid and polynomial tasks are generated)"
-wrapper_flag datasource "sinusoid or polynomial"
-wrapper_flag train_steps "meta-training iterations" int
-wrapper_flag meta_batch_size "tasks per step (on each device)" int
-wrapper_flag meta_lr "Adam learning rate of the outer loop" number
-wrapper_flag update_lr "inner-loop step size" number
-wrapper_flag update_batch_size "K, support points per task" int
-wrapper_flag norm "batch_norm, layer_norm or None"
-wrapper_flag use_T "learn the transformations T (T-net, MT-net)"
-wrapper_flag use_M "learn the masks M (MT-net)"
-wrapper_flag share_M "one mask bit per unit"
-wrapper_flag seed "graph random seed (data parallel: rank r adds 1000 * r for its tasks and masks)" int
+# This wrapper's --help words (unchanged since before the declarations: the wrappers' --help is the contract);
+# most name what the seed configuration does with the option.
+wrapper_help data_path "image root (omniglot/miniimagenet only; the seeds' sinusoid and polynomial tasks are generated)"
+wrapper_help datasource "sinusoid or polynomial"
+wrapper_help train_steps "meta-training iterations"
+wrapper_help meta_batch_size "tasks per step (on each device)"
+wrapper_help update_lr "inner-loop step size"
+wrapper_help update_batch_size "K, support points per task"
+wrapper_help norm "batch_norm, layer_norm or None"
+wrapper_help use_T "learn the transformations T (T-net, MT-net)"
+wrapper_help use_M "learn the masks M (MT-net)"
+wrapper_help share_M "one mask bit per unit"
+wrapper_help seed "graph random seed (data parallel: rank r adds 1000 * r for its tasks and masks)"
 
 extract_losses()   { log_value mtnet losses "$1"; }     # mtnet/log_lines.py
 extract_accuracy() { log_value mtnet accuracy "$1"; }   # test MSE, 10 steps

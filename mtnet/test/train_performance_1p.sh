@@ -5,7 +5,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/seed_config.sh"
-train_steps=2000
+train_steps=2000               # a performance run times steps, not convergence
 wrapper_parse "$@"
 rm -rf "$OUTPUT_DIR/ckpt_perf"
 wrapper_cost_note mtnet train_steps="$train_steps" meta_batch_size="$meta_batch_size"

@@ -6,6 +6,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../common/ascend_wrapper.sh"
 source "$HERE/train_flags.sh"
+# A performance run times steps, not accuracy: fewer epochs, averaging from the middle on.
 train_epochs=10
 swa_start=5
 wrapper_parse "$@"
