@@ -1,18 +1,30 @@
 """MT-net's published numbers (Lee & Choi, ICML 2018, arXiv 1801.05558), each naming its table and row.
 
-Only numbers read at a source are here: the MT-net rows of Omniglot 1-shot (99.5, 96.2) and miniImageNet
-(51.70), as the paper's entries on public benchmark listings give them. Every other cell is None, printed as "-"
-with the table and row to read it in: a number written from memory could be wrong. Their 95% intervals
-were not read at a source: left out.
+Only numbers read at a stored source are here, and a cell's source string says where:
+- MT-net's Omniglot 5- and 20-way 1-shot (99.5, 96.2) and miniImageNet 5-way 1-shot (51.70) values, as public
+  benchmark listings of the paper give them (sotaverified.org's page of the paper lists all three).
+- The 95% interval of that miniImageNet cell, 1.84, as two listings give it beside 51.70 in their miniImageNet
+  5-way 1-shot column: the MT-net entry of cainiaomyf/FSL-Insight's Optimization.md, and a public summary of the
+  CAVIA paper's miniImageNet table, which quotes MT-net.
+- T-net's miniImageNet 5-way 1-shot value, 50.86, as a user quotes the paper in yoonholee/MT-net issue #5 (a single
+  source, no interval).
+Every other cell is None, printed as "-" with the table and row to read it in: the paper's own tables (the
+sinusoid MSEs, the MAML rows, the other T-net cells and intervals) were not readable at any stored source, and a number
+written from memory could be wrong. For the same reason the table numbers below (sinusoid Table 1, classification
+Table 2) and which sine-frequency range the paper's sinusoid table used are not confirmed at a source; upstream's
+data generator (yoonholee/MT-net) draws the frequency from [0.8, 1.2], which is what the reproduction uses.
 """
 from common.reproduce import Paper
 
 ARXIV = "arXiv 1801.05558"
+LISTED = "as public benchmark listings of the paper give it"
+# The miniImageNet interval's two stored sources (see the module docstring).
+MINI_CI = "the 95% CI as cainiaomyf/FSL-Insight Optimization.md and a CAVIA-paper summary list it"
 
 
-def _row(table, row, value=None, ci=None):
-    note = "as public benchmark listings of the paper give it" if value is not None else \
-        "not read at the source here: see the paper"
+def _row(table, row, value=None, ci=None, where=LISTED):
+    """A cell of the paper's table; value None: not read at a source here, so not quoted."""
+    note = where if value is not None else "not read at the source here: see the paper"
     return Paper(value, ci, "%s, row %s (%s); %s" % (table, row, ARXIV, note))
 
 
@@ -29,8 +41,10 @@ CLASSIFICATION = {
     ("omniglot", 5, 5, "MAML"): _row("Table 2", "MAML, Omniglot 5-way 5-shot"),
     ("omniglot", 20, 5, "MAML"): _row("Table 2", "MAML, Omniglot 20-way 5-shot"),
     ("miniimagenet", 5, 1, "MAML"): _row("Table 2", "MAML, miniImageNet 5-way 1-shot"),
-    ("miniimagenet", 5, 1, "T-net"): _row("Table 2", "T-net, miniImageNet 5-way 1-shot"),
-    ("miniimagenet", 5, 1, "MT-net"): _row("Table 2", "MT-net, miniImageNet 5-way 1-shot", 51.70),
+    ("miniimagenet", 5, 1, "T-net"): _row("Table 2", "T-net, miniImageNet 5-way 1-shot", 50.86,
+                                          where="as a user quotes the paper in yoonholee/MT-net issue #5"),
+    ("miniimagenet", 5, 1, "MT-net"): _row("Table 2", "MT-net, miniImageNet 5-way 1-shot", 51.70, 1.84,
+                                           LISTED + ", " + MINI_CI),
 }
 
 

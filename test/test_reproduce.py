@@ -201,6 +201,21 @@ def test_mtnet_reproduce_quick_omniglot(tmp_path):
     assert one_shot["paper"] == 99.5 and 0 <= one_shot["measured"] <= 100
 
 
+def test_every_quoted_paper_number_says_where_it_was_read():
+    """A paper cell is quoted only with the stored source it was read at; an interval never without its value."""
+    from am3 import paper as am3_paper
+    from mtnet import paper as mtnet_paper
+    cells = [cell for row in am3_paper.ACCURACY.values() for cell in row.values()]
+    cells += list(mtnet_paper.SINUSOID.values()) + list(mtnet_paper.CLASSIFICATION.values())
+    for cell in cells:
+        assert cell.ci is None or cell.value is not None, cell
+        unread = "not read at the source" in cell.source
+        assert unread == (cell.value is None), cell
+        assert unread or "; as " in cell.source, cell               # names the listing the value came from
+    quoted = [cell for cell in cells if cell.ci is not None]
+    assert quoted and all("95% CI as " in cell.source for cell in quoted)
+
+
 # ---- MobileNetV3 -----------------------------------------------------------------------------------------------
 def imagenet_folder(root, classes=3, per_class=2):
     """val/<wnid>/*.JPEG of random sizes (landscape and portrait), as ImageNet's validation folder: smooth random
