@@ -6,10 +6,8 @@ Only numbers read at a stored source are here, and a cell's source string says w
 - The 95% interval of that miniImageNet cell, 1.84, as two listings give it beside 51.70 in their miniImageNet
   5-way 1-shot column: the MT-net entry of cainiaomyf/FSL-Insight's Optimization.md, and a public summary of the
   CAVIA paper's miniImageNet table, which quotes MT-net.
-- T-net's miniImageNet 5-way 1-shot value, 50.86, as a user quotes the paper in yoonholee/MT-net issue #5 (a single
-  source, no interval).
 Every other cell is None, printed as "-" with the table and row to read it in: the paper's own tables (the
-sinusoid MSEs, the MAML rows, the other T-net cells and intervals) were not readable at any stored source, and a number
+sinusoid MSEs, the T-net and MAML rows, the other intervals) were not readable at any stored source, and a number
 written from memory could be wrong. For the same reason the table numbers below (sinusoid Table 1, classification
 Table 2) and which sine-frequency range the paper's sinusoid table used are not confirmed at a source; upstream's
 data generator (yoonholee/MT-net) draws the frequency from [0.8, 1.2], which is what the reproduction uses.
@@ -41,8 +39,7 @@ CLASSIFICATION = {
     ("omniglot", 5, 5, "MAML"): _row("Table 2", "MAML, Omniglot 5-way 5-shot"),
     ("omniglot", 20, 5, "MAML"): _row("Table 2", "MAML, Omniglot 20-way 5-shot"),
     ("miniimagenet", 5, 1, "MAML"): _row("Table 2", "MAML, miniImageNet 5-way 1-shot"),
-    ("miniimagenet", 5, 1, "T-net"): _row("Table 2", "T-net, miniImageNet 5-way 1-shot", 50.86,
-                                          where="as a user quotes the paper in yoonholee/MT-net issue #5"),
+    ("miniimagenet", 5, 1, "T-net"): _row("Table 2", "T-net, miniImageNet 5-way 1-shot"),
     ("miniimagenet", 5, 1, "MT-net"): _row("Table 2", "MT-net, miniImageNet 5-way 1-shot", 51.70, 1.84,
                                            LISTED + ", " + MINI_CI),
 }
