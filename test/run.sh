@@ -21,4 +21,16 @@ cd "$repo"
 # This checkout's modules first: a venv made by another checkout's setup.sh would otherwise test that one's code.
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 unset VENV   # it chose the venv that runs the tests; left set, the setup tests' setup.sh would build into it
-exec "$venv/bin/python" -m pytest "$@"
+# The default selection runs on up to 4 cores (pytest-xdist, tests handed out as workers free up): most of a test's
+# time is one Python thread building graphs and starting scripts. A marker selection (-m slow: the benchmarks,
+# which must not share the machine; -m ascend: one device) or an explicit -n / -p no:xdist runs as given.
+workers=()
+parallel=yes
+for arg in "$@"; do
+  case "$arg" in -m*|-n*|--numprocesses*|-p) parallel=no ;; esac
+done
+cores="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+if [ "$parallel" = yes ] && [ "$cores" -gt 1 ] && "$venv/bin/python" -c "import xdist" 2>/dev/null; then
+  workers=(-n "$(( cores < 4 ? cores : 4 ))" --dist worksteal)
+fi
+exec "$venv/bin/python" -m pytest ${workers[@]+"${workers[@]}"} "$@"
