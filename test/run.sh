@@ -29,7 +29,7 @@ parallel=yes
 for arg in "$@"; do
   case "$arg" in -m*|-n*|--numprocesses*|-p) parallel=no ;; esac
 done
-cores="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+cores="$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"   # nproc: the CPUs this process may use
 if [ "$parallel" = yes ] && [ "$cores" -gt 1 ] && "$venv/bin/python" -c "import xdist" 2>/dev/null; then
   workers=(-n "$(( cores < 4 ? cores : 4 ))" --dist worksteal)
 fi

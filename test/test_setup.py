@@ -270,3 +270,23 @@ def test_the_test_command_on_a_fresh_clone_builds_the_venv_first(tmp_path):
     proc = _sh(["bash", "test/run.sh", "--version"], repo, dict(env, VENV=".venv-tf2"))
     assert proc.returncode == 1 and proc.stdout.splitlines() == [
         "run.sh: no working venv at .venv-tf2: build it first, e.g. 'VENV=.venv-tf2 bash setup.sh' (--tf2, --newest)"]
+
+
+def test_the_suite_spreads_over_the_cores_but_a_marker_selection_runs_in_one_process(tmp_path):
+    """test/run.sh adds pytest-xdist's -n (up to 4 workers) to the default selection only: the benchmarks
+    (-m slow) must not share the machine, and an explicit -n or -p is the user's."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"     # venv_ready's check and `import xdist` pass; pytest prints its arguments
+    python.write_text('#!/bin/sh\ncase "$1" in -c) exit 0 ;; esac\necho "$@"\n')
+    python.chmod(0o755)
+    env = dict(os.environ, VENV=str(venv))
+    cores = int(subprocess.check_output(["nproc"]))   # what run.sh counts
+    expected = "-m pytest -n %d --dist worksteal" % min(cores, 4) if cores > 1 else "-m pytest"
+
+    def args(*given):
+        return _sh(["bash", os.path.join(REPO, "test", "run.sh")] + list(given), tmp_path, env).stdout.strip()
+    assert args("-k", "seed") == expected + " -k seed"
+    assert args("-m", "slow") == "-m pytest -m slow"
+    assert args("-n", "0", "test/test_mtnet.py") == "-m pytest -n 0 test/test_mtnet.py"
+    assert args("-p", "no:xdist") == "-m pytest -p no:xdist"
