@@ -195,12 +195,18 @@ def make_image_folder(root, per_class, size=40, seed=0, classes=("cat", "dog")):
     return str(root)
 
 
-@pytest.fixture(scope="module")
-def image_data(tmp_path_factory):
-    """data/train (16 images a class, plus a text file and a truncated JPEG) and data/validation (4 a class)."""
-    root = tmp_path_factory.mktemp("mnv3_data")
+def make_image_data(root):
+    """`root/train` (16 images a class) and `root/validation` (4 a class), images only; returns str(root)."""
     make_image_folder(root / "train", 16)
     make_image_folder(root / "validation", 4, seed=1)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory):
+    """make_image_data's folders, plus a text file and a truncated JPEG in train (the loader's skipping)."""
+    root = tmp_path_factory.mktemp("mnv3_data")
+    make_image_data(root)
     (root / "train" / "cat" / "notes.txt").write_text("not an image")
     whole = (root / "train" / "dog" / "1.jpg").read_bytes()
     (root / "train" / "dog" / "truncated.jpg").write_bytes(whole[:len(whole) // 3])
