@@ -236,22 +236,55 @@ def train_and_evaluate(config):
     """Train the SWA run (and the SGD baseline), print and return the test accuracies and epoch times."""
     config.validate()
     precision.derandomise(config, (("shuffle", False, "Keras's per-epoch shuffling"),), config.npu)
+    train, test = _data(config)
+    results, sets = _bayes_accuracies(config, test)
+    batches = _batch_count(len(train[0]), config.batch_size)
+    _fresh_session(config)
+    swa_model = _compiled(config)
+    initial = swa_model.get_weights()
+    if config.baseline:
+        results.update(_sgd_run(config, _compiled(config, initial), train, sets, batches))
+    swa_results, timer = _swa_run(config, swa_model, train, sets, batches)
+    results.update(swa_results)
+    if config.baseline:
+        results["epoch_time_overhead"] = results["epoch_time_swa"] / results["epoch_time_sgd"] - 1.0
+    _print_results(config, results)
+    timer.summary()
+    print("results: %s" % results_json(results), flush=True)
+    return results
+
+
+def _batch_count(points, batch_size):
+    return -(-points // batch_size)
+
+
+def _data(config):
+    """The blobs as (training, test) points, printing their sizes; on Ascend whole training batches only."""
     (x, y) = data.make_blobs(config.num_samples, seed=config.data_seed)
     train, test = data.split(x, y, config.test_fraction)
-    batches = -(-len(train[0]) // config.batch_size)
     print("data: %d training and %d test points, %d batches of up to %d per epoch"
-          % (len(train[0]), len(test[0]), batches, config.batch_size), flush=True)
-    train = _whole_batches(train, config.batch_size)
-    batches = -(-len(train[0]) // config.batch_size)
+          % (len(train[0]), len(test[0]), _batch_count(len(train[0]), config.batch_size), config.batch_size),
+          flush=True)
+    return _whole_batches(train, config.batch_size), test
+
+
+def _bayes_accuracies(config, test):
+    """The nearest true centre's accuracies, and the sets every model is evaluated on: the test points and, with
+    --population_samples, fresh points of the same blobs. Returns (results, {set name: (x, y)})."""
     centres = data.blob_centers(seed=config.data_seed)
     results = {"test_size": len(test[0]),
                "test_accuracy_bayes": data.nearest_centre_accuracy(test[0], test[1], centres)}
-    population = None
+    sets = {"test": test}
     if config.population_samples:
         # Another seed than the data set's, so these points are new draws from the same blobs.
         population = data.sample_blobs(config.population_samples, centres, seed=config.data_seed + 7919)
         results["population_accuracy_bayes"] = data.nearest_centre_accuracy(population[0], population[1], centres)
+        sets["population"] = population
+    return results, sets
 
+
+def _fresh_session(config):
+    """An empty graph and Keras session, seeded, so a run's initial weights depend on --seed alone."""
     if not config.eager:
         tf.compat.v1.reset_default_graph()
     tf.keras.backend.clear_session()
@@ -262,60 +295,70 @@ def train_and_evaluate(config):
     else:
         npu_session.keras_session(config.npu)
 
-    def compiled(initial=None):
-        model = build_model()
-        looped = config.npu.iterations_per_loop
-        model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["acc"], **({"steps_per_execution": looped} if looped > 1 else {}))
-        if initial is not None:
-            model.set_weights(initial)
-        return model
 
-    swa_model = compiled()
-    initial = swa_model.get_weights()
-    sub = (lambda name: os.path.join(config.model_dir, name)) if config.model_dir else (lambda name: "")
+def _compiled(config, initial=None):
+    """The classifier compiled with plain SGD at --learning_rate, from the weights `initial` if given."""
+    model = build_model()
+    looped = config.npu.iterations_per_loop
+    model.compile(optimizer=tf.keras.optimizers.SGD(config.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["acc"], **({"steps_per_execution": looped} if looped > 1 else {}))
+    if initial is not None:
+        model.set_weights(initial)
+    return model
 
-    if config.baseline:
-        sgd_model = compiled(initial)
-        sgd_timer = StepTimer(config.batch_size, unit="samples", log_every=0)
-        _same_batch_order(config)
-        sgd_events = _Events(sub("sgd"), batches, sgd_model)
-        sgd_times, _ = _fit("sgd", sgd_model, config, train, sgd_timer, model_dir=sub("sgd"), events=sgd_events)
-        results["test_accuracy_sgd"] = _accuracy(sgd_model, test[0], test[1], config.batch_size)
-        sgd_events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_sgd"]})
-        if population:
-            results["population_accuracy_sgd"] = _accuracy(sgd_model, population[0], population[1],
-                                                           config.batch_size)
-        results["epoch_time_sgd"] = _median(sgd_times[1:])
 
+def _run_dir(config, name):
+    """The run's checkpoint and events folder under --model_dir ("": none)."""
+    return os.path.join(config.model_dir, name) if config.model_dir else ""
+
+
+def _accuracies(model, sets, run, batch_size):
+    """`<set>_accuracy_<run>` of the model on each evaluation set."""
+    return {"%s_accuracy_%s" % (name, run): _accuracy(model, x, y, batch_size) for name, (x, y) in sets.items()}
+
+
+def _sgd_run(config, model, train, sets, batches):
+    """Train the SGD baseline; returns its accuracies and median epoch time."""
+    timer = StepTimer(config.batch_size, unit="samples", log_every=0)
+    _same_batch_order(config)
+    events = _Events(_run_dir(config, "sgd"), batches, model)
+    times, _ = _fit("sgd", model, config, train, timer, model_dir=_run_dir(config, "sgd"), events=events)
+    results = _accuracies(model, sets, "sgd", config.batch_size)
+    events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_sgd"]})
+    results["epoch_time_sgd"] = _median(times[1:])
+    return results
+
+
+def _swa_run(config, model, train, sets, batches):
+    """Train the SWA run; returns its results (the averaged model's and its last SGD iterate's accuracies, BN
+    statistics gap, median epoch time, the callback's share of the time) and its step timer."""
     swa = SWA(start_epoch=config.swa_start, lr_schedule=config.lr_schedule, swa_lr=config.swa_lr,
               swa_lr2=config.swa_lr2, swa_freq=config.swa_freq, verbose=1)
     timer = StepTimer(config.batch_size, unit="samples", log_every=0)
     t0 = time.perf_counter()
     _same_batch_order(config)
-    swa_events = _Events(sub("swa"), batches, swa_model, swa)
-    swa_times, last_iterate = _fit("swa", swa_model, config, train, timer, swa=swa, model_dir=sub("swa"),
-                                   events=swa_events)
-    results["swa_callback_share"] = swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)
-    results["test_accuracy_swa"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
-    swa_events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_swa"]})      # the averaged model's
-    if population:
-        results["population_accuracy_swa"] = _accuracy(swa_model, population[0], population[1], config.batch_size)
-    results["bn_statistics_error"] = _bn_statistics_error(swa_model, train[0])
+    events = _Events(_run_dir(config, "swa"), batches, model, swa)
+    times, last_iterate = _fit("swa", model, config, train, timer, swa=swa, model_dir=_run_dir(config, "swa"),
+                               events=events)
+    results = {"swa_callback_share": swa.hook_seconds / max(time.perf_counter() - t0, 1e-9)}
+    results.update(_accuracies(model, sets, "swa", config.batch_size))
+    events.final(config.train_epochs, {"test_accuracy": results["test_accuracy_swa"]})      # the averaged model's
+    results["bn_statistics_error"] = _bn_statistics_error(model, train[0])
     # Epoch times of training epochs only: not the first (graph warm-up), not SWA's BN pass.
-    results["epoch_time_swa"] = _median(swa_times[1:-1] if getattr(swa, "has_bn", False) else swa_times[1:])
+    results["epoch_time_swa"] = _median(times[1:-1] if getattr(swa, "has_bn", False) else times[1:])
     if last_iterate is not None:
-        final = swa_model.get_weights()
-        swa_model.set_weights(last_iterate)
-        results["test_accuracy_swa_last_iterate"] = _accuracy(swa_model, test[0], test[1], config.batch_size)
-        if population:
-            results["population_accuracy_swa_last_iterate"] = _accuracy(swa_model, population[0], population[1],
-                                                                        config.batch_size)
-        swa_model.set_weights(final)
+        final = model.get_weights()
+        model.set_weights(last_iterate)
+        results.update(_accuracies(model, sets, "swa_last_iterate", config.batch_size))
+        model.set_weights(final)
+    return results, timer
 
+
+def _print_results(config, results):
+    """The final accuracy lines, the BN statistics gap and the epoch times' overhead."""
     print(log_lines.FINAL.format(swa=results["test_accuracy_swa"], sgd=results.get("test_accuracy_sgd"),
                                  swa_run_last_iterate=results.get("test_accuracy_swa_last_iterate")), flush=True)
-    if population:
+    if config.population_samples:
         print("accuracy on %d fresh points of the same blobs: swa=%.5f%s%s bayes=%.5f" % (
             config.population_samples, results["population_accuracy_swa"],
             " sgd=%.5f" % results["population_accuracy_sgd"] if "population_accuracy_sgd" in results else "",
@@ -325,14 +368,10 @@ def train_and_evaluate(config):
     print("SWA model's BN statistics vs the training data under its weights: max abs gap %.2e"
           % results["bn_statistics_error"], flush=True)
     if config.baseline:
-        overhead = results["epoch_time_swa"] / results["epoch_time_sgd"] - 1.0
-        results["epoch_time_overhead"] = overhead
         print("median epoch time: sgd=%.4fs swa=%.4fs (%+.1f%%)"
-              % (results["epoch_time_sgd"], results["epoch_time_swa"], 100.0 * overhead), flush=True)
+              % (results["epoch_time_sgd"], results["epoch_time_swa"], 100.0 * results["epoch_time_overhead"]),
+              flush=True)
     print("time in the SWA callback: %.2f%% of the SWA run" % (100.0 * results["swa_callback_share"]), flush=True)
-    timer.summary()
-    print("results: %s" % results_json(results), flush=True)
-    return results
 
 
 def results_json(results):

@@ -1,9 +1,12 @@
-"""Shared fixtures: the fake npu_bridge, running the project's scripts in a subprocess, and the tiny data sets
-(AM3's few-shot npz, MobileNetV3's image folders) several test files use."""
+"""Shared fixtures: the fake npu_bridge, running the project's scripts in a subprocess, a fake model behind the
+Ascend wrapper library, and the tiny data sets (AM3's few-shot npz, MobileNetV3's image folders) several test files
+use."""
 import json
 import os
+import stat
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -86,6 +89,66 @@ def rank_table(tmp_path, devices, name="rank_table.json"):
     return str(path)
 
 
+# ---- a fake model behind common/ascend_wrapper.sh (its summary, flags, logs) -----------------------------------
+FAKE_TRAIN = textwrap.dedent("""\
+    import sys
+    args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+    print("args:", sorted(args.items()))
+    if args.get("finished") == "1":   # a rerun on a checkpoint that already reached its steps
+        print("nothing to train: checkpoint already at step 40")
+        print("accuracy_sources: 0.875")
+        print("step_time_summary: mean_dt=nan steps=0 warmup=0 throughput=0.00 images/s")
+        sys.exit(0)
+    if args.get("finished") == "lost":   # no step time and no reason: the summary must fail
+        sys.exit(0)
+    if args.get("finished") == "warmup":   # trained, but every step was a warm-up step: none timed
+        print("step 1 loss : 2.50")
+        print("accuracy_sources: 0.5")
+        print("step_time_summary: mean_dt=nan steps=0 warmup=3 throughput=0.00 images/s")
+        sys.exit(0)
+    if args.get("finished") == "never":   # a long start-up: a stop kills it before it could save
+        print("starting", flush=True)
+        import time
+        time.sleep(120)
+    for step, loss in enumerate([2.5, 1.5, 0.75], 1):
+        print("step %d loss : %.2f" % (step, loss))
+    print("accuracy_sources: 0.875")
+    print("step_time_summary: mean_dt=0.250000 steps=40 warmup=5 throughput=128.00 images/s")
+    sys.exit(int(args.get("exit_code", "0")))
+""")
+
+FAKE_WRAPPER = textwrap.dedent("""\
+    #!/usr/bin/env bash
+    set -euo pipefail
+    Network=FakeNet_for_TensorFlow
+    BatchSize=32
+    data_path=""
+    exit_code=0
+    finished=0
+    source "{repo}/common/ascend_wrapper.sh"
+    wrapper_flag data_path "source data of training"
+    wrapper_flag exit_code "exit status of the fake training"
+    wrapper_flag finished "1: nothing left to train; lost: no step time; warmup: none timed; never: sleeps"
+    wrapper_parse "$@"
+    extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
+    extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
+    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished"
+    wrapper_summary acc
+""")
+
+
+@pytest.fixture
+def fake_model(tmp_path):
+    """A model folder with a fake training script and its common/ascend_wrapper.sh wrapper, test/train_full_1p.sh."""
+    model = tmp_path / "fakemodel"
+    (model / "test").mkdir(parents=True)
+    (model / "fake_train.py").write_text(FAKE_TRAIN)
+    script = model / "test" / "train_full_1p.sh"
+    script.write_text(FAKE_WRAPPER.format(repo=REPO))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return model
+
+
 # ---- tiny data sets several test files train on ----------------------------------------------------------------
 # AM3's tiny configuration: a 2-block backbone, 3-way 1-shot tasks, validation and a checkpoint every 2 steps.
 AM3_TINY = ["--num_filters=4", "--num_blocks=2", "--num_units_in_block=1", "--num_max_pools=2", "--cbn_num_layers=2",
@@ -132,12 +195,18 @@ def make_image_folder(root, per_class, size=40, seed=0, classes=("cat", "dog")):
     return str(root)
 
 
-@pytest.fixture(scope="module")
-def image_data(tmp_path_factory):
-    """data/train (16 images a class, plus a text file and a truncated JPEG) and data/validation (4 a class)."""
-    root = tmp_path_factory.mktemp("mnv3_data")
+def make_image_data(root):
+    """`root/train` (16 images a class) and `root/validation` (4 a class), images only; returns str(root)."""
     make_image_folder(root / "train", 16)
     make_image_folder(root / "validation", 4, seed=1)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory):
+    """make_image_data's folders, plus a text file and a truncated JPEG in train (the loader's skipping)."""
+    root = tmp_path_factory.mktemp("mnv3_data")
+    make_image_data(root)
     (root / "train" / "cat" / "notes.txt").write_text("not an image")
     whole = (root / "train" / "dog" / "1.jpg").read_bytes()
     (root / "train" / "dog" / "truncated.jpg").write_bytes(whole[:len(whole) // 3])

@@ -1,70 +1,11 @@
 """common/ascend_wrapper.sh driven by a tiny fake model: summary lines, case log, FPS, exit status."""
 import os
 import re
-import stat
 import sys
-import textwrap
 
 import pytest
 
 from conftest import REPO, run, script_env
-
-FAKE_TRAIN = textwrap.dedent("""\
-    import sys
-    args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
-    print("args:", sorted(args.items()))
-    if args.get("finished") == "1":   # a rerun on a checkpoint that already reached its steps
-        print("nothing to train: checkpoint already at step 40")
-        print("accuracy_sources: 0.875")
-        print("step_time_summary: mean_dt=nan steps=0 warmup=0 throughput=0.00 images/s")
-        sys.exit(0)
-    if args.get("finished") == "lost":   # no step time and no reason: the summary must fail
-        sys.exit(0)
-    if args.get("finished") == "warmup":   # trained, but every step was a warm-up step: none timed
-        print("step 1 loss : 2.50")
-        print("accuracy_sources: 0.5")
-        print("step_time_summary: mean_dt=nan steps=0 warmup=3 throughput=0.00 images/s")
-        sys.exit(0)
-    if args.get("finished") == "never":   # a long start-up: a stop kills it before it could save
-        print("starting", flush=True)
-        import time
-        time.sleep(120)
-    for step, loss in enumerate([2.5, 1.5, 0.75], 1):
-        print("step %d loss : %.2f" % (step, loss))
-    print("accuracy_sources: 0.875")
-    print("step_time_summary: mean_dt=0.250000 steps=40 warmup=5 throughput=128.00 images/s")
-    sys.exit(int(args.get("exit_code", "0")))
-""")
-
-WRAPPER = textwrap.dedent("""\
-    #!/usr/bin/env bash
-    set -euo pipefail
-    Network=FakeNet_for_TensorFlow
-    BatchSize=32
-    data_path=""
-    exit_code=0
-    finished=0
-    source "{repo}/common/ascend_wrapper.sh"
-    wrapper_flag data_path "source data of training"
-    wrapper_flag exit_code "exit status of the fake training"
-    wrapper_flag finished "1: nothing left to train; lost: no step time; warmup: none timed; never: sleeps"
-    wrapper_parse "$@"
-    extract_losses() {{ grep -o 'loss : [0-9.]*' "$1" | awk '{{print $3}}'; }}
-    extract_accuracy() {{ grep -o 'accuracy_sources: [0-9.]*' "$1" | awk '{{print $2}}'; }}
-    wrapper_run "$PYTHON" fake_train.py --data_dir="$data_path" --exit_code="$exit_code" --finished="$finished"
-    wrapper_summary acc
-""")
-
-
-@pytest.fixture
-def fake_model(tmp_path):
-    model = tmp_path / "fakemodel"
-    (model / "test").mkdir(parents=True)
-    (model / "fake_train.py").write_text(FAKE_TRAIN)
-    script = model / "test" / "train_full_1p.sh"
-    script.write_text(WRAPPER.format(repo=REPO))
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return model
 
 
 def test_summary_lines_case_log_and_fps(fake_model, tmp_path):

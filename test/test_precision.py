@@ -16,7 +16,6 @@ from common import fallback, npu_session, precision, precision_compare
 from common.errors import UserError
 from common.tf_compat import tf
 from conftest import REPO, run, run_python
-from test_ascend_wrapper import fake_model  # noqa: F401  (fixture)
 
 STACKS = {"tf1": os.path.join(REPO, ".venv", "bin", "python"), "tf2": os.path.join(REPO, ".venv-tf2", "bin", "python")}
 # MindStudio "Dump File Naming Conventions": {op_name}.{output_index}.{timestamp}.npy, op_name in [A-Za-z0-9_-],
@@ -490,7 +489,7 @@ def test_a_script_off_ascend_refuses_a_control_in_one_line():
     assert "Traceback" not in proc.stdout
 
 
-def test_wrappers_pass_the_precision_flags_with_absolute_paths(fake_model, tmp_path):  # noqa: F811
+def test_wrappers_pass_the_precision_flags_with_absolute_paths(fake_model, tmp_path):
     (tmp_path / "fusion.json").write_text("{}")
     proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh"), "--reference_dump=dumps",
                 "--reference_dump_step=3", "--deterministic=True", "--fusion_switch_file=fusion.json",

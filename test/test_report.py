@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run, run_python, script_env
-from test_ascend_wrapper import fake_model  # noqa: F401  (the fixture: a wrapper whose log has no known losses)
 
 MTNET_PERF = os.path.join(REPO, "mtnet", "test", "train_performance_1p.sh")
 SWA_FULL = os.path.join(REPO, "swa", "test", "train_full_1p.sh")
@@ -255,7 +254,8 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert report("--compare", a, a).returncode == 0
 
 
-def test_a_failing_report_is_one_warning_and_the_run_still_passes(fake_model, tmp_path):  # noqa: F811
+def test_a_failing_report_is_one_warning_and_the_run_still_passes(fake_model, tmp_path):
+    # conftest's fake model: a wrapper whose log has no loss lines the report knows
     proc = run(["bash", str(fake_model / "test" / "train_full_1p.sh")], OUTPUT_ROOT=tmp_path / "out")
     warnings = [line for line in proc.stdout.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "warning: no report written (error: no loss lines in" in warnings[0]
