@@ -85,7 +85,7 @@ def configure(config, options):
         config.inter_op_parallelism_threads = 1
         os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
         # TensorFlow's graph optimizer merges identical ops (CSE), and which of two twins it kept changed from run
-        # to run, and with it the tensors a dump holds (SWA's BN Switch, 1 run in 4): off, with its constant folding.
+        # to run, and with it the tensors a dump holds (SWA's BN Switch, ~1 run in 3): off, with its constant folding.
         optimizer = config.graph_options.optimizer_options
         optimizer.opt_level = optimizer.L0
         optimizer.do_common_subexpression_elimination = False
