@@ -60,7 +60,7 @@ def test_markdown_table_shows_none_as_a_dash_the_choices_and_no_repeated_default
                          "| `--batch` | `32` | batch size |"]
 
 
-@pytest.mark.parametrize("readme", ["mtnet/README.md", "mobilenetv3/README.md", "swa/README.md"])
+@pytest.mark.parametrize("readme", ["am3/README.md", "mtnet/README.md", "mobilenetv3/README.md", "swa/README.md"])
 def test_readme_flag_table_is_the_generated_one(readme):
     """Each model README's flag table is `python -m common.options --write`'s output for its declarations: a
     hand edit of the table, or of a declaration without rewriting the table, fails here."""
