@@ -8,12 +8,27 @@ defaults. Imports no TensorFlow; common/ascend_wrapper.sh evaluates the output o
 """
 import shlex
 
-from common.ascend_flags import shell_declarations
 from common.errors import ArgumentParser, UserError, main_guard
+from common.npu_options import ASCEND_FLAGS, NOT_IN_WRAPPERS, PATH_FLAGS
 from common.options import MODELS, default_text, model_options, short_help
 
 # The wrapper's check of a value (check_flag_kind in common/ascend_wrapper.sh) for each declared kind.
 SHELL_KINDS = {"int": "int", "float": "number", "str": "text", "bool": "text"}
+
+
+def bash_array(name, items):
+    return "%s=(%s)" % (name, " ".join(shlex.quote(str(item)) for item in items))
+
+
+def ascend_declarations():
+    """Bash arrays of the wrappers' Ascend flags: names, help lines and defaults (index for index), the
+    int-valued and the path-valued ones."""
+    flags = [opt for opt in ASCEND_FLAGS if opt.name not in NOT_IN_WRAPPERS]
+    return "\n".join([bash_array("ASCEND_FLAGS", [opt.name for opt in flags]),
+                      bash_array("ASCEND_HELP", [opt.help for opt in flags]),
+                      bash_array("ASCEND_DEFAULTS", [opt.default if opt.default != "" else "none" for opt in flags]),
+                      bash_array("ASCEND_INT_FLAGS", [opt.name for opt in flags if opt.kind == "int"]),
+                      bash_array("PRECISION_PATH_FLAGS", PATH_FLAGS)])
 
 
 def option_declarations(model, specs):
@@ -27,11 +42,7 @@ def option_declarations(model, specs):
         if opt is None:
             raise UserError("%s/options.py declares no option %r" % (model, name or flag))
         rows.append((flag, short_help(opt), SHELL_KINDS[opt.kind], default_text(opt)))
-
-    def array(name, column):
-        return "%s=(%s)" % (name, " ".join(shlex.quote(row[column]) for row in rows))
-
-    return "\n".join(array(name, i) for i, name in enumerate(
+    return "\n".join(bash_array(name, [row[i] for row in rows]) for i, name in enumerate(
         ("OPTION_FLAGS", "OPTION_HELP", "OPTION_KIND", "OPTION_DEFAULT")))
 
 
@@ -43,7 +54,7 @@ def main(argv=None):
     parser.add_argument("options", nargs="*", metavar="FLAG[:OPTION]",
                         help="the model options the wrapper takes, under its flag name FLAG (default: the option's)")
     args = parser.parse_args(argv)
-    lines = [shell_declarations()]
+    lines = [ascend_declarations()]
     if args.model:
         lines.append(option_declarations(args.model, args.options))
     print("\n".join(lines))

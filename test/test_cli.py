@@ -64,7 +64,7 @@ def test_an_abbreviated_flag_is_unknown_not_another_flag(script):
 # Every entry script: each file with `if __name__ == "__main__"` outside test/ (test_every_entry_script_is_listed).
 ENTRY_SCRIPTS = SCRIPTS + ["mobilenetv3/imagenet_eval.py", "datasets/prepare_mtnet_data.py", "-m common.npu_check",
                            "-m common.precision", "-m common.reproduce", "-m common.run_cost",
-                           "-m common.ascend_flags", "-m common.log_lines", "-m common.wrapper_flags",
+                           "-m common.log_lines", "-m common.wrapper_flags",
                            "-m common.options"]
 
 # Runs a script (or -m module) with every import of TensorFlow, Keras and npu_bridge failing.
