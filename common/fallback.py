@@ -85,11 +85,9 @@ def configure(config, options):
         config.inter_op_parallelism_threads = 1
         os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
         # TensorFlow's graph optimizer merges identical ops (CSE), and which of two twins it kept changed from run
-        # to run, and with it the tensors a dump holds (SWA's BN Switch, ~1 run in 3): off, with its constant folding.
-        optimizer = config.graph_options.optimizer_options
-        optimizer.opt_level = optimizer.L0
-        optimizer.do_common_subexpression_elimination = False
-        optimizer.do_constant_folding = False
+        # to run, and with it the tensors a dump holds (SWA's BN Switch, ~1 run in 3): L0 turns off CSE and
+        # constant folding (L1, the default, turns both on; their own switches only add to a level).
+        config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
     if tf_compat.onednn_build():
         # oneDNN's OpenMP threads spin 200 ms after each op by default, starving the tf.data threads that share
         # the cores: MobileNetV3 training ran at half speed on 2 cores. Read when OpenMP starts (first oneDNN op).
